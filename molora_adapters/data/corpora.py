@@ -1,0 +1,1 @@
+"""Loaders for the OIE training corpora (filled in by the OIE-task work)."""

@@ -1,0 +1,1 @@
+"""LLM-generated multilingual training data (translate, then annotate)."""

@@ -1,0 +1,105 @@
+"""Shared offline fixtures: tiny random BERT / XLM-R models and a tokenizer trained in-process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+DATA = Path(__file__).parent / "data"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+TINY_VOCAB = 1000
+
+
+def tiny_config(model_type: str = "bert", **overrides):
+    """A tiny random config (2 layers, hidden 32) of ``model_type`` ("bert" or "xlm-roberta")."""
+    from transformers import BertConfig, XLMRobertaConfig
+
+    cls = {"bert": BertConfig, "xlm-roberta": XLMRobertaConfig}[model_type]
+    kw = dict(
+        vocab_size=TINY_VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    if model_type == "xlm-roberta":
+        kw.update(pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+    kw.update(overrides)
+    return cls(**kw)
+
+
+def tiny_adapter_model(model_type: str = "bert", seed: int = 0, **overrides):
+    """A tiny randomly initialised ``AutoAdapterModel`` with our plugin registered."""
+    import molora_adapters  # noqa: F401
+    from adapters import AutoAdapterModel
+
+    torch.manual_seed(seed)
+    model = AutoAdapterModel.from_config(tiny_config(model_type, **overrides))
+    model.eval()
+    return model
+
+
+@pytest.fixture(params=["bert", "xlm-roberta"])
+def model_type(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def tiny_model(model_type):
+    return tiny_adapter_model(model_type)
+
+
+@pytest.fixture(scope="session")
+def multilingual_sentences() -> list[str]:
+    return [s for s in (DATA / "multilingual_sentences.txt").read_text(encoding="utf-8").splitlines() if s]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(multilingual_sentences, tmp_path_factory):
+    """An XLM-R-style Unigram tokenizer trained in-process on the shipped multilingual sentences."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, decoders, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=TINY_VOCAB, special_tokens=specials, unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator(multilingual_sentences * 3, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
+        model_max_length=128,
+    )
+    path = tmp_path_factory.mktemp("tiny_tok")
+    fast.save_pretrained(path)
+    return fast
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("MOLORA_RUN_SLOW", "0") not in ("1", "true", "yes"):
+        return
+    # With MOLORA_RUN_SLOW set nothing is deselected; markers still allow `-m "not slow"`.
