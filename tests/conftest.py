@@ -98,8 +98,3 @@ def tiny_tokenizer(multilingual_sentences, tmp_path_factory):
     fast.save_pretrained(path)
     return fast
 
-
-def pytest_collection_modifyitems(config, items):
-    if os.environ.get("MOLORA_RUN_SLOW", "0") not in ("1", "true", "yes"):
-        return
-    # With MOLORA_RUN_SLOW set nothing is deselected; markers still allow `-m "not slow"`.
