@@ -1,5 +1,6 @@
 """Mixture-of-LoRA: the ``Mixture`` composition block, its config, routers, losses and model API."""
 
+from .analysis import RoutingStatistics, collect_routing_statistics
 from .composition import Mixture
 from .config import Granularity, MixtureConfig
 from .layer import sparse_top_k_gates
@@ -17,6 +18,8 @@ __all__ = sorted(
         "MixtureRouterLoader",
         "MixtureRouters",
         "Router",
+        "RoutingStatistics",
+        "collect_routing_statistics",
         "language_supervision_loss",
         "load_balancing_loss",
         "mixture_parameters",

@@ -6,12 +6,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +16,7 @@ from adapters.configuration.adapter_config import MTLLoRAConfig
 from adapters.methods.lora import LoRALinear, LoRAMergedLinear
 from torch import nn
 
+from ..utils.io import atomic_directory
 from .composition import Mixture, default_mixture_name
 from .config import MixtureConfig
 from .loading import MIXTURE_CONFIG_NAME, MixtureRouterLoader
@@ -43,26 +40,6 @@ def _lora_problem(config: Any) -> str | None:
     if isinstance(config.vera_d, float) or isinstance(config.vera_b, float):
         return "VeRA experts are not supported"
     return None
-
-
-@contextlib.contextmanager
-def atomic_output_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling directory that replaces ``path`` only once everything was written."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-        backup = None
-        if final.exists():
-            backup = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, backup)
-        os.replace(tmp, final)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class MixtureModelMixin:
@@ -276,7 +253,7 @@ class MixtureModelMixin:
         """
         routers = self._get_mixture_routers(name)
         head = self._resolve_head(name, with_head)
-        with atomic_output_dir(save_directory) as tmp:
+        with atomic_directory(save_directory) as tmp:
             for expert in routers.config.experts:
                 kwargs = {"with_head": False} if hasattr(self, "heads") else {}
                 self.save_adapter(str(tmp / expert), expert, meta_dict=meta_dict, use_safetensors=use_safetensors, **kwargs)
