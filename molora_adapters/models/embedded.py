@@ -239,6 +239,8 @@ def _cache_problem(directory: Path, source_sha256: str, *, full: bool) -> str | 
     if not isinstance(files, dict) or "model.safetensors" not in files or "config.json" not in files:
         return "manifest lists no model files"
     for rel, meta in files.items():
+        if not isinstance(meta, dict):
+            return f"manifest entry for `{rel}` is malformed"
         path = directory / rel
         try:
             size = path.stat().st_size
