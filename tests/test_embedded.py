@@ -396,9 +396,8 @@ def test_real_conversion_cached_and_loads(e5_dir, e5_tokenizer, monkeypatch):
         "bert", 12, 384, 250_037,
     )  # fmt: skip
     assert len(e5_tokenizer) == 250_002 and e5_tokenizer.unk_token_id == 3
-    assert (
-        e5_tokenizer("Hallo Welt")["input_ids"][0] == 0 and e5_tokenizer("Hallo Welt")["input_ids"][-1] == 2
-    )
+    ids = e5_tokenizer("Hallo Welt")["input_ids"]
+    assert (ids[0], ids[-1]) == (e5_tokenizer.bos_token_id, e5_tokenizer.eos_token_id) == (0, 2)
     args = _cli_args(cache_dir=None)
     assert models_cli.run(args) == 0
 

@@ -33,6 +33,7 @@ __all__ = [
     "TensorDType",
     "TensorEntry",
     "dequantize_q4_0",
+    "hf_bert_name",
 ]
 
 MAGIC = b"E5S1"
