@@ -1,0 +1,277 @@
+"""CaRB (Bhardwaj et al., EMNLP 2019): binary lenient tuple match and the official PR curve.
+
+Reimplemented from the paper and the observable behaviour of the official tool (dair-iitd/CaRB,
+``carb.py`` + ``matcher.py``); no code was copied. Every quirk that changes numbers is kept on purpose
+and commented with "official:".
+
+Cost: matching is per sentence (gold x predicted of that sentence), the curve is accumulated with
+difference arrays over the global thresholds, so scoring is linear in the number of sentences and
+predictions (the official tool recomputes every sentence for every threshold index range).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .rows import ExtractionRow, normalize_key
+
+BE_FORMS = ("be", "is", "am", "are", "was", "were", "been", "being")
+# official: substring test on the raw gold relation ("unsaid" counts as "said").
+SAID_VERBS = ("said", "told", "added", "adds", "says")
+
+
+class _Prepared:
+    """Word multisets of one tuple with arguments 2.. folded into one object."""
+
+    __slots__ = ("rel", "rel_n", "args", "args_n", "rev_args", "rev_args_n", "said")
+
+    def __init__(self, relation: str, args: Sequence[str]) -> None:
+        rel_words = relation.split()
+        self.rel = Counter(rel_words)
+        self.rel_n = len(rel_words)
+        if len(args) >= 2:
+            folded = [args[0].split(), " ".join(args[1:]).split()]
+            reverse = [folded[1], folded[0]]
+        else:
+            folded = [a.split() for a in args]
+            reverse = None
+        self.args = [Counter(w) for w in folded]
+        self.args_n = [len(w) for w in folded]
+        self.rev_args = None if reverse is None else [Counter(w) for w in reverse]
+        self.rev_args_n = None if reverse is None else [len(w) for w in reverse]
+        self.said = any(v in relation for v in SAID_VERBS)
+
+
+def _overlap(a: Counter, b: Counter) -> int:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(min(c, b[w]) for w, c in a.items() if w in b)
+
+
+def _lenient(gold: _Prepared, pred_rel: Counter, pred_rel_n: int, pred_args: list[Counter],
+             pred_args_n: list[int]) -> tuple[float, float]:
+    matched = _overlap(gold.rel, pred_rel)
+    # official: one leftover predicted "be" matches any form of "be" in the gold relation
+    if pred_rel.get("be", 0) > gold.rel.get("be", 0) and any(f in gold.rel for f in BE_FORMS):
+        matched += 1
+    if matched == 0:
+        return (0.0, 0.0)
+    p_num = r_num = matched
+    p_den, r_den = pred_rel_n, gold.rel_n
+    for i, g in enumerate(gold.args):
+        r_den += gold.args_n[i]
+        if i >= len(pred_args):
+            if i < 2:
+                return (0.0, 0.0)
+            continue
+        p_den += pred_args_n[i]
+        m = _overlap(g, pred_args[i])
+        p_num += m
+        r_num += m
+    return (p_num / p_den if p_den else 0.0, r_num / r_den if r_den else 0.0)
+
+
+def carb_match(gold: _Prepared, pred: _Prepared) -> tuple[float, float]:
+    """``(precision, recall)`` of one predicted tuple against one gold tuple (binary lenient match)."""
+    straight = _lenient(gold, pred.rel, pred.rel_n, pred.args, pred.args_n)
+    if not gold.said or pred.rev_args is None:
+        return straight
+    reverse = _lenient(gold, pred.rel, pred.rel_n, pred.rev_args, pred.rev_args_n)
+    return max(straight, reverse)  # official: tuple comparison, precision first
+
+
+def match_tuples(gold_relation: str, gold_args: Sequence[str], relation: str, args: Sequence[str]) -> tuple[float, float]:
+    """Convenience wrapper of :func:`carb_match` on raw strings.
+
+    Args:
+        gold_relation (`str`): gold relation.
+        gold_args (`Sequence[str]`): gold ``(arg0, arg1, ...)``.
+        relation (`str`): predicted relation.
+        args (`Sequence[str]`): predicted ``(arg0, arg1, ...)``.
+    """
+    return carb_match(_Prepared(gold_relation, gold_args), _Prepared(relation, args))
+
+
+def group_sentences(rows: Sequence[ExtractionRow], *, strip: bool, merge_duplicates: bool = False
+                    ) -> tuple[dict[str, list[ExtractionRow]], int]:
+    """Group rows by sentence string, then re-key by :func:`normalize_key`.
+
+    official: when two different sentence strings share a key the later group *replaces* the earlier
+    one (the key keeps its first position). ``merge_duplicates=True`` concatenates them instead.
+
+    Returns:
+        ``(groups, n_replaced_rows)``: the groups and how many rows were dropped by replacement.
+    """
+    raw: dict[str, list[ExtractionRow]] = {}
+    for r in rows:
+        raw.setdefault(r.sentence.strip() if strip else r.sentence, []).append(r)
+    out: dict[str, list[ExtractionRow]] = {}
+    dropped = 0
+    for sentence, group in raw.items():
+        key = normalize_key(sentence)
+        if key in out:
+            if merge_duplicates:
+                out[key] = out[key] + group
+                continue
+            dropped += len(out[key])
+        out[key] = group
+    return out, dropped
+
+
+@dataclass
+class CurveResult:
+    """PR curve and summary of one CaRB-style evaluation (thresholds ascending)."""
+
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    best_index: int | None
+    auc: float
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> tuple[float, float, float]:
+        if self.best_index is None:
+            return (0.0, 0.0, 0.0)
+        p, r = float(self.precision[self.best_index]), float(self.recall[self.best_index])
+        return p, r, f1(p, r)
+
+
+def f1(p: float, r: float) -> float:
+    """Harmonic mean; 0 when ``p + r == 0`` (the official tool yields NaN there, see the docs)."""
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
+def trapezoid_auc(recall: Sequence[float], precision: Sequence[float]) -> float:
+    """Absolute trapezoid area under ``precision(recall)`` (as ``sklearn.metrics.auc`` on monotone x)."""
+    x = np.asarray(recall, dtype=np.float64)
+    y = np.asarray(precision, dtype=np.float64)
+    if x.size < 2:
+        return 0.0
+    return float(abs((np.diff(x) * (y[1:] + y[:-1]) / 2.0).sum()))
+
+
+def _sentence_levels(scores_p: np.ndarray, scores_r: np.ndarray, confs: np.ndarray):
+    """Per distinct confidence of one sentence (descending): (conf, precision numerator, recall numerator,
+    number kept). ``scores_*`` are gold x predicted."""
+    n_gold, n_pred = scores_p.shape
+    order = np.argsort(-confs, kind="stable")
+    rank = np.empty(n_pred, dtype=np.int64)
+    rank[order] = np.arange(n_pred)
+    sorted_confs = confs[order]
+    # recall: best recall of each gold row over the kept (a prefix of `order`) predictions
+    cum_r = np.maximum.accumulate(scores_r[:, order], axis=1)  # (gold, pred)
+    # greedy one-to-one matching by precision, ties -> lowest gold row, then lowest prediction index
+    gi, pj = np.nonzero(scores_p > 0)
+    vals = scores_p[gi, pj]
+    pairs = sorted(zip((-vals).tolist(), gi.tolist(), pj.tolist()))
+    pair_rank = [(rank[j], i, j, -v) for v, i, j in pairs]
+    levels = []
+    ends = np.nonzero(np.r_[sorted_confs[1:] != sorted_confs[:-1], True])[0]
+    for end in ends:
+        k = int(end) + 1
+        used_g: set[int] = set()
+        used_p: set[int] = set()
+        p_num = 0.0
+        for rk, i, j, v in pair_rank:
+            if rk >= k or i in used_g or j in used_p:
+                continue
+            used_g.add(i)
+            used_p.add(j)
+            p_num += v
+            if len(used_g) == n_gold:
+                break
+        r_num = 0.0
+        for i in range(n_gold):
+            r_num += float(cum_r[i, k - 1])
+        levels.append((float(sorted_confs[end]), p_num, r_num, k))
+    return levels
+
+
+def carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[ExtractionRow], *,
+               merge_duplicates: bool = False, exact_order: bool = False) -> CurveResult:
+    """Score predictions against CaRB gold with the official semantics.
+
+    Args:
+        gold_rows (`Sequence[ExtractionRow]`): gold tuples (context args already removed).
+        pred_rows (`Sequence[ExtractionRow]`): predicted tuples in file order.
+        merge_duplicates (`bool`, *optional*, defaults to `False`): merge groups whose sentences share a
+            normalised key instead of letting the later one replace the earlier (official behaviour).
+        exact_order (`bool`, *optional*, defaults to `False`): add every sentence's contribution to every
+            threshold index in the official order, so each curve point is bit-identical to the official
+            tool (cost O(sentences x thresholds)). The default difference-array accumulation is linear and
+            differs only by float rounding (about 1e-13).
+    """
+    gold, gold_dropped = group_sentences(gold_rows, strip=True, merge_duplicates=merge_duplicates)
+    pred, pred_dropped = group_sentences(pred_rows, strip=False, merge_duplicates=merge_duplicates)
+    # official: thresholds are all distinct confidences of the (re-keyed) predictions, gold or not
+    thresholds = np.array(sorted({r.confidence for g in pred.values() for r in g}), dtype=np.float64)
+    n_t = thresholds.size
+    d_p = np.zeros(n_t + 1)
+    d_pl = np.zeros(n_t + 1)
+    d_r = np.zeros(n_t + 1)
+    e_p, e_pl, e_r = np.zeros(n_t), np.zeros(n_t), np.zeros(n_t)
+    n_gold_total = 0
+    matched_sentences = 0
+    for key, g_rows in gold.items():
+        n_gold_total += len(g_rows)
+        p_rows = pred.get(key)
+        if not p_rows:
+            continue
+        matched_sentences += 1
+        gp = [_Prepared(r.relation, r.args) for r in g_rows]
+        pp = [_Prepared(r.relation, r.args) for r in p_rows]
+        sp = np.zeros((len(gp), len(pp)))
+        sr = np.zeros((len(gp), len(pp)))
+        for i, g in enumerate(gp):
+            for j, p in enumerate(pp):
+                sp[i, j], sr[i, j] = carb_match(g, p)
+        confs = np.array([r.confidence for r in p_rows], dtype=np.float64)
+        prev = 0
+        # ascending confidence: the kept set for global threshold indices (prev, idx(conf)] is {>= conf}
+        for conf, p_num, r_num, k in reversed(_sentence_levels(sp, sr, confs)):
+            c = int(np.searchsorted(thresholds, conf))
+            if exact_order:
+                e_p[prev : c + 1] += p_num
+                e_pl[prev : c + 1] += k
+                e_r[prev : c + 1] += r_num
+                prev = c + 1
+                continue
+            d_p[prev] += p_num
+            d_p[c + 1] -= p_num
+            d_pl[prev] += k
+            d_pl[c + 1] -= k
+            d_r[prev] += r_num
+            d_r[c + 1] -= r_num
+            prev = c + 1
+    if exact_order:
+        p_sum, pl, r_sum = e_p, e_pl, e_r
+    else:
+        p_sum = np.cumsum(d_p)[:n_t]
+        pl = np.rint(np.cumsum(d_pl)[:n_t])
+        r_sum = np.cumsum(d_r)[:n_t]
+    precision = np.where(pl > 0, p_sum / np.where(pl > 0, pl, 1), 1.0)
+    recall = r_sum / n_gold_total if n_gold_total else np.zeros(n_t)
+    if n_t:
+        f1s = np.array([f1(p, r) for p, r in zip(precision.tolist(), recall.tolist())])
+        best = int(np.argmax(f1s))  # official: first of tied maxima
+        auc = trapezoid_auc(np.r_[recall, 0.0], np.r_[precision, 1.0])
+    else:
+        best, auc = None, 0.0
+    n_pred_in_gold = sum(len(pred[k]) for k in pred if k in gold)
+    stats = {
+        "gold_sentences": len(gold),
+        "gold_tuples": n_gold_total,
+        "predicted_sentences": len(pred),
+        "predictions": sum(len(v) for v in pred.values()),
+        "matched_sentences": matched_sentences,
+        "unknown_sentences": sum(1 for k in pred if k not in gold),
+        "unknown_predictions": sum(len(v) for v in pred.values()) - n_pred_in_gold,
+        "replaced_gold_tuples": gold_dropped,
+        "replaced_predictions": pred_dropped,
+    }
+    return CurveResult(thresholds, precision, recall, best, auc, stats)
