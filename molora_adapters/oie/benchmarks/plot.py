@@ -40,8 +40,8 @@ def plot_pr_curves(results: Mapping[str, dict], path: str | os.PathLike, *, titl
             name = f"{label} (F1 {res['f1']:.3f}" + (f", AUC {auc:.3f})" if auc is not None else ")")
             curve = res.get("curve") or {}
             if curve.get("recall"):
-                pts = sorted(zip(curve["recall"], curve["precision"]), key=lambda x: x[0])
-                ax.plot([r for r, _ in pts], [p for _, p in pts], label=name)
+                # points in threshold order, so ties in recall keep their order along the curve
+                ax.plot(curve["recall"], curve["precision"], label=name)
             else:
                 ax.scatter([res["recall"]], [res["precision"]], label=name)
         ax.set_xlabel("Recall")
