@@ -102,12 +102,12 @@ def main() -> None:
         entry = {
             "predictions": len(sys_rows), "thresholds": int(r.thresholds.size),
             "f1": r.best[2], "auc": r.auc,
-            "fast_exact_order_s": _best_of(lambda: carb_curve(gold_zh, sys_rows, exact_order=True), repeat),
-            "fast_linear_s": _best_of(lambda: carb_curve(gold_zh, sys_rows, exact_order=False), repeat),
+            "fast_exact_order_s": _best_of(lambda s=sys_rows: carb_curve(gold_zh, s, exact_order=True), repeat),
+            "fast_linear_s": _best_of(lambda s=sys_rows: carb_curve(gold_zh, s, exact_order=False), repeat),
         }
         if k == 0:
             sub = range(0, int(r.thresholds.size), max(1, int(r.thresholds.size) // 10))
-            t_ref = _best_of(lambda: reference_carb_curve(gold_zh, sys_rows, thresholds_subset=sub), 1)
+            t_ref = _best_of(lambda s=sys_rows, t=sub: reference_carb_curve(gold_zh, s, thresholds_subset=t), 1)
             entry["naive_subset_thresholds"] = len(sub)
             entry["naive_subset_s"] = t_ref
             entry["naive_extrapolated_s"] = t_ref * r.thresholds.size / len(sub)
@@ -125,8 +125,8 @@ def main() -> None:
         p_sub = [p for p in systems[0] if p.sentence in keep]
         scaling.append({
             "fraction": frac, "sentences": len(keep), "predictions": len(p_sub),
-            "exact_order_s": _best_of(lambda: carb_curve(g_sub, p_sub, exact_order=True), repeat),
-            "linear_s": _best_of(lambda: carb_curve(g_sub, p_sub, exact_order=False), repeat),
+            "exact_order_s": _best_of(lambda g=g_sub, p=p_sub: carb_curve(g, p, exact_order=True), repeat),
+            "linear_s": _best_of(lambda g=g_sub, p=p_sub: carb_curve(g, p, exact_order=False), repeat),
         })
     zh["scaling"] = scaling
     results["carb_zh_synthetic"] = zh
@@ -136,7 +136,8 @@ def main() -> None:
     for lang in ("en", "de", "zh"):
         rows = read_benchie(os.path.join(TEST_DATA, f"m2oie_{lang}_explicit.txt"))
         score_benchie(rows, lang=lang)  # parse + cache the gold
-        bench[lang] = {"predictions": len(rows), "score_s": _best_of(lambda: score_benchie(rows, lang=lang), repeat)}
+        bench[lang] = {"predictions": len(rows),
+                       "score_s": _best_of(lambda r=rows, lg=lang: score_benchie(r, lang=lg), repeat)}
     results["benchie_m2oie"] = bench
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

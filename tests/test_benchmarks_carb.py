@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from benchmarks_utils import BENCH_DATA, gunzip_to, write_lines
 
-from molora_adapters.oie.benchmarks import ExtractionRow, match_tuples, normalize_key, score, score_extractions
+from molora_adapters.oie.benchmarks import (
+    ExtractionRow,
+    match_tuples,
+    normalize_key,
+    score,
+    score_extractions,
+)
 from molora_adapters.oie.benchmarks._reference import reference_carb_curve
 from molora_adapters.oie.benchmarks.carb import carb_curve, trapezoid_auc
 
@@ -44,10 +50,10 @@ def test_openie4_official_numbers(openie4_result):
 def test_openie4_curve_matches_official_dat_point_for_point(openie4_result):
     curve = openie4_result["curve"]
     # the official .dat lists (P, R, threshold) stably sorted by recall
-    ours = sorted(zip(curve["precision"], curve["recall"], curve["thresholds"]), key=lambda x: x[1])
+    ours = sorted(zip(curve["precision"], curve["recall"], curve["thresholds"], strict=False), key=lambda x: x[1])
     dat = _dat_points()
     assert len(ours) == len(dat) == 2603
-    for (p, r, c), (dp, dr, dc) in zip(ours, dat):
+    for (p, r, c), (dp, dr, dc) in zip(ours, dat, strict=False):
         assert (p, r, c) == (float(dp), float(dr), float(dc))  # bit-identical
 
 
@@ -107,7 +113,7 @@ def test_curve_hand_computed():
     # t=0.5: + (b; A; q) on sentence 1, whose gold rows are already taken -> P = (1 + 0 + 2/3) / 3
     np.testing.assert_allclose(res.precision, [(1 + 2 / 3) / 3, (1 + 2 / 3) / 2, 1.0])
     np.testing.assert_allclose(res.recall, [(1 + 2 / 3) / 3, (1 + 2 / 3) / 3, 1 / 3])
-    f1s = [2 * p * r / (p + r) for p, r in zip(res.precision, res.recall)]
+    f1s = [2 * p * r / (p + r) for p, r in zip(res.precision, res.recall, strict=False)]
     assert res.best_index == int(np.argmax(f1s)) == 1
     # points in ascending-threshold order, then (R=0, P=1); the first two share a recall (zero width)
     r1, r2 = (1 + 2 / 3) / 3, 1 / 3

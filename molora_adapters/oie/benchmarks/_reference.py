@@ -36,7 +36,7 @@ def reference_carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence
     for t in idx:
         thr = thresholds[t]
         p_num = p_den = r_num = r_den = 0.0
-        for key, (scores, confs) in matrices.items():
+        for scores, confs in matrices.values():
             kept = [j for j, c in enumerate(confs) if c >= thr]
             r_den += len(scores)
             if not kept:
@@ -61,7 +61,7 @@ def reference_carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence
             p_den += len(kept)
         precision.append(p_num / p_den if p_den > 0 else 1.0)
         recall.append(r_num / r_den if r_den > 0 else 0.0)
-    f1s = [f1(p, r) for p, r in zip(precision, recall)]
+    f1s = [f1(p, r) for p, r in zip(precision, recall, strict=False)]
     best = max(range(len(f1s)), key=lambda k: (f1s[k], -k)) if f1s else None
     point = (precision[best], recall[best], f1s[best]) if best is not None else (0.0, 0.0, 0.0)
     auc = trapezoid_auc(recall + [0.0], precision + [1.0]) if f1s else 0.0

@@ -133,7 +133,7 @@ def parse_benchie_gold(path: str | os.PathLike) -> BenchieGold:
     if not entries:
         blocks = []
     synsets: dict[str, list[list[_GoldTriple]]] = {}
-    for sid, block in zip(sent_ids, blocks):
+    for sid, block in zip(sent_ids, blocks, strict=False):
         clusters: list[list[tuple[object, str]]] = []
         start = 0
         for i in range(1, len(block)):

@@ -11,9 +11,9 @@ predictions (the official tool recomputes every sentence for every threshold ind
 
 from __future__ import annotations
 
-from functools import lru_cache
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -185,7 +185,7 @@ def _sentence_levels(scores_p: np.ndarray, scores_r: np.ndarray, confs: np.ndarr
     # greedy one-to-one matching by precision, ties -> lowest gold row, then lowest prediction index
     gi, pj = np.nonzero(scores_p > 0)
     vals = scores_p[gi, pj]
-    pairs = sorted(zip((-vals).tolist(), gi.tolist(), pj.tolist()))
+    pairs = sorted(zip((-vals).tolist(), gi.tolist(), pj.tolist(), strict=False))
     pair_rank = [(rank[j], i, j, -v) for v, i, j in pairs]
     levels = []
     ends = np.nonzero(np.r_[sorted_confs[1:] != sorted_confs[:-1], True])[0]
@@ -271,7 +271,7 @@ def carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extractio
     precision = np.where(pl > 0, p_sum / np.where(pl > 0, pl, 1), 1.0)
     recall = r_sum / n_gold_total if n_gold_total else np.zeros(n_t)
     if n_t:
-        f1s = np.array([f1(p, r) for p, r in zip(precision.tolist(), recall.tolist())])
+        f1s = np.array([f1(p, r) for p, r in zip(precision.tolist(), recall.tolist(), strict=False)])
         best = int(np.argmax(f1s))  # official: first of tied maxima
         auc = trapezoid_auc(np.r_[recall, 0.0], np.r_[precision, 1.0])
     else:

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"Got {len(labels)} `--label` value(s) for {len(args.predictions)} prediction file(s).")
     opts = _options(args)
     results: dict[str, dict] = {}
-    for label, path in zip(labels, args.predictions):
+    for label, path in zip(labels, args.predictions, strict=False):
         try:
             results[label] = score(args.benchmark, path, lang=args.lang, format=args.format, gold=args.gold, **opts)
         except (ValueError, FileNotFoundError) as e:

@@ -158,7 +158,7 @@ def lexical_score(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extrac
     precision, recall, thresholds = precision_recall_curve(yt, ys)
     recall = recall * ((total - unmatched) / float(total))
     best = max(
-        ((p, r, _f1(p, r), t) for p, r, t in zip(precision[:-1].tolist(), recall[:-1].tolist(), thresholds.tolist())),
+        ((p, r, _f1(p, r), t) for p, r, t in zip(precision[:-1].tolist(), recall[:-1].tolist(), thresholds.tolist(), strict=False)),
         key=lambda x: x[2],
     )
     return {

@@ -46,8 +46,7 @@ def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     with open_text(path) as f:
         text = f.read()
     # universal newlines, as `open()` in text mode (which the official tools use) would split them
-    for i, line in enumerate(io.StringIO(text, newline=None), start=1):
-        yield i, line
+    yield from enumerate(io.StringIO(text, newline=None), start=1)
 
 
 def _confidence(value: str, where: str) -> float:
@@ -114,7 +113,8 @@ def read_openie4(path: str | os.PathLike) -> list[ExtractionRow]:
 @register_prediction_reader("benchie")
 def read_benchie(path: str | os.PathLike) -> list[ExtractionRow]:
     """BenchIE "explicit" format: ``sent_id<TAB>subject<TAB>relation<TAB>object``. The rows have no
-    sentence text (``sentence=""``) and confidence 1.
+    sentence text (``sentence=""``) and confidence 1. A line whose object is empty loses its last tab to
+    the line strip; it is read with an empty object.
 
     Args:
         path (`str` or `os.PathLike`): the file to read.
@@ -125,9 +125,10 @@ def read_benchie(path: str | os.PathLike) -> list[ExtractionRow]:
             continue
         where = f"{os.fspath(path)}:{n}"
         data = line.strip().split("\t")
-        if len(data) < 4:
+        if len(data) < 3:
             raise ValueError(f"{where}: expected `sent_id<TAB>subject<TAB>relation<TAB>object`, got {len(data)} field(s).")
-        rows.append(ExtractionRow("", data[2], (data[1], data[3]), 1.0, data[0], where))
+        obj = data[3] if len(data) > 3 else ""
+        rows.append(ExtractionRow("", data[2], (data[1], obj), 1.0, data[0], where))
     return rows
 
 

@@ -36,7 +36,7 @@ PTB_ESCAPES = (
     ("{", "-LCB-"),
     ("}", "-RCB-"),
 )
-_PUNCT_RE = re.compile("[%s]" % re.escape(string.punctuation))
+_PUNCT_RE = re.compile(f"[{re.escape(string.punctuation)}]")
 
 
 def normalize_key(sentence: str) -> str:
