@@ -196,3 +196,13 @@ def test_in_memory_equals_file(openie4, openie4_result):
 
 def test_trapezoid_auc_is_absolute():
     assert trapezoid_auc([1.0, 0.5, 0.0], [0.5, 0.5, 1.0]) == pytest.approx(0.25 + 0.375)
+
+
+def test_official_point_keeps_the_nan_f1_quirk():
+    gold = _rows([("A b c .", "b", ("A", "c"), 1), ("D e f .", "e", ("D", "f"), 1)])
+    # the most confident prediction is wrong: at t=0.9, P = 0/1 and R = 0 -> the official F1 is NaN there
+    pred = _rows([("A b c .", "zz", ("q", "r"), 0.9), ("D e f .", "e", ("D", "f"), 0.5)])
+    res = carb_curve(gold, pred)
+    assert res.best == pytest.approx((0.5, 0.5, 0.5))
+    p, r, f = res.official_best
+    assert (p, r) == (0.0, 0.0) and np.isnan(f)

@@ -85,6 +85,7 @@ def score_carb(rows: Sequence[ExtractionRow], *, lang: str = "en", gold: str | o
     gold_rows = _cached("carb", gold or gold_path("carb", lang, split), read_carb_gold)
     res = carb_curve(gold_rows, rows, merge_duplicates=merge_duplicates, exact_order=exact_order)
     p, r, f = res.best
+    op, orec, of1 = res.official_best
     auc_rounded = float(np.round(res.auc, 3))
     out = {
         "precision": p,
@@ -93,8 +94,9 @@ def score_carb(rows: Sequence[ExtractionRow], *, lang: str = "en", gold: str | o
         "auc": auc_rounded,
         "auc_raw": res.auc,
         "best_threshold": None if res.best_index is None else float(res.thresholds[res.best_index]),
-        "official": {"auc": auc_rounded, "precision": float(np.round(p, 3)), "recall": float(np.round(r, 3)),
-                     "f1": float(np.round(f, 3))},
+        # exactly what the official tool prints (3 decimals; F1 NaN when a threshold has P = R = 0)
+        "official": {"auc": auc_rounded, "precision": float(np.round(op, 3)), "recall": float(np.round(orec, 3)),
+                     "f1": float(np.round(of1, 3))},
         "curve": {"thresholds": res.thresholds.tolist(), "precision": res.precision.tolist(),
                   "recall": res.recall.tolist()},
         **res.stats,

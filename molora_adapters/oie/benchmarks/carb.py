@@ -52,7 +52,7 @@ class _Prepared:
         self.said = any(v in relation for v in SAID_VERBS)
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 15)
 def _prepare(relation: str, args: tuple[str, ...]) -> _Prepared:
     """Cached: gold tuples are prepared once across repeated evaluations (training loops)."""
     return _Prepared(relation, args)
@@ -149,6 +149,16 @@ class CurveResult:
     best_index: int | None
     auc: float
     stats: dict = field(default_factory=dict)
+    official_best_index: int | None = None
+
+    @property
+    def official_best(self) -> tuple[float, float, float]:
+        """The point the official tool prints: its F1 is NaN where P = R = 0, and ``np.argmax`` returns the
+        first NaN, so any such threshold wins (reported F1 NaN). :attr:`best` skips that quirk."""
+        if self.official_best_index is None:
+            return (0.0, 0.0, 0.0)
+        p, r = float(self.precision[self.official_best_index]), float(self.recall[self.official_best_index])
+        return (p, r, float("nan") if p + r == 0 else f1(p, r))
 
     @property
     def best(self) -> tuple[float, float, float]:
@@ -241,7 +251,7 @@ def carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extractio
             continue
         matched_sentences += 1
         gp = [_prepare(r.relation, tuple(r.args)) for r in g_rows]
-        pp = [_prepare(r.relation, tuple(r.args)) for r in p_rows]
+        pp = [_Prepared(r.relation, r.args) for r in p_rows]
         pairs = np.array([[carb_match(g, p) for p in pp] for g in gp], dtype=np.float64)  # (gold, pred, 2)
         sp, sr = pairs[..., 0], pairs[..., 1]
         confs = np.array([r.confidence for r in p_rows], dtype=np.float64)
@@ -273,9 +283,11 @@ def carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extractio
     if n_t:
         f1s = np.array([f1(p, r) for p, r in zip(precision.tolist(), recall.tolist(), strict=False)])
         best = int(np.argmax(f1s))  # official: first of tied maxima
+        zero = np.nonzero(precision + recall == 0)[0]
+        official_best = int(zero[0]) if zero.size else best
         auc = trapezoid_auc(np.r_[recall, 0.0], np.r_[precision, 1.0])
     else:
-        best, auc = None, 0.0
+        best, official_best, auc = None, None, 0.0
     n_pred_in_gold = sum(len(pred[k]) for k in pred if k in gold)
     stats = {
         "gold_sentences": len(gold),
@@ -288,4 +300,4 @@ def carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extractio
         "replaced_gold_tuples": gold_dropped,
         "replaced_predictions": pred_dropped,
     }
-    return CurveResult(thresholds, precision, recall, best, auc, stats)
+    return CurveResult(thresholds, precision, recall, best, auc, stats, official_best)

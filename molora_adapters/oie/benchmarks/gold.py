@@ -100,6 +100,8 @@ def read_carb_gold(path: str | os.PathLike, *, with_context: bool = False):
     """
     rows, contexts = [], []
     for n, line in _lines(path):
+        if not line.strip():
+            continue  # (the official readers crash on blank lines)
         where = f"{os.fspath(path)}:{n}"
         data = line.strip().split("\t")
         if len(data) < 2:

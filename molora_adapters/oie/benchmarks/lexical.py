@@ -62,6 +62,8 @@ def read_oie2016_gold(path: str | os.PathLike) -> list[ExtractionRow]:
     """
     rows = []
     for n, line in _lines(path):
+        if not line.strip():
+            continue  # (the official readers crash on blank lines)
         where = f"{os.fspath(path)}:{n}"
         data = line.strip().split("\t")
         if len(data) < 2:
