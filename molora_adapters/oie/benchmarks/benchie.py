@@ -111,9 +111,8 @@ def parse_benchie_gold(path: str | os.PathLike) -> BenchieGold:
     for n, raw_line in _lines(path):
         line = raw_line.strip()
         where = f"{path_s}:{n}"
-        if " --> " in line:
-            entries.append((line.split(" --> "), where))
-        elif "sent_id:" in line:
+        # official: sentences and annotations are collected in two independent passes
+        if "sent_id:" in line:
             parts = line.split("\t")
             if len(parts) < 2:
                 raise ValueError(f"{where}: expected `sent_id:N<TAB>sentence`.")
@@ -122,7 +121,9 @@ def parse_benchie_gold(path: str | os.PathLike) -> BenchieGold:
                 raise ValueError(f"{where}: duplicate sentence id `{sid}`.")
             sent_ids.append(sid)
             sentences[sid] = parts[1]
-        else:
+        if " --> " in line:
+            entries.append((line.split(" --> "), where))
+        elif "sent_id:" not in line:
             entries.append((line, where))
     blocks: list[list[tuple[object, str]]] = [[]]
     for e in entries:

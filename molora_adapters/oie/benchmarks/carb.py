@@ -11,6 +11,7 @@ predictions (the official tool recomputes every sentence for every threshold ind
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -182,40 +183,46 @@ def trapezoid_auc(recall: Sequence[float], precision: Sequence[float]) -> float:
     return float(abs((np.diff(x) * (y[1:] + y[:-1]) / 2.0).sum()))
 
 
-def _sentence_levels(scores_p: np.ndarray, scores_r: np.ndarray, confs: np.ndarray):
-    """Per distinct confidence of one sentence (descending): (conf, precision numerator, recall numerator,
-    number kept). ``scores_*`` are gold x predicted."""
-    n_gold, n_pred = scores_p.shape
-    order = np.argsort(-confs, kind="stable")
-    rank = np.empty(n_pred, dtype=np.int64)
-    rank[order] = np.arange(n_pred)
-    sorted_confs = confs[order]
-    # recall: best recall of each gold row over the kept (a prefix of `order`) predictions
-    cum_r = np.maximum.accumulate(scores_r[:, order], axis=1)  # (gold, pred)
-    # greedy one-to-one matching by precision, ties -> lowest gold row, then lowest prediction index
-    gi, pj = np.nonzero(scores_p > 0)
-    vals = scores_p[gi, pj]
-    pairs = sorted(zip((-vals).tolist(), gi.tolist(), pj.tolist(), strict=False))
-    pair_rank = [(rank[j], i, j, -v) for v, i, j in pairs]
+def _sentence_levels(scores: list[list[tuple[float, float]]], confs: list[float]):
+    """Per distinct confidence of one sentence, highest first: ``(conf, precision numerator, recall
+    numerator, number kept)``. ``scores[i][j]`` is ``(precision, recall)`` of gold ``i`` vs prediction ``j``.
+
+    Plain Python on purpose: sentences have a handful of tuples, where numpy's per-call overhead dominates.
+    """
+    n_gold, n_pred = len(scores), len(confs)
+    order = sorted(range(n_pred), key=lambda j: -confs[j])  # stable: ties keep file order
+    rank = [0] * n_pred
+    for pos, j in enumerate(order):
+        rank[j] = pos
+    # greedy one-to-one matching by precision; ties -> lowest gold row, then lowest prediction index
+    # (scanning pairs in this order and taking free ones equals the official repeated global argmax)
+    pairs = sorted((-scores[i][j][0], i, j) for i in range(n_gold) for j in range(n_pred) if scores[i][j][0] > 0)
+    best_r = [0.0] * n_gold
     levels = []
-    ends = np.nonzero(np.r_[sorted_confs[1:] != sorted_confs[:-1], True])[0]
-    for end in ends:
-        k = int(end) + 1
+    pos = 0
+    while pos < n_pred:
+        conf = confs[order[pos]]
+        while pos < n_pred and confs[order[pos]] == conf:
+            j = order[pos]
+            for i in range(n_gold):
+                if scores[i][j][1] > best_r[i]:
+                    best_r[i] = scores[i][j][1]
+            pos += 1
         used_g: set[int] = set()
         used_p: set[int] = set()
         p_num = 0.0
-        for rk, i, j, v in pair_rank:
-            if rk >= k or i in used_g or j in used_p:
+        for neg, i, j in pairs:
+            if rank[j] >= pos or i in used_g or j in used_p:
                 continue
             used_g.add(i)
             used_p.add(j)
-            p_num += v
+            p_num += -neg
             if len(used_g) == n_gold:
                 break
         r_num = 0.0
         for i in range(n_gold):
-            r_num += float(cum_r[i, k - 1])
-        levels.append((float(sorted_confs[end]), p_num, r_num, k))
+            r_num += best_r[i]
+        levels.append((conf, p_num, r_num, pos))
     return levels
 
 
@@ -237,6 +244,7 @@ def carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extractio
     pred, pred_dropped = group_sentences(pred_rows, strip=False, merge_duplicates=merge_duplicates)
     # official: thresholds are all distinct confidences of the (re-keyed) predictions, gold or not
     thresholds = np.array(sorted({r.confidence for g in pred.values() for r in g}), dtype=np.float64)
+    threshold_list = thresholds.tolist()
     n_t = thresholds.size
     d_p = np.zeros(n_t + 1)
     d_pl = np.zeros(n_t + 1)
@@ -252,13 +260,11 @@ def carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extractio
         matched_sentences += 1
         gp = [_prepare(r.relation, tuple(r.args)) for r in g_rows]
         pp = [_Prepared(r.relation, r.args) for r in p_rows]
-        pairs = np.array([[carb_match(g, p) for p in pp] for g in gp], dtype=np.float64)  # (gold, pred, 2)
-        sp, sr = pairs[..., 0], pairs[..., 1]
-        confs = np.array([r.confidence for r in p_rows], dtype=np.float64)
+        scores = [[carb_match(g, p) for p in pp] for g in gp]
         prev = 0
         # ascending confidence: the kept set for global threshold indices (prev, idx(conf)] is {>= conf}
-        for conf, p_num, r_num, k in reversed(_sentence_levels(sp, sr, confs)):
-            c = int(np.searchsorted(thresholds, conf))
+        for conf, p_num, r_num, k in reversed(_sentence_levels(scores, [r.confidence for r in p_rows])):
+            c = bisect_left(threshold_list, conf)
             if exact_order:
                 e_p[prev : c + 1] += p_num
                 e_pl[prev : c + 1] += k
