@@ -57,6 +57,14 @@ def test_openie4_curve_matches_official_dat_point_for_point(openie4_result):
         assert (p, r, c) == (float(dp), float(dr), float(dc))  # bit-identical
 
 
+def test_official_dat_file_reproduced_byte_for_byte(openie4_result):
+    from molora_adapters.oie.benchmarks.carb import format_pr_dat
+
+    c = openie4_result["curve"]
+    text = format_pr_dat(c["precision"], c["recall"], c["thresholds"], c["kept"], openie4_result["gold_tuples"])
+    assert text == gzip.decompress((BENCH_DATA / "OpenIE-4.dat.gz").read_bytes()).decode()
+
+
 def test_linear_accumulation_equals_exact_up_to_rounding(openie4):
     from molora_adapters.oie.benchmarks.gold import gold_path, read_carb_gold
     from molora_adapters.oie.benchmarks.readers import read_openie4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -215,6 +216,12 @@ def test_cli_compares_files_and_writes_json_and_png(tmp_path, capsys):
     assert set(data["results"]) == {"a", "b"} and data["results"]["a"]["auc"] == 0.272
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dat = tmp_path / "OpenIE-4.dat"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["evaluate", "--benchmark", "carb", "--format", "openie4", str(o4), "--dat", str(dat),
+                     "--no-plot"]) == 0
+    assert dat.read_bytes() == gzip.decompress((BENCH_DATA / "OpenIE-4.dat.gz").read_bytes())
 
 
 def test_cli_benchie_and_bad_input(tmp_path, capsys):

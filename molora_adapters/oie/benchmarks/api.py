@@ -98,7 +98,7 @@ def score_carb(rows: Sequence[ExtractionRow], *, lang: str = "en", gold: str | o
         "official": {"auc": auc_rounded, "precision": float(np.round(op, 3)), "recall": float(np.round(orec, 3)),
                      "f1": float(np.round(of1, 3))},
         "curve": {"thresholds": res.thresholds.tolist(), "precision": res.precision.tolist(),
-                  "recall": res.recall.tolist()},
+                  "recall": res.recall.tolist(), "kept": res.kept.astype(int).tolist()},
         **res.stats,
     }
     return out

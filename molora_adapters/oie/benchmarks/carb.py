@@ -151,6 +151,7 @@ class CurveResult:
     auc: float
     stats: dict = field(default_factory=dict)
     official_best_index: int | None = None
+    kept: np.ndarray | None = None  # predictions kept (on gold sentences) per threshold
 
     @property
     def official_best(self) -> tuple[float, float, float]:
@@ -306,4 +307,24 @@ def carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extractio
         "replaced_gold_tuples": gold_dropped,
         "replaced_predictions": pred_dropped,
     }
-    return CurveResult(thresholds, precision, recall, best, auc, stats, official_best)
+    return CurveResult(thresholds, precision, recall, best, auc, stats, official_best, pl)
+
+
+def format_pr_dat(precision: Sequence[float], recall: Sequence[float], thresholds: Sequence[float],
+                  kept: Sequence[float] | None = None, n_gold: int | None = None) -> str:
+    """The official scorer's PR-curve file (``--out``): ``Precision<TAB>Recall<TAB>Confidence`` rows
+    stably sorted by recall, numbers written as Python prints them (``1`` / ``0`` where the official tool
+    falls back to the integer: nothing kept / no gold).
+
+    Args:
+        precision, recall, thresholds: the curve in ascending-threshold order.
+        kept (`Sequence[float]`, *optional*): predictions kept per threshold (to print the integer ``1``).
+        n_gold (`int`, *optional*): number of gold tuples (to print the integer ``0`` recall when 0).
+    """
+    rows = []
+    for k, (p, r, t) in enumerate(zip(precision, recall, thresholds, strict=True)):
+        p_out = 1 if kept is not None and kept[k] == 0 else float(p)
+        r_out = 0 if n_gold == 0 else float(r)
+        rows.append((p_out, r_out, float(t)))
+    rows.sort(key=lambda x: x[1])
+    return "Precision\tRecall\tConfidence\n" + "".join(f"{p}\t{r}\t{t}\n" for p, r, t in rows)

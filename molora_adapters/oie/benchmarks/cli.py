@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", default=None,
                         help="write the PR curve(s) to this PNG (default: next to --json, if given)")
     parser.add_argument("--no-plot", action="store_true", help="do not write a PNG")
+    parser.add_argument("--dat", default=None,
+                        help="carb: write the official scorer's PR-curve file (one prediction file only)")
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -75,6 +77,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"{label:<{width}}  {res['precision']:.4f}  {res['recall']:.4f}  {res['f1']:.4f}  {auc:>6}")
         if res.get("unknown_predictions"):
             print(f"{'':<{width}}  note: {res['unknown_predictions']} prediction(s) on sentences not in the gold")
+    if args.dat:
+        if args.benchmark != "carb" or len(results) != 1:
+            raise SystemExit("`--dat` needs `--benchmark carb` and exactly one prediction file.")
+        from .carb import format_pr_dat
+
+        res = results[labels[0]]
+        c = res["curve"]
+        _atomic_write(args.dat, format_pr_dat(c["precision"], c["recall"], c["thresholds"], c["kept"],
+                                              res["gold_tuples"]))
+        print(f"wrote {args.dat}")
     if args.json:
         payload = results[labels[0]] if len(results) == 1 else {"results": results}
         _atomic_write(args.json, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")

@@ -144,9 +144,12 @@ def load_benchmark(name: str, lang: str = "en", *, split: str = "test", binary: 
         binary (`bool`, *optional*, defaults to `False`): the binary variant (Re-OIE2016).
         path (`str`, *optional*): read this file instead of the shipped one.
     """
+    if name == "reoie2016-binary":
+        name, binary = "reoie2016", True
     variant = "binary" if binary else "full"
     if path is None:
-        path = gold_path(name, lang, split, variant) if name in BENCHMARK_LOADERS else None
+        key = "reoie2016" if name == "re-oie2016" else name
+        path = gold_path(key, lang, split, variant) if name in BENCHMARK_LOADERS else None
     return BENCHMARK_LOADERS.get(name)(lang=lang, split=split, variant=variant, path=path)
 
 
@@ -236,3 +239,11 @@ def _load_benchie(lang: str, split: str, variant: str, path) -> datasets.Dataset
                 "synsets": [c for _, c in triples], "n_synsets": len(gold.synsets.get(sid, []))}
         records.append(OIERecord(f"benchie-{lang}-{sid}", sentence, sentence.split(), lang, exts, meta))
     return records_to_dataset(records)
+
+
+def _reoie2016_binary(lang: str, split: str, variant: str, path) -> datasets.Dataset:
+    return _load_reoie2016(lang, split, "binary", path)
+
+
+register_benchmark("re-oie2016", _load_reoie2016)  # alias
+register_benchmark("reoie2016-binary", _reoie2016_binary)
