@@ -152,8 +152,7 @@ def read_jsonl(path: str | os.PathLike) -> list[ExtractionRow]:
             raise ValueError(f"{where}: invalid JSON ({e.msg}).") from None
         if not isinstance(obj, dict) or "sentence" not in obj:
             raise ValueError(f"{where}: expected a JSON object with a `sentence` key.")
-        sent_id = obj.get("sent_id", obj.get("id"))
-        sent_id = None if sent_id is None else str(sent_id)
+        sent_id = _record_sent_id(obj)
         exts = obj["extractions"] if "extractions" in obj else [obj]
         for ext in exts:
             rows.append(_row(obj["sentence"], ext, where, sent_id))
@@ -202,6 +201,22 @@ def _row(sentence: str, ext: Any, where: str, sent_id: str | None = None) -> Ext
                          None if sid is None else str(sid), where)
 
 
+def _record_sent_id(record: Any) -> str | None:
+    """A record's BenchIE sentence id: ``sent_id``, else the ``sent_id`` in its JSON ``meta`` (as
+    :func:`~.gold.load_benchmark` writes it)."""
+    sid = _get(record, "sent_id")
+    if sid is None:
+        meta = _get(record, "meta")
+        if isinstance(meta, str) and meta.startswith("{"):
+            try:
+                sid = json.loads(meta).get("sent_id")
+            except json.JSONDecodeError:
+                sid = None
+        elif isinstance(meta, Mapping):
+            sid = meta.get("sent_id")
+    return None if sid in (None, "") else str(sid)
+
+
 def rows_from_extractions(predictions: Any) -> list[ExtractionRow]:
     """Flatten in-memory extractions into rows, keeping their order.
 
@@ -213,6 +228,7 @@ def rows_from_extractions(predictions: Any) -> list[ExtractionRow]:
         - flat extractions that carry their own ``sentence`` (``molora_adapters.oie`` ``Extraction``
           objects or dicts).
 
+    A record's ``sent_id`` (or the one in its ``meta``) places it in BenchIE; otherwise its sentence text does.
     An extraction is a dict or object with ``relation``, ``arg0``, ``args`` and optionally
     ``confidence`` (default 1.0), e.g. :class:`~molora_adapters.data.schema.OIETuple`; ``ExtractionRow``
     objects pass through unchanged.
@@ -231,9 +247,9 @@ def rows_from_extractions(predictions: Any) -> list[ExtractionRow]:
             for ext in item[1]:
                 rows.append(_row(item[0], ext, where))
         elif _get(item, "extractions") is not None and _get(item, "sentence") is not None:
-            sid = _get(item, "sent_id", _get(item, "id"))
+            sid = _record_sent_id(item)
             for ext in _get(item, "extractions"):
-                rows.append(_row(_get(item, "sentence"), ext, where, None if sid in (None, "") else str(sid)))
+                rows.append(_row(_get(item, "sentence"), ext, where, sid))
         elif _get(item, "sentence") is not None:
             rows.append(_row(_get(item, "sentence"), item, where))
         else:
