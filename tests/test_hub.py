@@ -150,6 +150,26 @@ def test_repush_replaces_files_and_skips_unchanged(hub_env):
     assert again[0].oid == first[0].oid and len(hub.repos[REPO].log) == 3  # nothing changed: no empty commit
 
 
+def test_head_and_base_model_travel_with_the_mixture(hub_env):
+    hub = hub_env()
+    model, name = _mixture_model()
+    model.config.name_or_path = "google-bert/bert-base-uncased"  # set by from_pretrained; the cards' base_model
+    model.add_tagging_head(name, num_labels=3)
+    model.set_active_adapters(model.get_adapter_mixture(name))
+    with torch.no_grad():
+        expected = model(**_batch()).logits
+    model.push_adapter_mixture_to_hub(REPO, name, per_expert_repos=True, with_head=True)
+
+    assert {"head/head_config.json", "head/pytorch_model_head.bin"} <= set(hub.files(REPO))
+    assert ModelCard.load(REPO).data.base_model == "google-bert/bert-base-uncased"
+    assert ModelCard.load(f"{REPO}-en").data.base_model == "google-bert/bert-base-uncased"
+    fresh = tiny_adapter_model("bert", seed=0)
+    fresh.load_adapter_mixture(REPO, set_active=True)
+    fresh.set_active_adapters(fresh.get_adapter_mixture(name))
+    with torch.no_grad():
+        assert torch.equal(fresh(**_batch()).logits, expected)
+
+
 # ---- one repo per expert -------------------------------------------------------------------------------------------
 def test_per_expert_repos_push_pull_plain_adapters_and_offline_cache(hub_env, monkeypatch):
     hub = hub_env()
@@ -272,3 +292,58 @@ def test_invalid_arguments_rejected_before_any_request(hub_env):
     with pytest.raises(ValueError, match="No adapter mixture named `nope`"):
         model.push_adapter_mixture_to_hub(REPO, "nope")
     assert hub.requests == []
+
+
+# ---- the environment-variable route a user takes ------------------------------------------------------------------
+PULL_SCRIPT = """
+import socket, sys
+_real = socket.getaddrinfo
+def _loopback_only(host, *a, **k):
+    if host not in ("127.0.0.1", "localhost"):
+        raise OSError(f"test guard: refusing {host!r}")
+    return _real(host, *a, **k)
+socket.getaddrinfo = _loopback_only
+
+import torch
+from tests.conftest import tiny_adapter_model
+from tests.test_hub import REPO, _out
+
+model = tiny_adapter_model("bert", seed=0)
+model.load_adapter_mixture(REPO, set_active=True)
+torch.save(_out(model), sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_pull_in_fresh_process_configured_by_hf_endpoint_only(hub_env, tmp_path):
+    """No monkeypatching in the puller: ``HF_ENDPOINT`` / ``HF_HOME`` set before import, as a user would."""
+    import os
+    import subprocess
+    import sys
+
+    hub = hub_env()
+    model, name = _mixture_model()
+    model.push_adapter_mixture_to_hub(REPO, name, per_expert_repos=True)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if "proxy" not in k.lower() and not k.startswith(("HF_", "TRANSFORMERS_"))
+    }
+    env.update(
+        HF_ENDPOINT=hub.url,
+        HF_HOME=str(tmp_path / "fresh_home"),
+        HF_HUB_OFFLINE="0",
+        HF_HUB_DISABLE_TELEMETRY="1",
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", PULL_SCRIPT, str(tmp_path / "out.pt")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.equal(torch.load(tmp_path / "out.pt"), _out(model))
+    assert ("GET", f"/api/models/{REPO}/revision/main") in hub.requests

@@ -296,32 +296,34 @@ class MixtureHubMixin:
                         rid = expert_repos[expert]
                         load = f'model.load_adapter("{rid}", set_active=True)'
                         ref = f"[`{repo_id}`]({api.endpoint}/{repo_id})"
+                        _expert_card(self, name, expert, languages[expert], load, ref, card_kwargs).save(
+                            folder / expert / CARD_NAME
+                        )
+                        info = upload(
+                            rid, folder / expert, f"Upload LoRA expert `{expert}` of mixture `{name}`"
+                        )
+                        shutil.rmtree(folder / expert)  # the mixture repo references the expert repo instead
+                        pins[expert] = {"repo_id": rid, "revision": info.oid}
+                        locations[expert] = f"[`{rid}`]({api.endpoint}/{rid}) @ `{info.oid[:10]}`"
                     else:
                         load = (
                             "from molora_adapters.mixture.hub import download_mixture_expert\n\n"
                             f'model.load_adapter(download_mixture_expert("{repo_id}", "{expert}"), set_active=True)'
                         )
                         ref = "stored in the same repo"
-                    card = _expert_card(self, name, expert, languages[expert], load, ref, card_kwargs)
-                    card.save(folder / expert / CARD_NAME)
-                    if not per_expert_repos:
+                        _expert_card(self, name, expert, languages[expert], load, ref, card_kwargs).save(
+                            folder / expert / CARD_NAME
+                        )
                         locations[expert] = f"`{expert}/`"
-                        continue
-                    info = upload(rid, folder / expert, f"Upload LoRA expert `{expert}` of mixture `{name}`")
-                    shutil.rmtree(folder / expert)  # the mixture repo references it instead
-                    pins[expert] = {"repo_id": rid, "revision": info.oid}
-                    locations[expert] = f"[`{rid}`]({api.endpoint}/{rid}) @ `{info.oid[:10]}`"
                 if pins:
                     config_file = folder / MIXTURE_CONFIG_NAME
                     saved = json.loads(config_file.read_text(encoding="utf-8"))
                     saved[EXPERT_REPOS_KEY] = pins
                     config_file.write_text(json.dumps(saved, indent=2, sort_keys=True), encoding="utf-8")
-                _mixture_card(self, name, repo_id, config, languages, locations, card_kwargs).save(
-                    folder / CARD_NAME
-                )
-                upload(
-                    repo_id, folder, f"Upload Mixture-of-LoRA `{name}`"
-                )  # last: experts are complete by now
+                card = _mixture_card(self, name, repo_id, config, languages, locations, card_kwargs)
+                card.save(folder / CARD_NAME)
+                # Last: by now every expert it references is committed.
+                upload(repo_id, folder, f"Upload Mixture-of-LoRA `{name}`")
             except Exception as err:
                 if commits:
                     done = ", ".join(f"{c.repo_url.repo_id}@{c.oid[:10]}" for c in commits)
