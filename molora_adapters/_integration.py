@@ -12,7 +12,8 @@ Every such touch lives here, is idempotent, and is guarded by the supported ``ad
 4. forward context: ``output_router_logits`` and ``language_ids`` become context arguments, and outputs gain
    ``router_logits`` and ``mixture_aux_loss``;
 5. lifecycle: deleting an adapter that a mixture uses is rejected;
-6. the model methods of :class:`~molora_adapters.mixture.model.MixtureModelMixin`.
+6. the model methods of :class:`~molora_adapters.mixture.model.MixtureModelMixin` and
+   :class:`~molora_adapters.mixture.hub.MixtureHubMixin`.
 
 Nothing else in the package modifies third-party objects.
 """
@@ -36,6 +37,7 @@ from packaging.version import Version
 
 from .mixture.composition import Mixture
 from .mixture.config import MixtureConfig
+from .mixture.hub import MixtureHubMixin
 from .mixture.layer import compose_mixture_lora, compose_mixture_unsupported
 from .mixture.model import MixtureModelMixin
 from .mixture.router import ROUTERS_ATTR
@@ -225,7 +227,8 @@ def register() -> None:
     _patch(ModelAdaptersMixin, "delete_adapter", _make_delete_adapter)
 
     # 6. model methods
-    for attr, value in vars(MixtureModelMixin).items():
-        if not attr.startswith("__"):
-            setattr(ModelAdaptersMixin, attr, value)
+    for mixin in (MixtureModelMixin, MixtureHubMixin):
+        for attr, value in vars(mixin).items():
+            if not attr.startswith("__"):
+                setattr(ModelAdaptersMixin, attr, value)
     _registered = True

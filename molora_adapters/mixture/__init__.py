@@ -3,6 +3,7 @@
 from .analysis import RoutingStatistics, collect_routing_statistics
 from .composition import Mixture
 from .config import Granularity, MixtureConfig
+from .hub import MixtureHubMixin, download_mixture_expert
 from .layer import sparse_top_k_gates
 from .loading import MixtureRouterLoader
 from .losses import load_balancing_loss, language_supervision_loss, router_z_loss, routing_statistics
@@ -14,12 +15,14 @@ __all__ = sorted(
         "Granularity",
         "Mixture",
         "MixtureConfig",
+        "MixtureHubMixin",
         "MixtureModelMixin",
         "MixtureRouterLoader",
         "MixtureRouters",
         "Router",
         "RoutingStatistics",
         "collect_routing_statistics",
+        "download_mixture_expert",
         "language_supervision_loss",
         "load_balancing_loss",
         "mixture_parameters",

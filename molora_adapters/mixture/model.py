@@ -19,6 +19,7 @@ from torch import nn
 from ..utils.io import atomic_directory
 from .composition import Mixture, default_mixture_name
 from .config import MixtureConfig
+from .hub import resolve_expert_dirs
 from .loading import MIXTURE_CONFIG_NAME, MixtureRouterLoader
 from .router import ROUTERS_ATTR, MixtureRouters, Router, layer_key
 
@@ -311,11 +312,9 @@ class MixtureModelMixin:
         clash = [e for e in config.experts if e in self.adapters_config]
         if clash:
             raise ValueError(f"Experts {clash} already exist in the model; delete them before loading this mixture.")
+        expert_dirs = resolve_expert_dirs(path, saved, config.experts)  # subfolders, or pinned Hub repos
         for expert in config.experts:
-            if not (path / expert).is_dir():
-                raise FileNotFoundError(f"Mixture at {path} lacks the expert folder `{expert}/`.")
-        for expert in config.experts:
-            self.load_adapter(str(path / expert), load_as=expert, use_safetensors=use_safetensors)
+            self.load_adapter(str(expert_dirs[expert]), load_as=expert, use_safetensors=use_safetensors)
         self._register_mixture(name, config)
         loader.load_weights(path, name)
         if with_head and (path / "head").is_dir() and hasattr(self, "heads"):
