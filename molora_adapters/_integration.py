@@ -1,0 +1,231 @@
+"""The one seam between molora_adapters and ``adapters`` internals.
+
+``adapters`` 1.3 has no registry for composition blocks, so registering ``Mixture`` means touching its internals.
+Every such touch lives here, is idempotent, and is guarded by the supported ``adapters`` version range:
+
+1. composition table: ``Mixture`` is findable by ``AdapterCompositionBlock.from_dict`` and listed in
+   ``ALLOWED_NESTINGS`` (alone, or inside ``Stack`` / ``Parallel`` / ``BatchSplit``);
+2. per-layer dispatch: ``_init_mapping`` maps ``Mixture`` to ``compose_mixture``, implemented for ``LoRALinear``
+   and a no-op for other adapter layers;
+3. config persistence: ``ModelAdaptersConfig`` carries a ``mixtures`` entry through ``to_dict`` / ``__init__``, so
+   ``save_pretrained`` / ``from_pretrained`` rebuild the routers (``init_adapters``);
+4. forward context: ``output_router_logits`` and ``language_ids`` become context arguments, and outputs gain
+   ``router_logits`` and ``mixture_aux_loss``;
+5. lifecycle: deleting an adapter that a mixture uses is rejected;
+6. the model methods of :class:`~molora_adapters.mixture.model.MixtureModelMixin`.
+
+Nothing else in the package modifies third-party objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+import adapters
+import torch
+from adapters import composition
+from adapters.composition import ALLOWED_NESTINGS, BatchSplit, Parallel, Stack
+from adapters.configuration.model_adapters_config import ModelAdaptersConfig
+from adapters.context import ForwardContext
+from adapters.methods.adapter_layer_base import ComposableAdapterLayerBase
+from adapters.methods.lora import LoRALinear
+from adapters.model_mixin import ModelAdaptersMixin
+from packaging.version import Version
+
+from .mixture.composition import Mixture
+from .mixture.config import MixtureConfig
+from .mixture.layer import compose_mixture_lora, compose_mixture_unsupported
+from .mixture.model import MixtureModelMixin
+from .mixture.router import ROUTERS_ATTR
+
+SUPPORTED_ADAPTERS_RANGE = (Version("1.3.0"), Version("1.4.0"))
+CONTEXT_ARGS = ("output_router_logits", "language_ids")
+_MARK = "__molora_patched__"
+_registered = False
+
+
+def check_adapters_version(version: str | None = None) -> None:
+    """Raise ``ImportError`` unless ``adapters`` (or ``version``) is in the supported range."""
+    found = Version(version or adapters.__version__)
+    low, high = SUPPORTED_ADAPTERS_RANGE
+    if not low <= found < high:
+        raise ImportError(
+            f"molora_adapters supports adapters>={low},<{high}, but adapters {found} is installed. "
+            f"Install a supported version: pip install 'adapters>={low},<{high}'."
+        )
+
+
+def _patch(owner: type, name: str, make):
+    """Replace ``owner.name`` by ``make(original)`` once (idempotent through a marker attribute)."""
+    original = owner.__dict__.get(name)
+    if original is not None and getattr(original, _MARK, False):
+        return
+    patched = make(original)
+    setattr(patched, _MARK, True)
+    setattr(owner, name, patched)
+
+
+# ---- 2. per-layer dispatch -----------------------------------------------------------------------------------------
+def _make_init_mapping(original):
+    @functools.wraps(original)
+    def _init_mapping(self):
+        original(self)
+        self.composition_to_func_map[Mixture] = "compose_mixture"
+
+    return _init_mapping
+
+
+@contextlib.contextmanager
+def override_lora_mixture_forward(fn) -> Iterator[None]:
+    """Temporarily route ``LoRALinear``'s mixture composition through ``fn`` (reference checks, benchmarks)."""
+    fast = LoRALinear.compose_mixture
+    LoRALinear.compose_mixture = fn
+    try:
+        yield
+    finally:
+        LoRALinear.compose_mixture = fast
+
+
+def ensure_layer_dispatch(model: torch.nn.Module) -> None:
+    """Add the ``Mixture`` entry to layers built before the plugin was imported."""
+    for module in model.modules():
+        if isinstance(module, ComposableAdapterLayerBase):
+            module.composition_to_func_map.setdefault(Mixture, "compose_mixture")
+
+
+# ---- 3. config persistence -----------------------------------------------------------------------------------------
+def _mixtures(self) -> dict:
+    """Name -> ``MixtureConfig`` dict of the model's mixtures (persisted with the adapters config)."""
+    return self.__dict__.setdefault("_molora_mixtures", {})
+
+
+def _make_config_init(original):
+    @functools.wraps(original)
+    def __init__(self, **kwargs):
+        mixtures = kwargs.pop("mixtures", None) or {}
+        original(self, **kwargs)
+        self.__dict__["_molora_mixtures"] = {k: dict(v) for k, v in mixtures.items()}
+
+    return __init__
+
+
+def _make_config_to_dict(original):
+    @functools.wraps(original)
+    def to_dict(self):
+        out = original(self)
+        out["mixtures"] = {k: dict(v) for k, v in self.mixtures.items()}
+        return out
+
+    return to_dict
+
+
+def _make_init_adapters(original):
+    @functools.wraps(original)
+    def init_adapters(self, model_config, adapters_config):
+        original(self, model_config, adapters_config)
+        store = getattr(self.base_model, ROUTERS_ATTR, None)
+        for name, cfg in list(self.adapters_config.mixtures.items()):
+            if store is None or name not in store:
+                self._register_mixture(name, MixtureConfig.from_dict(cfg))
+                store = getattr(self.base_model, ROUTERS_ATTR, None)
+
+    return init_adapters
+
+
+# ---- 4. forward context --------------------------------------------------------------------------------------------
+def _make_forward_context(original):
+    @functools.wraps(original)
+    def forward_context(self, context, *args, **kwargs):
+        context.mixture_routers = getattr(self.base_model, ROUTERS_ATTR, None)
+        context.router_logits = {}
+        context.mixture_aux_losses = []
+        context.mixture_language_index = {}
+        mask = kwargs.get("attention_mask")
+        if mask is None and len(args) > 1 and isinstance(args[1], torch.Tensor):
+            mask = args[1]
+        context.mixture_attention_mask = mask
+        return original(self, context, *args, **kwargs)
+
+    return forward_context
+
+
+def _make_call_forward(original):
+    @functools.wraps(original)
+    def _call_forward(self, model, f, *args, **kwargs):
+        results = original(self, model, f, *args, **kwargs)
+        if getattr(self, "output_router_logits", False):
+            losses = getattr(self, "mixture_aux_losses", [])
+            if losses:
+                aux = torch.stack(losses).mean()  # mean over routed layers: coefficients do not scale with depth
+            else:
+                aux = torch.zeros((), device=next(model.parameters()).device)
+            logits = dict(getattr(self, "router_logits", {}))
+            if isinstance(results, tuple):
+                results = results + (logits, aux)
+            else:
+                results["router_logits"] = logits
+                results["mixture_aux_loss"] = aux
+        return results
+
+    return _call_forward
+
+
+# ---- 5. lifecycle --------------------------------------------------------------------------------------------------
+def _make_delete_adapter(original):
+    @functools.wraps(original)
+    def delete_adapter(self, adapter_name: str):
+        users = [n for n, cfg in self.adapters_config.mixtures.items() if adapter_name in cfg.get("experts", [])]
+        if users:
+            raise ValueError(
+                f"Adapter `{adapter_name}` is an expert of mixture(s) {users}; delete them first with "
+                "`model.delete_adapter_mixture(name)` (or `delete_experts=True` to remove the experts too)."
+            )
+        return original(self, adapter_name)
+
+    return delete_adapter
+
+
+def register() -> None:
+    """Register ``Mixture`` and the mixture API with ``adapters`` (idempotent, version-checked)."""
+    global _registered
+    if _registered:
+        return
+    check_adapters_version()
+
+    # 1. composition table
+    composition.Mixture = Mixture
+    ALLOWED_NESTINGS.setdefault(Mixture, [str])
+    for parent in (Stack, Parallel, BatchSplit):
+        if Mixture not in ALLOWED_NESTINGS[parent]:
+            ALLOWED_NESTINGS[parent].append(Mixture)
+
+    # 2. per-layer dispatch
+    _patch(ComposableAdapterLayerBase, "_init_mapping", _make_init_mapping)
+    if "compose_mixture" not in ComposableAdapterLayerBase.__dict__:
+        ComposableAdapterLayerBase.compose_mixture = compose_mixture_unsupported
+    LoRALinear.compose_mixture = compose_mixture_lora
+    if Mixture not in LoRALinear.supported_compositions:
+        LoRALinear.supported_compositions = [*LoRALinear.supported_compositions, Mixture]
+
+    # 3. config persistence
+    if not isinstance(ModelAdaptersConfig.__dict__.get("mixtures"), property):
+        ModelAdaptersConfig.mixtures = property(_mixtures)
+    _patch(ModelAdaptersConfig, "__init__", _make_config_init)
+    _patch(ModelAdaptersConfig, "to_dict", _make_config_to_dict)
+    _patch(ModelAdaptersMixin, "init_adapters", _make_init_adapters)
+
+    # 4. forward context
+    ForwardContext.context_args.update(CONTEXT_ARGS)
+    _patch(ForwardContext, "_call_forward", _make_call_forward)
+    _patch(ModelAdaptersMixin, "forward_context", _make_forward_context)
+
+    # 5. lifecycle
+    _patch(ModelAdaptersMixin, "delete_adapter", _make_delete_adapter)
+
+    # 6. model methods
+    for attr, value in vars(MixtureModelMixin).items():
+        if not attr.startswith("__"):
+            setattr(ModelAdaptersMixin, attr, value)
+    _registered = True

@@ -1,0 +1,30 @@
+"""Mixture-of-LoRA: the ``Mixture`` composition block, its config, routers, losses and model API."""
+
+from .analysis import RoutingStatistics, collect_routing_statistics
+from .composition import Mixture
+from .config import Granularity, MixtureConfig
+from .layer import sparse_top_k_gates
+from .loading import MixtureRouterLoader
+from .losses import load_balancing_loss, language_supervision_loss, router_z_loss, routing_statistics
+from .model import MixtureModelMixin, mixture_parameters
+from .router import MixtureRouters, Router
+
+__all__ = sorted(
+    [
+        "Granularity",
+        "Mixture",
+        "MixtureConfig",
+        "MixtureModelMixin",
+        "MixtureRouterLoader",
+        "MixtureRouters",
+        "Router",
+        "RoutingStatistics",
+        "collect_routing_statistics",
+        "language_supervision_loss",
+        "load_balancing_loss",
+        "mixture_parameters",
+        "router_z_loss",
+        "routing_statistics",
+        "sparse_top_k_gates",
+    ]
+)
