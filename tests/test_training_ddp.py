@@ -37,10 +37,13 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     assert rank0.keys() == rank1.keys() == single.keys()
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), f"ranks disagree on {name}"
-        torch.testing.assert_close(rank0[name], single[name], rtol=1e-5, atol=1e-6, msg=f"DDP != single: {name}")
+        torch.testing.assert_close(
+            rank0[name], single[name], rtol=1e-5, atol=1e-6, msg=f"DDP != single: {name}"
+        )
     # every stage really trained something under DDP
-    assert not torch.equal(rank0["bert.embeddings.word_embeddings.weight"],
-                           _initial()["bert.embeddings.word_embeddings.weight"])
+    assert not torch.equal(
+        rank0["bert.embeddings.word_embeddings.weight"], _initial()["bert.embeddings.word_embeddings.weight"]
+    )
 
 
 def _initial() -> dict[str, torch.Tensor]:

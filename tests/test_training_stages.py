@@ -9,7 +9,13 @@ import pickle
 
 import pytest
 
-from molora_adapters.training import MT4CROSSOIE_STAGES, STAGE_TARGETS, Stage, plan_fingerprint, register_stage_target
+from molora_adapters.training import (
+    MT4CROSSOIE_STAGES,
+    STAGE_TARGETS,
+    Stage,
+    plan_fingerprint,
+    register_stage_target,
+)
 from molora_adapters.training.stages import validate_plan
 from molora_adapters.training.targets import resolve_stage_parameters
 from tests.training_utils import tagging_model
@@ -108,4 +114,7 @@ def test_stage_round_trips():
         "warmup_ratio": 0.1,
         "warmup_steps": 0,
     }
-    assert Stage("e", "heads", num_train_epochs=2).argument_overrides() == {"num_train_epochs": 2, "max_steps": -1}
+    assert Stage("e", "heads", num_train_epochs=2).argument_overrides() == {
+        "num_train_epochs": 2,
+        "max_steps": -1,
+    }

@@ -44,7 +44,9 @@ class StageCallback(TrainerCallback, ExportableState):
             "attributes": {},
         }
 
-    def enter_stage(self, model: nn.Module, stages: Sequence[Stage], index: int) -> tuple[set[str], str | None]:
+    def enter_stage(
+        self, model: nn.Module, stages: Sequence[Stage], index: int
+    ) -> tuple[set[str], str | None]:
         """Make stage ``index`` current: activate its mixture and train exactly its parameters.
 
         Returns:

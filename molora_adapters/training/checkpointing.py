@@ -62,6 +62,31 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     os.replace(tmp, path)
 
 
+def relink_prefix_pools(model: nn.Module) -> None:
+    """Re-link prefix-tuning layers to their pool after ``save_pretrained``.
+
+    adapters 1.3's ``save_pretrained`` unlinks every ``PrefixTuningLayer`` from the shared pool (for safe
+    serialisation) and never links it back, after which ``train_adapter`` (hence the mixture stage) fails with
+    ``'NoneType' object has no attribute 'enable_prefix'``.
+    """
+    from adapters.methods.prefix_tuning import PrefixTuningLayer
+
+    pool = getattr(getattr(model, "base_model", model), "prefix_tuning", None)
+    if pool is None:
+        return
+    for layer in [m for m in model.modules() if isinstance(m, PrefixTuningLayer)]:
+        if getattr(layer, "pool", None) is None:
+            layer.set_pool(pool)
+
+
+def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> None:
+    """``model.save_pretrained(directory)`` that leaves the model usable afterwards (see `relink_prefix_pools`)."""
+    try:
+        model.save_pretrained(str(directory))
+    finally:
+        relink_prefix_pools(model)
+
+
 def has_full_weights(directory: str | os.PathLike) -> bool:
     """Whether ``directory`` holds a full `save_pretrained`/`Trainer._save` weights file."""
     return any((Path(directory) / name).is_file() for name in _FULL_WEIGHT_FILES)
@@ -133,7 +158,7 @@ def save_checkpoint_extras(model: nn.Module, output_dir: str | os.PathLike, chan
     if has_full_weights(output_dir):
         return
     if _base_changed(model, changed):
-        model.save_pretrained(output_dir / MODEL_DIR)
+        save_pretrained(model, output_dir / MODEL_DIR)
     tensors = _non_base_tensors(model, changed)
     if tensors:
         _save_tensors(output_dir / TRAINABLE_NAME, tensors)
@@ -153,7 +178,7 @@ def save_stage_outputs(
     stage_dir = Path(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     if _base_changed(model, changed):
-        model.save_pretrained(stage_dir / MODEL_DIR)
+        save_pretrained(model, stage_dir / MODEL_DIR)
     if mixture is not None:
         (stage_dir / MIXTURES_DIR).mkdir(exist_ok=True)
         model.save_adapter_mixture(str(stage_dir / MIXTURES_DIR / mixture), mixture)
@@ -263,7 +288,7 @@ def save_final_model(
 ) -> None:
     """Write the finished model: `save_pretrained`, every mixture and head, and the manifest."""
     output_dir = Path(output_dir)
-    model.save_pretrained(output_dir)
+    save_pretrained(model, output_dir)
     mixtures = mixture_names(model)
     for name in mixtures:
         (output_dir / MIXTURES_DIR).mkdir(exist_ok=True)
@@ -287,7 +312,9 @@ def save_final_model(
     )
 
 
-def load_staged_model(output_dir: str | os.PathLike, model_class: type | None = None, **kwargs: Any) -> nn.Module:
+def load_staged_model(
+    output_dir: str | os.PathLike, model_class: type | None = None, **kwargs: Any
+) -> nn.Module:
     """Reload the final model of a staged run with the same predictions as at the end of training.
 
     Args:

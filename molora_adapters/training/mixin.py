@@ -21,6 +21,7 @@ from adapters.trainer import AdapterTrainer, AdapterTrainerCallback
 from torch import nn
 from transformers.trainer_utils import TrainOutput, enable_full_determinism, set_seed
 
+from ..mixture import routing_statistics
 from .callback import StageCallback
 from .checkpointing import (
     check_fingerprint,
@@ -28,6 +29,7 @@ from .checkpointing import (
     find_resume_point,
     has_full_weights,
     read_stage_state,
+    relink_prefix_pools,
     restore_delta,
     save_checkpoint_extras,
     save_final_model,
@@ -50,12 +52,6 @@ def _overridden(args: Any, values: dict[str, Any]) -> Iterator[None]:
     finally:
         for k, v in old.items():
             setattr(args, k, v)
-
-
-def _routing_statistics(router_logits: dict[str, torch.Tensor], attention_mask: torch.Tensor | None) -> dict:
-    from ..mixture import routing_statistics
-
-    return routing_statistics(router_logits, attention_mask)
 
 
 class DisentangledTuningMixin:
@@ -150,7 +146,9 @@ class DisentangledTuningMixin:
             `TrainOutput` with the total number of steps, the last stage's training loss and per-stage metrics.
         """
         if trial is not None:
-            raise NotImplementedError("`trial` (hyper-parameter search) is not supported for staged training.")
+            raise NotImplementedError(
+                "`trial` (hyper-parameter search) is not supported for staged training."
+            )
         root = self.args.output_dir
         start, checkpoint = 0, None
         if resume_from_checkpoint:
@@ -159,13 +157,17 @@ class DisentangledTuningMixin:
             resolve_stage_parameters(self.model, stage)  # bad input fails before any training
         output = None
         for index in range(start, len(self.stages)):
-            output = self._train_stage(index, root, checkpoint if index == start else None, ignore_keys_for_eval)
+            output = self._train_stage(
+                index, root, checkpoint if index == start else None, ignore_keys_for_eval
+            )
         self._stage_index = None
         if self.args.should_save:
             save_final_model(self._unwrapped(), root, stages=self.stages, fingerprint=self.plan_fingerprint)
         self.accelerator.wait_for_everyone()
         metrics = {f"{h['name']}_train_loss": h["train_loss"] for h in self.stage_history}
-        metrics |= {f"{h['name']}_trainable_parameters": h["trainable_parameters"] for h in self.stage_history}
+        metrics |= {
+            f"{h['name']}_trainable_parameters": h["trainable_parameters"] for h in self.stage_history
+        }
         return TrainOutput(
             global_step=sum(h["global_step"] for h in self.stage_history),
             training_loss=output.training_loss if output is not None else float("nan"),
@@ -196,7 +198,9 @@ class DisentangledTuningMixin:
                 )
             check_fingerprint(marker.get("plan_fingerprint"), self.plan_fingerprint, stage_dir)
             if self.stages[index].trains_mixture:
-                self.stage_callback.enter_stage(model, self.stages, index)  # re-activate as in the original run
+                self.stage_callback.enter_stage(
+                    model, self.stages, index
+                )  # re-activate as in the original run
             restore_delta(model, stage_dir)
         logger.info("Resuming staged training at stage %d (checkpoint: %s)", start, checkpoint)
         return start, checkpoint
@@ -208,10 +212,14 @@ class DisentangledTuningMixin:
         model = self._unwrapped()
         if checkpoint is None:
             # Each stage starts from the run seed, so a resumed plan matches an uninterrupted one.
-            enable_full_determinism(self.args.seed) if self.args.full_determinism else set_seed(self.args.seed)
+            enable_full_determinism(self.args.seed) if self.args.full_determinism else set_seed(
+                self.args.seed
+            )
         trainable, mixture = self.stage_callback.enter_stage(model, self.stages, index)
         if checkpoint is not None and not has_full_weights(checkpoint):
-            restore_delta(model, checkpoint)  # AdapterTrainer checkpoints: our extras, the trainer loads the rest
+            restore_delta(
+                model, checkpoint
+            )  # AdapterTrainer checkpoints: our extras, the trainer loads the rest
         n_trainable = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
         logger.info("Stage %d `%s`: %d trainable parameters", index, stage.name, n_trainable)
         self._stage_index, self._stage_mixture, self._stage_trainable = index, mixture, trainable
@@ -222,7 +230,9 @@ class DisentangledTuningMixin:
         self.model_wrapped = self.model
         stage_dir = os.path.join(root, stage_dir_name(index, stage))
         with _overridden(self.args, stage.argument_overrides() | {"output_dir": stage_dir}):
-            output = super().train(resume_from_checkpoint=checkpoint, ignore_keys_for_eval=ignore_keys_for_eval)
+            output = super().train(
+                resume_from_checkpoint=checkpoint, ignore_keys_for_eval=ignore_keys_for_eval
+            )
             if self.args.should_save:
                 save_stage_outputs(
                     model,
@@ -269,7 +279,8 @@ class DisentangledTuningMixin:
     def _record_mixture_stats(self, aux: torch.Tensor, router_logits: Any, attention_mask: Any) -> None:
         self._mixture_logs["mixture_aux_loss"].append(float(aux.detach()))
         if router_logits:
-            stats = _routing_statistics(router_logits, attention_mask)
+            top_k = self._unwrapped().adapter_mixtures[self._stage_mixture].top_k
+            stats = routing_statistics(router_logits, attention_mask, top_k=top_k)
             for key in ("entropy", "balance"):
                 if key in stats:
                     self._mixture_logs[f"routing_{key}"].append(float(stats[key]))
@@ -289,6 +300,7 @@ class DisentangledTuningMixin:
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
+        relink_prefix_pools(self._unwrapped())
         if self._stage_index is not None and state_dict is None:
             save_checkpoint_extras(
                 self._unwrapped(), output_dir or self.args.output_dir, self._stage_trainable

@@ -90,7 +90,9 @@ class Stage:
                     "target with `register_stage_target`."
                 )
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps <= 0):
-            raise ValueError(f"Stage `{self.name}`: `max_steps` must be a positive int, got {self.max_steps!r}.")
+            raise ValueError(
+                f"Stage `{self.name}`: `max_steps` must be a positive int, got {self.max_steps!r}."
+            )
         if self.num_train_epochs is not None and self.num_train_epochs <= 0:
             raise ValueError(
                 f"Stage `{self.name}`: `num_train_epochs` must be > 0, got {self.num_train_epochs!r}."
@@ -100,7 +102,9 @@ class Stage:
             if value is not None and value < 0:
                 raise ValueError(f"Stage `{self.name}`: `{name}` must be >= 0, got {value!r}.")
         if self.warmup_ratio is not None and self.warmup_ratio > 1:
-            raise ValueError(f"Stage `{self.name}`: `warmup_ratio` must be in [0, 1], got {self.warmup_ratio!r}.")
+            raise ValueError(
+                f"Stage `{self.name}`: `warmup_ratio` must be in [0, 1], got {self.warmup_ratio!r}."
+            )
         if self.lr_scheduler_type is not None:
             from transformers import SchedulerType
 

@@ -126,7 +126,9 @@ def _mixture_target(include_experts: bool, include_routers: bool) -> TargetResol
         name = resolve_stage_mixture(model, stage)
         from ..mixture import mixture_parameters
 
-        params = mixture_parameters(model, name, include_experts=include_experts, include_routers=include_routers)
+        params = mixture_parameters(
+            model, name, include_experts=include_experts, include_routers=include_routers
+        )
         return set(params)
 
     return resolve
@@ -140,12 +142,8 @@ MIXTURE_TARGETS = frozenset({"mixture", "mixture_experts", "mixture_routers"})
 
 
 def mixture_names(model: nn.Module) -> list[str]:
-    """Names of the Mixture-of-LoRA blocks added to ``model`` (empty when none, or the plugin is absent)."""
-    try:
-        from ..mixture import list_adapter_mixtures
-    except ImportError:  # mixture sub-package not available
-        return []
-    return list(list_adapter_mixtures(model))
+    """Names of the Mixture-of-LoRA blocks added to ``model`` (empty when it has none)."""
+    return list(getattr(model, "adapter_mixtures", None) or {})
 
 
 def resolve_stage_mixture(model: nn.Module, stage: Stage) -> str:
