@@ -105,3 +105,36 @@ def test_bad_input_fails_before_training(tmp_path):
         _trainer(tmp_path).train(resume_from_checkpoint=str(tmp_path))
     with pytest.raises(ValueError, match="No staged checkpoint"):
         _trainer(tmp_path).train(resume_from_checkpoint=True)
+
+
+def test_checkpoint_averaging_callback(tmp_path):
+    from safetensors.torch import load_file
+
+    from molora_adapters.training import CheckpointAveragingCallback
+
+    averaging = CheckpointAveragingCallback(last_n=3, stages=["heads"])
+    plan = (Stage("embeddings", ("embeddings",), max_steps=1), Stage("heads", ("heads",), max_steps=4))
+    trainer = StagedTrainer(
+        model=tagging_model(),
+        args=training_args(tmp_path / "run", save_strategy="steps", save_steps=1),
+        stages=plan,
+        train_dataset=toy_dataset(),
+        callbacks=[averaging],
+    )
+    trainer.train()
+    stage_dir = tmp_path / "run" / "stage-1-heads"
+    assert averaging.averaged == {"heads": ["checkpoint-2", "checkpoint-3", "checkpoint-4"]}
+    states = [load_file(stage_dir / f"checkpoint-{s}" / "model.safetensors") for s in (2, 3, 4)]
+    params = dict(trainer.model.named_parameters())
+    for name in ("heads.oie.1.weight", "heads.oie.1.bias"):
+        expected = sum(s[name] for s in states) / 3
+        torch.testing.assert_close(params[name].detach(), expected, rtol=0, atol=1e-7)
+        assert not torch.equal(params[name].detach(), states[-1][name])
+        # the stage's saved outputs hold the average, not the last step
+        torch.testing.assert_close(
+            load_file(stage_dir / "trainable.safetensors")[name], params[name].detach()
+        )
+    word = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(params[word].detach(), states[-1][word])  # frozen in the averaged stage
+    with pytest.raises(ValueError, match="last_n"):
+        CheckpointAveragingCallback(last_n=1)
