@@ -107,6 +107,7 @@ def test_compute_loss_adds_the_mixture_aux_loss(tmp_path):
     trainer = _trainer(tmp_path, stages=PLAN[2:])
     trainer.stage_callback.enter_stage(trainer.model, trainer.stages, 0)
     trainer._stage_index, trainer._stage_mixture = 0, "en,de"
+    trainer.model.train()
     ds = toy_dataset(4)
     inputs = {k: torch.tensor(ds[k]) for k in ds.column_names}
     loss, outputs = trainer.compute_loss(trainer.model, inputs, return_outputs=True)

@@ -2,8 +2,14 @@
 
 Each stage is one ordinary ``Trainer.train()`` call with the stage's parameters trainable, a fresh optimiser and
 scheduler, and ``output_dir`` set to the stage's folder, so checkpoints, rotation, evaluation, logging integrations
-and DDP / DeepSpeed work as usual. The model is re-wrapped (DDP) per stage, because DDP registers gradient hooks
-only for the parameters that required gradients when it was built.
+and multi-process training work as usual.
+
+Multi-GPU: the same script runs under ``torchrun --nproc_per_node 8 train.py`` or ``accelerate launch train.py``
+(DDP). The model is re-wrapped per stage, because DDP registers gradient hooks only for the parameters that required
+gradients when it was built; keep ``ddp_find_unused_parameters`` at its default (or `True`) when a stage trains
+parameters that some batches do not reach (the pooler of a tagging model, top-k-routed experts). DeepSpeed ZeRO-1/2
+works the same way (one engine per stage). ZeRO-3 and FSDP shard the parameters, which breaks per-stage freezing
+and the per-stage ``save_pretrained`` outputs, so they are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -84,6 +90,12 @@ class DisentangledTuningMixin:
                 "its optimiser over its own parameters. Pass `optimizer_cls_and_kwargs=(cls, kwargs)` or set "
                 "`TrainingArguments.optim` instead."
             )
+        if self.model_init is not None:
+            raise ValueError(
+                "`model_init` cannot be used with staged training: `Trainer.train()` would re-initialise the model "
+                "at every stage. Pass `model=` instead."
+            )
+        self._check_parallelism()
         self.add_callback(StageCallback(self.plan_fingerprint, [s.name for s in self.stages]))
         self._adapt_adapter_trainer()
         if not hasattr(self.accelerator.unwrap_model(self.model), "accepts_loss_kwargs") and hasattr(
@@ -112,6 +124,20 @@ class DisentangledTuningMixin:
     def current_stage(self) -> Stage | None:
         """The stage being trained, or `None` outside `train()`."""
         return None if self._stage_index is None else self.stages[self._stage_index]
+
+    def _check_parallelism(self) -> None:
+        if getattr(self, "is_fsdp_enabled", False):
+            raise NotImplementedError(
+                "Staged training does not support FSDP: parameters are flattened and sharded, so freezing changes "
+                "between stages and per-stage `save_pretrained` outputs would be wrong. Use DDP or DeepSpeed ZeRO-1/2."
+            )
+        plugin = (
+            getattr(self.accelerator.state, "deepspeed_plugin", None) if self.is_deepspeed_enabled else None
+        )
+        if plugin is not None and getattr(plugin, "zero_stage", 0) == 3:
+            raise NotImplementedError(
+                "Staged training does not support DeepSpeed ZeRO-3 (sharded parameters); use ZeRO stage 1 or 2."
+            )
 
     def _adapt_adapter_trainer(self) -> None:
         if not isinstance(self, AdapterTrainer):
@@ -145,6 +171,8 @@ class DisentangledTuningMixin:
         Returns:
             `TrainOutput` with the total number of steps, the last stage's training loss and per-stage metrics.
         """
+        if kwargs:
+            raise TypeError(f"train() got unexpected keyword arguments: {', '.join(kwargs)}.")
         if trial is not None:
             raise NotImplementedError(
                 "`trial` (hyper-parameter search) is not supported for staged training."
@@ -265,15 +293,15 @@ class DisentangledTuningMixin:
     ):
         """Task loss plus, in mixture stages, the mixture's (already weighted) auxiliary loss."""
         stage = self.current_stage
-        if stage is None or not stage.trains_mixture:
+        if stage is None or not stage.trains_mixture or not model.training:
+            # evaluation reports the task loss alone and gathers no router logits
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = {**inputs, "output_router_logits": True}
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
         aux = outputs.get("mixture_aux_loss") if isinstance(outputs, dict) else None
         if aux is not None:
             loss = loss + aux
-            if model.training:
-                self._record_mixture_stats(aux, outputs.get("router_logits"), inputs.get("attention_mask"))
+            self._record_mixture_stats(aux, outputs.get("router_logits"), inputs.get("attention_mask"))
         return (loss, outputs) if return_outputs else loss
 
     def _record_mixture_stats(self, aux: torch.Tensor, router_logits: Any, attention_mask: Any) -> None:
@@ -289,9 +317,10 @@ class DisentangledTuningMixin:
         """Add the stage index, the stage's trainable-parameter count and mixture statistics to training logs."""
         if self._stage_index is not None:
             logs = {**logs, "stage": self._stage_index}
-            if "loss" in logs:
+            if "loss" in logs or "train_loss" in logs:
                 logs |= self._stage_log
                 self._stage_log = {}
+            if "loss" in logs:
                 for key, values in self._mixture_logs.items():
                     if values:
                         logs[key] = round(sum(values) / len(values), 6)
