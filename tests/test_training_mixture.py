@@ -111,8 +111,9 @@ def test_compute_loss_adds_the_mixture_aux_loss(tmp_path):
     ds = toy_dataset(4)
     inputs = {k: torch.tensor(ds[k]) for k in ds.column_names}
     loss, outputs = trainer.compute_loss(trainer.model, inputs, return_outputs=True)
-    assert outputs.mixture_aux_loss > 0
-    torch.testing.assert_close(loss, outputs.loss + outputs.mixture_aux_loss, rtol=0, atol=0)
+    reference = trainer.model(**inputs, output_router_logits=True)
+    assert reference.mixture_aux_loss > 0 and torch.equal(outputs[-1], reference.mixture_aux_loss)
+    torch.testing.assert_close(loss, reference.loss + reference.mixture_aux_loss, rtol=0, atol=0)
 
 
 def test_routers_only_plan_leaves_experts_bitwise_unchanged(tmp_path):

@@ -5,6 +5,7 @@ Usage: python -m torch.distributed.run --nproc_per_node 2 tests/training_ddp_wor
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -13,25 +14,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from molora_adapters.training import Stage, StagedTrainer  # noqa: E402
+from molora_adapters.training import MT4CROSSOIE_STAGES, StagedTrainer  # noqa: E402
 from tests.training_utils import tagging_model, toy_dataset, training_args  # noqa: E402
 
 GLOBAL_BATCH = 4
 
-DDP_STAGES = (
-    Stage("embeddings", ("embeddings", "heads"), max_steps=2),
-    Stage("backbone", ("backbone", "heads"), max_steps=2, learning_rate=1e-3),
-    Stage("lora", (lambda n, p: ".loras.lora." in n, "heads"), max_steps=2),
-)
+# MT4CrossOIE's three stages, two steps each
+DDP_STAGES = tuple(dataclasses.replace(s, max_steps=2) for s in MT4CROSSOIE_STAGES)
 
 
 def ddp_model():
-    from adapters import LoRAConfig
-
     model = tagging_model()
-    torch.manual_seed(3)
-    model.add_adapter("lora", config=LoRAConfig(r=2, init_weights="bert"))  # non-zero B: LoRA affects outputs
-    model.set_active_adapters("lora")
+    torch.manual_seed(7)
+    # Dense routing (top_k = n_experts) keeps the comparison continuous: with top-1 a near tie could flip on a
+    # 1e-8 reduction-order difference. No balancing loss: each DDP rank balances its own micro-batch, which by
+    # design differs from balancing the global batch.
+    model.add_adapter_mixture(["en", "de"], top_k=2, load_balancing_coef=0.0)
+    for name, p in model.named_parameters():
+        if ".loras." in name and name.endswith("lora_B"):
+            torch.nn.init.normal_(p, std=0.05)  # non-zero experts, so that the routers get gradients
     return model
 
 

@@ -296,12 +296,19 @@ class DisentangledTuningMixin:
         if stage is None or not stage.trains_mixture or not model.training:
             # evaluation reports the task loss alone and gathers no router logits
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        inputs = {**inputs, "output_router_logits": True}
+        # Ask for a tuple, not a ModelOutput: under DDP with `find_unused_parameters=True` (Trainer's default),
+        # DDP rebuilds a ModelOutput from its dataclass fields, and the mixture's extra `router_logits` /
+        # `mixture_aux_loss` keys make that fail. The mixture appends both to the tuple, in this order.
+        inputs = {**inputs, "output_router_logits": True, "return_dict": False}
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        aux = outputs.get("mixture_aux_loss") if isinstance(outputs, dict) else None
-        if aux is not None:
-            loss = loss + aux
-            self._record_mixture_stats(aux, outputs.get("router_logits"), inputs.get("attention_mask"))
+        if not (isinstance(outputs, tuple) and len(outputs) >= 2 and isinstance(outputs[-2], dict)):
+            raise RuntimeError(
+                f"Stage `{stage.name}` trains a mixture, but the model's outputs carry no router logits; is the "
+                "mixture active and `molora_adapters` imported before the model was built?"
+            )
+        router_logits, aux = outputs[-2], outputs[-1]
+        loss = loss + aux
+        self._record_mixture_stats(aux, router_logits, inputs.get("attention_mask"))
         return (loss, outputs) if return_outputs else loss
 
     def _record_mixture_stats(self, aux: torch.Tensor, router_logits: Any, attention_mask: Any) -> None:
