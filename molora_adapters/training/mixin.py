@@ -108,6 +108,8 @@ class DisentangledTuningMixin:
             resolve_stage_parameters(self.model, stage)
         self.stage_history: list[dict[str, Any]] = []
         self._stage_index: int | None = None
+        self._stage_mixture: str | None = None
+        self._stage_trainable: set[str] = set()
         self._stage_log: dict[str, float] = {}
         self._mixture_logs: dict[str, list[float]] = defaultdict(list)
 
