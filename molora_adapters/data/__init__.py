@@ -5,14 +5,12 @@ from . import llm as _llm  # noqa: F401  (registers the llm-augmented loader)
 from .registry import CORPUS_LOADERS, load_training_corpus, register_corpus_loader
 from .schema import OIE_FEATURES, OIERecord, OIETuple, records_to_dataset
 
-__all__ = sorted(
-    [
-        "CORPUS_LOADERS",
-        "OIERecord",
-        "OIETuple",
-        "OIE_FEATURES",
-        "load_training_corpus",
-        "records_to_dataset",
-        "register_corpus_loader",
-    ]
-)
+__all__ = [
+    "CORPUS_LOADERS",
+    "OIERecord",
+    "OIETuple",
+    "OIE_FEATURES",
+    "load_training_corpus",
+    "records_to_dataset",
+    "register_corpus_loader",
+]

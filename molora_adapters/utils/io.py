@@ -141,4 +141,6 @@ def _commit_directory(tmp: Path, final: Path, *, overwrite: bool) -> None:
             pass  # someone else removed it meanwhile: just retry the rename
         finally:
             shutil.rmtree(trash, ignore_errors=True)
-    raise OSError(f"Could not move the finished directory into place at {str(final)!r}: it keeps reappearing.")
+    raise OSError(
+        f"Could not move the finished directory into place at {str(final)!r}: it keeps reappearing."
+    )

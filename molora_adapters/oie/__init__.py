@@ -1,0 +1,1 @@
+"""Open Information Extraction: heads, decoding, pipeline and ``benchmarks`` (the scorers)."""

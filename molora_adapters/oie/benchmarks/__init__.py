@@ -1,0 +1,51 @@
+"""OIE benchmarks as plugins: CaRB, BenchIE and (Re-)OIE2016 scorers with the official tools' semantics,
+shipped gold sets with a `datasets` loader registry, readers/writers for system outputs, `evaluate`
+metrics and the ``molora evaluate`` command.
+"""
+
+from .api import SCORERS, register_scorer, score, score_extractions
+from .benchie import parse_benchie_gold
+from .carb import match_tuples
+from .gold import BENCHMARK_LOADERS, GOLD_SETS, gold_path, load_benchmark, read_carb_gold, register_benchmark
+from .readers import (
+    PREDICTION_READERS,
+    read_benchie,
+    read_jsonl,
+    read_openie4,
+    read_predictions,
+    read_tabbed,
+    register_prediction_reader,
+    rows_from_extractions,
+)
+from .rows import ExtractionRow, normalize_key
+from .writers import format_benchie, format_tabbed, write_benchie, write_jsonl, write_tabbed
+
+__all__ = [
+    "BENCHMARK_LOADERS",
+    "ExtractionRow",
+    "GOLD_SETS",
+    "PREDICTION_READERS",
+    "SCORERS",
+    "format_benchie",
+    "format_tabbed",
+    "gold_path",
+    "load_benchmark",
+    "match_tuples",
+    "normalize_key",
+    "parse_benchie_gold",
+    "read_benchie",
+    "read_carb_gold",
+    "read_jsonl",
+    "read_openie4",
+    "read_predictions",
+    "read_tabbed",
+    "register_benchmark",
+    "register_prediction_reader",
+    "register_scorer",
+    "rows_from_extractions",
+    "score",
+    "score_extractions",
+    "write_benchie",
+    "write_jsonl",
+    "write_tabbed",
+]
