@@ -1,0 +1,352 @@
+"""`DisentangledTuningMixin`: run a plan of `Stage`s with any `transformers.Trainer` subclass.
+
+Each stage is one ordinary ``Trainer.train()`` call with the stage's parameters trainable, a fresh optimiser and
+scheduler, and ``output_dir`` set to the stage's folder, so checkpoints, rotation, evaluation, logging integrations
+and multi-process training work as usual.
+
+Multi-GPU: the same script runs under ``torchrun --nproc_per_node 8 train.py`` or ``accelerate launch train.py``
+(DDP). The model is re-wrapped per stage, because DDP registers gradient hooks only for the parameters that required
+gradients when it was built; keep ``ddp_find_unused_parameters`` at its default (or `True`) when a stage trains
+parameters that some batches do not reach (the pooler of a tagging model, top-k-routed experts). DeepSpeed ZeRO-1/2
+works the same way (one engine per stage). ZeRO-3 and FSDP shard the parameters, which breaks per-stage freezing
+and the per-stage ``save_pretrained`` outputs, so they are refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from adapters.trainer import AdapterTrainer, AdapterTrainerCallback
+from torch import nn
+from transformers.trainer_utils import TrainOutput, enable_full_determinism, set_seed
+
+from ..mixture import routing_statistics
+from .callback import StageCallback
+from .checkpointing import (
+    check_fingerprint,
+    checkpoint_stage,
+    find_resume_point,
+    has_full_weights,
+    read_stage_state,
+    relink_prefix_pools,
+    restore_delta,
+    save_checkpoint_extras,
+    save_final_model,
+    save_stage_outputs,
+    stage_dir_name,
+)
+from .stages import MT4CROSSOIE_STAGES, Stage, plan_fingerprint, validate_plan
+from .targets import resolve_stage_parameters
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _overridden(args: Any, values: dict[str, Any]) -> Iterator[None]:
+    old = {k: getattr(args, k) for k in values}
+    try:
+        for k, v in values.items():
+            setattr(args, k, v)
+        yield
+    finally:
+        for k, v in old.items():
+            setattr(args, k, v)
+
+
+class DisentangledTuningMixin:
+    """Adds staged ("disentangled") tuning to a `transformers.Trainer` subclass.
+
+    Put it first in the bases, e.g. ``class MyTrainer(DisentangledTuningMixin, MyOwnTrainer)``. All other arguments
+    go unchanged to the trainer's ``__init__``. ``train()`` runs every stage in order (or resumes) and writes the
+    final model to ``args.output_dir``; see [`load_staged_model`] to reload it.
+
+    Per stage it logs ``stage`` (the stage index) with every log entry, the stage's trainable-parameter count in its
+    first log entry, and in mixture stages ``mixture_aux_loss``, ``routing_entropy`` and ``routing_balance`` (means
+    since the previous log). ``trainer.stage_history`` keeps one summary per finished stage.
+
+    With ``adapters.AdapterTrainer`` as the base, the mixin also (1) replaces its callback that refuses an
+    unfrozen model, (2) completes its checkpoints, which skip embeddings, backbone and mixture routers, and
+    (3) defines ``train_adapter_fusion`` when the model was not frozen at construction.
+
+    Args:
+        stages (`Sequence[Stage]`, *optional*, defaults to `MT4CROSSOIE_STAGES`): the plan.
+        *args, **kwargs: passed to the base trainer.
+    """
+
+    def __init__(self, *args: Any, stages: Sequence[Stage] = MT4CROSSOIE_STAGES, **kwargs: Any) -> None:
+        self.stages = validate_plan(stages)
+        self.plan_fingerprint = plan_fingerprint(self.stages)
+        super().__init__(*args, **kwargs)
+        if self.optimizer is not None or self.lr_scheduler is not None:
+            raise ValueError(
+                "`optimizers=(optimizer, scheduler)` cannot be used with staged training: every stage rebuilds "
+                "its optimiser over its own parameters. Pass `optimizer_cls_and_kwargs=(cls, kwargs)` or set "
+                "`TrainingArguments.optim` instead."
+            )
+        if self.model_init is not None:
+            raise ValueError(
+                "`model_init` cannot be used with staged training: `Trainer.train()` would re-initialise the model "
+                "at every stage. Pass `model=` instead."
+            )
+        self._check_parallelism()
+        self.add_callback(StageCallback(self.plan_fingerprint, [s.name for s in self.stages]))
+        self._adapt_adapter_trainer()
+        if not hasattr(self.accelerator.unwrap_model(self.model), "accepts_loss_kwargs") and hasattr(
+            self.model, "heads"
+        ):
+            # adapters' flexible heads average their loss and ignore `num_items_in_batch`; telling Trainer so
+            # keeps gradient accumulation and multi-process loss scaling correct.
+            self.model_accepts_loss_kwargs = False
+        for stage in self.stages:  # fail on a bad plan now rather than after hours of stage 1
+            resolve_stage_parameters(self.model, stage)
+        self.stage_history: list[dict[str, Any]] = []
+        self._stage_index: int | None = None
+        self._stage_mixture: str | None = None
+        self._stage_trainable: set[str] = set()
+        self._stage_log: dict[str, float] = {}
+        self._mixture_logs: dict[str, list[float]] = defaultdict(list)
+
+    # ----------------------------------------------------------------------------------------------- setup
+    @property
+    def stage_callback(self) -> StageCallback:
+        """The trainer's `StageCallback`."""
+        for cb in self.callback_handler.callbacks:
+            if isinstance(cb, StageCallback):
+                return cb
+        raise RuntimeError("The `StageCallback` was removed from this trainer; staged training needs it.")
+
+    @property
+    def current_stage(self) -> Stage | None:
+        """The stage being trained, or `None` outside `train()`."""
+        return None if self._stage_index is None else self.stages[self._stage_index]
+
+    def _check_parallelism(self) -> None:
+        if getattr(self, "is_fsdp_enabled", False):
+            raise NotImplementedError(
+                "Staged training does not support FSDP: parameters are flattened and sharded, so freezing changes "
+                "between stages and per-stage `save_pretrained` outputs would be wrong. Use DDP or DeepSpeed ZeRO-1/2."
+            )
+        plugin = (
+            getattr(self.accelerator.state, "deepspeed_plugin", None) if self.is_deepspeed_enabled else None
+        )
+        if plugin is not None and getattr(plugin, "zero_stage", 0) == 3:
+            raise NotImplementedError(
+                "Staged training does not support DeepSpeed ZeRO-3 (sharded parameters); use ZeRO stage 1 or 2."
+            )
+
+    def _adapt_adapter_trainer(self) -> None:
+        if not isinstance(self, AdapterTrainer):
+            return
+        for cb in list(self.callback_handler.callbacks):
+            if type(cb) is AdapterTrainerCallback:
+                self.callback_handler.remove_callback(cb)
+                self.callback_handler.add_callback(_StagedAdapterTrainerCallback(self))
+        if not hasattr(self, "train_adapter_fusion"):
+            # AdapterTrainer sets it only for frozen models; stages 1-2 start from an unfrozen one.
+            self.train_adapter_fusion = False
+
+    # ----------------------------------------------------------------------------------------------- train
+    def train(
+        self,
+        resume_from_checkpoint: str | bool | None = None,
+        trial: Any = None,
+        ignore_keys_for_eval: list[str] | None = None,
+        **kwargs: Any,
+    ) -> TrainOutput:
+        """Run every stage in order, or resume; then save the final model to ``args.output_dir``.
+
+        Args:
+            resume_from_checkpoint (`str` or `bool`, *optional*):
+                `True` resumes from the latest checkpoint or finished stage under ``args.output_dir``; a path
+                resumes from that ``stage-<i>-<name>/checkpoint-<step>`` folder. Optimiser, scheduler and RNG
+                states come from the checkpoint; earlier stages are restored from their stage folders.
+            trial: not supported (hyper-parameter search over a staged plan).
+            ignore_keys_for_eval (`list[str]`, *optional*): passed to `Trainer.train`.
+
+        Returns:
+            `TrainOutput` with the total number of steps, the last stage's training loss and per-stage metrics.
+        """
+        if kwargs:
+            raise TypeError(f"train() got unexpected keyword arguments: {', '.join(kwargs)}.")
+        if trial is not None:
+            raise NotImplementedError(
+                "`trial` (hyper-parameter search) is not supported for staged training."
+            )
+        root = self.args.output_dir
+        start, checkpoint = 0, None
+        if resume_from_checkpoint:
+            start, checkpoint = self._prepare_resume(root, resume_from_checkpoint)
+        for stage in self.stages[start:]:
+            resolve_stage_parameters(self.model, stage)  # bad input fails before any training
+        output = None
+        for index in range(start, len(self.stages)):
+            output = self._train_stage(
+                index, root, checkpoint if index == start else None, ignore_keys_for_eval
+            )
+        self._stage_index = None
+        if self.args.should_save:
+            save_final_model(self._unwrapped(), root, stages=self.stages, fingerprint=self.plan_fingerprint)
+        self.accelerator.wait_for_everyone()
+        metrics = {f"{h['name']}_train_loss": h["train_loss"] for h in self.stage_history}
+        metrics |= {
+            f"{h['name']}_trainable_parameters": h["trainable_parameters"] for h in self.stage_history
+        }
+        return TrainOutput(
+            global_step=sum(h["global_step"] for h in self.stage_history),
+            training_loss=output.training_loss if output is not None else float("nan"),
+            metrics=(output.metrics if output is not None else {}) | metrics,
+        )
+
+    def _unwrapped(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def _prepare_resume(self, root: str, resume: str | bool) -> tuple[int, str | None]:
+        if resume is True:
+            start, checkpoint = find_resume_point(root, self.stages, self.plan_fingerprint)
+            run_dir = Path(root)
+        else:
+            checkpoint = str(resume)
+            record = checkpoint_stage(checkpoint, StageCallback.__name__)
+            check_fingerprint(record.get("plan_fingerprint"), self.plan_fingerprint, checkpoint)
+            start = int(record["stage_index"])
+            run_dir = Path(checkpoint).resolve().parent.parent
+        model = self._unwrapped()
+        for index in range(start):
+            stage_dir = run_dir / stage_dir_name(index, self.stages[index])
+            marker = read_stage_state(stage_dir)
+            if marker is None:
+                raise ValueError(
+                    f"Cannot resume in stage {start}: earlier stage `{self.stages[index].name}` has no finished "
+                    f"output in `{stage_dir}`."
+                )
+            check_fingerprint(marker.get("plan_fingerprint"), self.plan_fingerprint, stage_dir)
+            if self.stages[index].trains_mixture:
+                self.stage_callback.enter_stage(
+                    model, self.stages, index
+                )  # re-activate as in the original run
+            restore_delta(model, stage_dir)
+        logger.info("Resuming staged training at stage %d (checkpoint: %s)", start, checkpoint)
+        return start, checkpoint
+
+    def _train_stage(
+        self, index: int, root: str, checkpoint: str | None, ignore_keys_for_eval: list[str] | None
+    ) -> TrainOutput:
+        stage = self.stages[index]
+        model = self._unwrapped()
+        if checkpoint is None:
+            # Each stage starts from the run seed, so a resumed plan matches an uninterrupted one.
+            enable_full_determinism(self.args.seed) if self.args.full_determinism else set_seed(
+                self.args.seed
+            )
+        trainable, mixture = self.stage_callback.enter_stage(model, self.stages, index)
+        if checkpoint is not None and not has_full_weights(checkpoint):
+            restore_delta(
+                model, checkpoint
+            )  # AdapterTrainer checkpoints: our extras, the trainer loads the rest
+        n_trainable = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
+        logger.info("Stage %d `%s`: %d trainable parameters", index, stage.name, n_trainable)
+        self._stage_index, self._stage_mixture, self._stage_trainable = index, mixture, trainable
+        self._stage_log = {"stage_trainable_parameters": float(n_trainable)}
+        self._mixture_logs.clear()
+        # Fresh optimiser, scheduler and DDP wrapper for the new set of trainable parameters.
+        self.optimizer, self.lr_scheduler = None, None
+        self.model_wrapped = self.model
+        stage_dir = os.path.join(root, stage_dir_name(index, stage))
+        with _overridden(self.args, stage.argument_overrides() | {"output_dir": stage_dir}):
+            output = super().train(
+                resume_from_checkpoint=checkpoint, ignore_keys_for_eval=ignore_keys_for_eval
+            )
+            if self.args.should_save:
+                save_stage_outputs(
+                    model,
+                    stage_dir,
+                    stage=stage,
+                    index=index,
+                    changed=trainable,
+                    fingerprint=self.plan_fingerprint,
+                    mixture=mixture,
+                )
+            self.accelerator.wait_for_everyone()
+        self.stage_history.append(
+            {
+                "stage": index,
+                "name": stage.name,
+                "trainable_parameters": n_trainable,
+                "global_step": output.global_step,
+                "train_loss": output.training_loss,
+            }
+        )
+        return output
+
+    # ----------------------------------------------------------------------------------------------- hooks
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | None = None,
+    ):
+        """Task loss plus, in mixture stages, the mixture's (already weighted) auxiliary loss."""
+        stage = self.current_stage
+        if stage is None or not stage.trains_mixture or not model.training:
+            # evaluation reports the task loss alone and gathers no router logits
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        # Ask for a tuple, not a ModelOutput: under DDP with `find_unused_parameters=True` (Trainer's default),
+        # DDP rebuilds a ModelOutput from its dataclass fields, and the mixture's extra `router_logits` /
+        # `mixture_aux_loss` keys make that fail. The mixture appends both to the tuple, in this order.
+        inputs = {**inputs, "output_router_logits": True, "return_dict": False}
+        loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        if not (isinstance(outputs, tuple) and len(outputs) >= 2 and isinstance(outputs[-2], dict)):
+            raise RuntimeError(
+                f"Stage `{stage.name}` trains a mixture, but the model's outputs carry no router logits; is the "
+                "mixture active and `molora_adapters` imported before the model was built?"
+            )
+        router_logits, aux = outputs[-2], outputs[-1]
+        loss = loss + aux
+        self._record_mixture_stats(aux, router_logits, inputs.get("attention_mask"))
+        return (loss, outputs) if return_outputs else loss
+
+    def _record_mixture_stats(self, aux: torch.Tensor, router_logits: Any, attention_mask: Any) -> None:
+        self._mixture_logs["mixture_aux_loss"].append(float(aux.detach()))
+        if router_logits:
+            top_k = self._unwrapped().adapter_mixtures[self._stage_mixture].top_k
+            stats = routing_statistics(router_logits, attention_mask, top_k=top_k)
+            for key in ("entropy", "balance"):
+                if key in stats:
+                    self._mixture_logs[f"routing_{key}"].append(float(stats[key]))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the stage index, the stage's trainable-parameter count and mixture statistics to training logs."""
+        if self._stage_index is not None:
+            logs = {**logs, "stage": self._stage_index}
+            if "loss" in logs or "train_loss" in logs:
+                logs |= self._stage_log
+                self._stage_log = {}
+            if "loss" in logs:
+                for key, values in self._mixture_logs.items():
+                    if values:
+                        logs[key] = round(sum(values) / len(values), 6)
+                self._mixture_logs.clear()
+        super().log(logs, start_time)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        super()._save(output_dir, state_dict)
+        relink_prefix_pools(self._unwrapped())
+        if self._stage_index is not None and state_dict is None:
+            save_checkpoint_extras(
+                self._unwrapped(), output_dir or self.args.output_dir, self._stage_trainable
+            )
+
+
+class _StagedAdapterTrainerCallback(AdapterTrainerCallback):
+    """AdapterTrainer's callback without its frozen-model check; `StageCallback` checks every stage instead."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        return None
