@@ -21,6 +21,7 @@ Nothing else in the package modifies third-party objects.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Iterator
 
@@ -34,6 +35,7 @@ from adapters.methods.adapter_layer_base import ComposableAdapterLayerBase
 from adapters.methods.lora import LoRALinear
 from adapters.model_mixin import ModelAdaptersMixin
 from packaging.version import Version
+from transformers.utils import ModelOutput
 
 from .mixture.composition import Mixture
 from .mixture.config import MixtureConfig
@@ -166,12 +168,30 @@ def _make_call_forward(original):
             logits = dict(getattr(self, "router_logits", {}))
             if isinstance(results, tuple):
                 results = results + (logits, aux)
+            elif isinstance(results, ModelOutput):
+                results = with_router_outputs(type(results))(**results, router_logits=logits, mixture_aux_loss=aux)
             else:
                 results["router_logits"] = logits
                 results["mixture_aux_loss"] = aux
         return results
 
     return _call_forward
+
+
+@functools.lru_cache(maxsize=None)
+def with_router_outputs(output_cls: type) -> type:
+    """``output_cls`` extended by two declared fields, ``router_logits`` and ``mixture_aux_loss``.
+
+    Declared fields (rather than extra keys) keep the output rebuildable from its dataclass fields, which DDP does.
+    """
+    if {"router_logits", "mixture_aux_loss"} <= {f.name for f in dataclasses.fields(output_cls)}:
+        return output_cls
+    return dataclasses.make_dataclass(
+        f"{output_cls.__name__}WithRouterLogits",
+        [("router_logits", dict | None, None), ("mixture_aux_loss", torch.Tensor | None, None)],
+        bases=(output_cls,),
+        namespace={"__module__": __name__},
+    )
 
 
 # ---- 5. lifecycle --------------------------------------------------------------------------------------------------
