@@ -118,7 +118,10 @@ def clean_element(value: Any) -> str:
         s = s.strip().strip(_QUOTES).strip()
         if len(s) > 1 and s[0] in "([<" and s[-1] in ")]>" and s.count(s[0]) == 1:
             s = s[1:-1]
-        s = re.sub(r"(?<![.\s])[.。]$", "", s) if not re.search(r"\.\.\.$|…$", s) else s
+        last = s.split()[-1] if s.split() else ""
+        # a sentence-final period, but not an ellipsis or an abbreviation such as "U.S." or "e.g."
+        if last.endswith("。") or (last.endswith(".") and "." not in last[:-1]):
+            s = s[:-1]
     return s.strip()
 
 
@@ -206,7 +209,7 @@ def _triples_from_value(value: Any) -> list[ParsedTriple] | None:
 
 
 _LINE_KEY = re.compile(
-    r"(?:^|(?<=[\s,;|(\[{*\-]))\**\s*(subject|relation|predicate|objects?)\s*\d*\s*\**\s*[:：]\s*", re.I
+    r"(?:^|(?<=[\s,;|(\[{*\-]))\**\s*(subject|relation|predicate|objects?)\s*\d*\s*\**\s*[:：]\s*\**\s*", re.I
 )
 
 

@@ -18,7 +18,7 @@ slice of the translation covering that run, and its positions are the word indic
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from ..schema import OIETuple
@@ -141,14 +141,6 @@ def find_span(words: list[str], element: list[str], used: set[int] | None = None
     return hits[0]
 
 
-@dataclass
-class AlignedTriple:
-    """A triple whose elements are spans of the translation."""
-
-    tuple: OIETuple
-    objects: list[str] = field(default_factory=list)
-
-
 def check_translation(english: str, translation: str, language: str) -> None:
     """Raise :class:`ValidationError` unless ``translation`` is a non-trivial text in ``language``."""
     if not translation.strip():
@@ -158,6 +150,19 @@ def check_translation(english: str, translation: str, language: str) -> None:
     problem = check_language(translation, language)
     if problem is not None:
         raise ValidationError(RejectReason.WRONG_LANGUAGE, f"not {language}: {problem}")
+
+
+_EDGE_PUNCT = set(".,;:!?。，、；：！？\"'“”„«»「」『』")
+
+
+def _trim_punct(tokens: list[str]) -> list[str]:
+    """Drop sentence punctuation and quotes at both ends of an element (``"der Matte."`` -> ``der Matte``)."""
+    lo, hi = 0, len(tokens)
+    while hi - lo > 1 and tokens[hi - 1] in _EDGE_PUNCT:
+        hi -= 1
+    while hi - lo > 1 and tokens[lo] in _EDGE_PUNCT:
+        lo += 1
+    return tokens[lo:hi]
 
 
 def _strip_element(s: str) -> str:
@@ -202,7 +207,7 @@ def align_triples(
             text = _strip_element(text)
             if not text:
                 raise ValidationError(RejectReason.EMPTY_ELEMENT, f"triple {k}: empty {role}")
-            pos = find_span(words, [t.text for t in tokenize(text, language)], used)
+            pos = find_span(words, _trim_punct([t.text for t in tokenize(text, language)]), used)
             if pos is None:
                 raise ValidationError(
                     RejectReason.NOT_A_SPAN, f"triple {k}: {role} {text!r} is not a span of the translation"
