@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..schema import OIERecord
-from .backends.base import BackendError, ChatBackend
+from .backends.base import BackendError, ChatBackend, FatalBackendError
 from .cache import AnswerCache, CachedAnswer, cache_key
 from .languages import get_language, parse_language_list
 from .parsing import ParseError, parse_translation, parse_triples
@@ -164,10 +164,13 @@ class _Annotator:
         self.backend, self.cache, self.config = backend, cache, config
         self.prompt: PromptTemplate = config.prompt  # type: ignore[assignment]
         self.usage = Usage()
+        self.fatal: FatalBackendError | None = None
         self._lock = threading.Lock()
 
     def _ask(self, stage: str, messages: list[dict[str, str]], sentence: str, lang: str, extra: str) -> str:
         key = cache_key(self.backend.name, self.backend.model, self.prompt.prompt_id, stage, sentence, lang, extra)
+        if self.fatal is not None:
+            raise self.fatal
         hit = self.cache.get(key)
         if hit is not None:
             with self._lock:
@@ -228,9 +231,10 @@ class _Annotator:
             words, tuples = align_triples(translation, lang, parsed, [len(e["args"]) for e in exts])
         except ValidationError as e:
             return reject(e.reason, e.detail)
+        except FatalBackendError as e:  # stops the run: other workers see it and stop too
+            self.fatal = e
+            raise
         except BackendError as e:
-            if type(e) is not BackendError:  # FatalBackendError stops the run
-                raise
             return reject(RejectReason.BACKEND_ERROR, str(e))
         record = OIERecord(id=rid, sentence=translation, words=words, language=lang, extractions=tuples, meta=meta)
         return _Outcome(accepted=record.to_dict())
