@@ -40,6 +40,13 @@ TRIPLE_CASES = [
      [T("Die Katze", "saß auf", ["der Matte"])]),
     # no object
     ('{"subject": "Er", "relation": "ging", "object": ""}', [T("Er", "ging", [])]),
+    # SmolLM2-135M's real answer: mismatched closing brackets
+    ('{"triples": [{"subject": "Marie Curie", "relation": "discovered", "object": "1898er Radium"}}}',
+     [T("Marie Curie", "discovered", ["1898er Radium"])]),
+    # cut off by the token limit: the complete triples survive (the count check rejects it later)
+    ('```json\n{"triples": [{"subject": "A", "relation": "b", "object": "C"}, {"subject": "D", "relat',
+     [T("A", "b", ["C"])]),
+    ('{"triples": [{"subject": "A", "relation": "b", "object": "C"', [T("A", "b", ["C"])]),
     # a list triple
     ('["Wasser", "kocht bei", "100 Grad"]', [T("Wasser", "kocht bei", ["100 Grad"])]),
 ]

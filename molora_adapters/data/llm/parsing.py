@@ -95,13 +95,66 @@ def _loads(candidate: str) -> Any:
     raise ParseError("not JSON")
 
 
+def _repair_brackets(text: str) -> str | None:
+    """Fix mismatched or missing closing brackets of the first JSON-looking value (small models
+    often write ``[{...}}}`` or stop early); `None` if there is no opening bracket."""
+    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+    if not starts:
+        return None
+    out: list[str] = []
+    stack: list[str] = []
+    quote = False
+    i = min(starts)
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            out.append(ch)
+            if ch == "\\" and i + 1 < len(text):
+                out.append(text[i + 1])
+                i += 1
+            elif ch == '"':
+                quote = False
+        elif ch == '"':
+            quote = True
+            out.append(ch)
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+            out.append(ch)
+        elif ch in "}]":
+            if not stack:
+                break
+            out.append(stack.pop())
+            if not stack:
+                break
+        else:
+            out.append(ch)
+        i += 1
+    if quote:
+        out.append('"')
+    out.extend(reversed(stack))
+    return "".join(out)
+
+
 def json_values(text: str) -> list[Any]:
-    """All JSON values found in ``text`` (code fences first, then the raw text), in order."""
+    """All JSON values found in ``text`` (code fences first, then the raw text), in order.
+
+    When nothing parses, one repair is tried: closing brackets are matched to the open ones.
+    """
     values: list[Any] = []
     for chunk in _fenced_or_whole(text):
         for cand in _balanced(chunk):
             try:
                 values.append(_loads(cand))
+            except ParseError:
+                continue
+    if not values:
+        for chunk in _fenced_or_whole(text):
+            repaired = _repair_brackets(chunk)
+            if repaired is None:
+                continue
+            try:
+                values.append(_loads(repaired))
+                break
             except ParseError:
                 continue
     return values
