@@ -12,16 +12,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ENGLISH = [
-    {"id": "s1", "sentence": "The cat sat on the mat .", "extractions": [
-        {"arg0": "The cat", "relation": "sat on", "args": ["the mat"]}]},
-    {"id": "s2", "sentence": "Marie Curie discovered radium in 1898 .", "extractions": [
-        {"arg0": "Marie Curie", "relation": "discovered", "args": ["radium", "in 1898"]}]},
-    {"id": "s3", "sentence": "Berlin is the capital of Germany .", "extractions": [
-        {"arg0": "Berlin", "relation": "is the capital of", "args": ["Germany"]}]},
-    {"id": "s4", "sentence": "The committee approved the new budget on Monday .", "extractions": [
-        {"arg0": "The committee", "relation": "approved", "args": ["the new budget", "on Monday"]}]},
-    {"id": "s5", "sentence": "Water boils at 100 degrees .", "extractions": [
-        {"arg0": "Water", "relation": "boils at", "args": ["100 degrees"]}]},
+    {
+        "id": "s1",
+        "sentence": "The cat sat on the mat .",
+        "extractions": [{"arg0": "The cat", "relation": "sat on", "args": ["the mat"]}],
+    },
+    {
+        "id": "s2",
+        "sentence": "Marie Curie discovered radium in 1898 .",
+        "extractions": [{"arg0": "Marie Curie", "relation": "discovered", "args": ["radium", "in 1898"]}],
+    },
+    {
+        "id": "s3",
+        "sentence": "Berlin is the capital of Germany .",
+        "extractions": [{"arg0": "Berlin", "relation": "is the capital of", "args": ["Germany"]}],
+    },
+    {
+        "id": "s4",
+        "sentence": "The committee approved the new budget on Monday .",
+        "extractions": [
+            {"arg0": "The committee", "relation": "approved", "args": ["the new budget", "on Monday"]}
+        ],
+    },
+    {
+        "id": "s5",
+        "sentence": "Water boils at 100 degrees .",
+        "extractions": [{"arg0": "Water", "relation": "boils at", "args": ["100 degrees"]}],
+    },
     {"id": "s6", "sentence": "Nothing was extracted here .", "extractions": []},
 ]
 LANGS = ["de", "zh", "es"]
@@ -34,26 +51,45 @@ def _j(subj, rel, obj) -> str:
 # (source id, language) -> (translation answer, annotation answer); the answers are in the messy
 # forms real models produce.
 SCRIPT: dict[tuple[str, str], tuple[str, str]] = {
-    ("s1", "de"): ('{"translation": "Die Katze saß auf der Matte."}', _j("Die Katze", "saß auf", "der Matte.")),
+    ("s1", "de"): (
+        '{"translation": "Die Katze saß auf der Matte."}',
+        _j("Die Katze", "saß auf", "der Matte."),
+    ),
     ("s1", "zh"): ('```json\n{"translation": "猫坐在垫子上。"}\n```', _j("猫", "坐在", "垫子上")),
-    ("s1", "es"): ("Here is the translation:\n\n\"El gato se sentó en la alfombra.\"",
-                   "Subject: El gato\nRelation: se sentó en\nObject: la alfombra."),
-    ("s2", "de"): ('{"translation": "Marie Curie entdeckte 1898 das Radium."}',
-                   _j("Marie Curie", "entdeckte", ["das Radium", "1898"])),
-    ("s2", "zh"): ('{"translation": "玛丽·居里于1898年发现了镭。"}', _j("玛丽·居里", "发现了", ["镭", "于 1898 年"])),
-    ("s2", "es"): ('{"translation": "Marie Curie descubrió el radio en 1898."}',
-                   "Sure!\n```\n{“triples”: [{“subject”: “Marie Curie”, “relation”: “descubrió”, "
-                   "“object”: [“el radio”, “en 1898”]}]}\n```"),
-    ("s3", "de"): ('{"translation": "Berlin ist die Hauptstadt von Deutschland."}',
-                   _j("Berlin", "ist die Hauptstadt von", "Deutschland")),
+    ("s1", "es"): (
+        'Here is the translation:\n\n"El gato se sentó en la alfombra."',
+        "Subject: El gato\nRelation: se sentó en\nObject: la alfombra.",
+    ),
+    ("s2", "de"): (
+        '{"translation": "Marie Curie entdeckte 1898 das Radium."}',
+        _j("Marie Curie", "entdeckte", ["das Radium", "1898"]),
+    ),
+    ("s2", "zh"): (
+        '{"translation": "玛丽·居里于1898年发现了镭。"}',
+        _j("玛丽·居里", "发现了", ["镭", "于 1898 年"]),
+    ),
+    ("s2", "es"): (
+        '{"translation": "Marie Curie descubrió el radio en 1898."}',
+        "Sure!\n```\n{“triples”: [{“subject”: “Marie Curie”, “relation”: “descubrió”, "
+        "“object”: [“el radio”, “en 1898”]}]}\n```",
+    ),
+    ("s3", "de"): (
+        '{"translation": "Berlin ist die Hauptstadt von Deutschland."}',
+        _j("Berlin", "ist die Hauptstadt von", "Deutschland"),
+    ),
     # not a span: the relation skips the words between 是 and 首都
     ("s3", "zh"): ('{"translation": "柏林是德国的首都。"}', _j("柏林", "是首都", "德国")),
-    ("s3", "es"): ('{"translation": "Berlín es la capital de Alemania."}', _j("Berlín", "es la capital de", "Alemania")),
+    ("s3", "es"): (
+        '{"translation": "Berlín es la capital de Alemania."}',
+        _j("Berlín", "es la capital de", "Alemania"),
+    ),
     # left in English
     ("s4", "de"): ('{"translation": "The committee approved the new budget on Monday."}', "unused"),
     ("s4", "zh"): ('{"translation": "委员会周一批准了新预算。"}', _j("委员会", "批准了", ["新预算", "周一"])),
-    ("s4", "es"): ('{"translation": "El comité aprobó el nuevo presupuesto el lunes."}',
-                   _j("El comité", "aprobó", ["el nuevo presupuesto", "el lunes"])),
+    ("s4", "es"): (
+        '{"translation": "El comité aprobó el nuevo presupuesto el lunes."}',
+        _j("El comité", "aprobó", ["el nuevo presupuesto", "el lunes"]),
+    ),
     ("s5", "de"): ('{"translation": "Wasser kocht bei 100 Grad."}', _j("Wasser", "kocht bei", "100 Grad")),
     ("s5", "zh"): ('{"translation": "水在100度沸腾。"}', "Subject: 水\nRelation: 沸腾\nObject: 100 度"),
     # unparseable annotation
@@ -61,7 +97,18 @@ SCRIPT: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 EXPECTED_ACCEPTED = {
-    "s1:de", "s1:zh", "s1:es", "s2:de", "s2:zh", "s2:es", "s3:de", "s3:es", "s4:zh", "s4:es", "s5:de", "s5:zh",
+    "s1:de",
+    "s1:zh",
+    "s1:es",
+    "s2:de",
+    "s2:zh",
+    "s2:es",
+    "s3:de",
+    "s3:es",
+    "s4:zh",
+    "s4:es",
+    "s5:de",
+    "s5:zh",
 }
 EXPECTED_REJECTED = {"s3:zh": "not_a_span", "s4:de": "untranslated", "s5:es": "annotation_unparseable"}
 # distinct requests of a full run: 15 translations + 14 annotations (s4:de stops after translating)
@@ -153,9 +200,16 @@ class ChatServer:
                 with server._lock:
                     server.requests[key] += 1
                 payload = {
-                    "id": "x", "object": "chat.completion", "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                                 "finish_reason": "stop"}],
+                    "id": "x",
+                    "object": "chat.completion",
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": answer},
+                            "finish_reason": "stop",
+                        }
+                    ],
                     "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
                 }
                 return self._send(200, json.dumps(payload).encode())

@@ -84,7 +84,9 @@ def test_reference_records_provenance(reference):
     assert meta["source_id"] == "s2" and meta["backend"] == "openai" and meta["model"] == "scripted"
     assert meta["prompt_id"].startswith("mt4crossoie@1+") and meta["language"] == "zh"
     assert meta["source_sentence"] == "Marie Curie discovered radium in 1898."
-    assert set(meta["responses"]) == {"translate", "annotate"} and "于 1898 年" in meta["responses"]["annotate"]
+    assert (
+        set(meta["responses"]) == {"translate", "annotate"} and "于 1898 年" in meta["responses"]["annotate"]
+    )
 
 
 FAULTS = {
@@ -101,7 +103,9 @@ def test_faults_give_exactly_the_reference(name, reference, tmp_path):
     faults = FAULTS[name]
     sleeps: list[float] = []
     with ChatServer(faults, hang_s=1.0) as server:
-        backend = _run(server, tmp_path, sleeps, timeout=0.4, concurrency=3 if name.startswith("mixed") else 1)
+        backend = _run(
+            server, tmp_path, sleeps, timeout=0.4, concurrency=3 if name.startswith("mixed") else 1
+        )
     assert _records(tmp_path) == reference
     assert _rejects(tmp_path) == EXPECTED_REJECTED
     n_faults = sum(f is not None for f in faults)
@@ -152,11 +156,18 @@ def test_limit_extension_and_settings_guard(reference, tmp_path):
     assert _records(tmp_path) == reference
     with ChatServer() as server, pytest.raises(ValueError, match="different settings \\(languages"):
         backend = OpenAIHTTPBackend(base_url=server.url, model="scripted", api_key="k")
-        annotate(ENGLISH, backend, AnnotateConfig(languages=["de"], out_dir=str(tmp_path), shard_size=4, progress=False))
+        annotate(
+            ENGLISH,
+            backend,
+            AnnotateConfig(languages=["de"], out_dir=str(tmp_path), shard_size=4, progress=False),
+        )
 
 
 def test_fatal_auth_error_stops_the_run(tmp_path):
-    with ChatServer(["auth"]) as server, pytest.raises(FatalBackendError, match="HTTP 401.*check the API key"):
+    with (
+        ChatServer(["auth"]) as server,
+        pytest.raises(FatalBackendError, match="HTTP 401.*check the API key"),
+    ):
         _run(server, tmp_path, concurrency=1)
     assert server.received == 1
 
@@ -166,9 +177,31 @@ def test_killed_mid_run_then_resumed(reference, tmp_path):
     src = write_source(tmp_path / "src.jsonl")
     out = tmp_path / "out"
     with ChatServer(delay=0.1) as server:
-        cmd = [sys.executable, "-m", "molora_adapters.cli", "annotate", "--source", str(src), "--langs", ",".join(LANGS),
-               "--backend", "openai", "--base-url", server.url, "--model", "scripted", "--api-key", "k",
-               "--out", str(out), "--shard-size", "4", "--concurrency", "1", "--no-progress"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "molora_adapters.cli",
+            "annotate",
+            "--source",
+            str(src),
+            "--langs",
+            ",".join(LANGS),
+            "--backend",
+            "openai",
+            "--base-url",
+            server.url,
+            "--model",
+            "scripted",
+            "--api-key",
+            "k",
+            "--out",
+            str(out),
+            "--shard-size",
+            "4",
+            "--concurrency",
+            "1",
+            "--no-progress",
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.time() + 60
@@ -203,7 +236,13 @@ def _cli(argv: list[str]) -> int:
 
 @pytest.fixture
 def no_env(monkeypatch):
-    for k in ("OPENAI_API_KEY", "MOLORA_LLM_API_KEY", "OPENAI_BASE_URL", "MOLORA_LLM_BASE_URL", "MOLORA_LLM_MODEL"):
+    for k in (
+        "OPENAI_API_KEY",
+        "MOLORA_LLM_API_KEY",
+        "OPENAI_BASE_URL",
+        "MOLORA_LLM_BASE_URL",
+        "MOLORA_LLM_MODEL",
+    ):
         monkeypatch.delenv(k, raising=False)
 
 
@@ -233,8 +272,14 @@ def broken_corpus():
 def test_bad_input_fails_before_any_request(case, match, no_env, broken_corpus, tmp_path, capsys):
     src = write_source(tmp_path / "src.jsonl")
     with ChatServer() as server:
-        argv = {"--source": str(src), "--langs": "de,zh", "--base-url": server.url, "--model": "m",
-                "--api-key": "k", "--out": str(tmp_path / "out")}
+        argv = {
+            "--source": str(src),
+            "--langs": "de,zh",
+            "--base-url": server.url,
+            "--model": "m",
+            "--api-key": "k",
+            "--out": str(tmp_path / "out"),
+        }
         if case == "no-key":
             del argv["--api-key"]
         elif case == "no-url":
@@ -254,6 +299,52 @@ def test_bad_input_fails_before_any_request(case, match, no_env, broken_corpus, 
     assert not (tmp_path / "out").exists()
 
 
+def test_molora_annotate_command(reference, tmp_path, capsys):
+    from molora_adapters.cli import main
+
+    src = write_source(tmp_path / "src.jsonl")
+    with ChatServer() as server:
+        argv = [
+            "annotate",
+            "--source",
+            str(src),
+            "--langs",
+            "de,zh,es",
+            "--base-url",
+            server.url,
+            "--model",
+            "scripted",
+            "--api-key",
+            "k",
+            "--out",
+            str(tmp_path / "out"),
+            "--price-prompt",
+            "1.0",
+            "--price-completion",
+            "2.0",
+            "--no-progress",
+        ]
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "items 15: accepted 12, rejected 3 (annotation_unparseable=1, not_a_span=1, untranslated=1)" in out
+    # 29 requests x (100 prompt tokens x $1/M + 20 completion tokens x $2/M)
+    assert "tokens prompt 2900 + completion 580" in out and "cost 0.0041" in out
+    assert _records(tmp_path / "out") == reference
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["accepted"] == 12 and stats["usage"]["requests"] == N_REQUESTS
+
+
+def test_duplicate_source_ids(tmp_path):
+    with ChatServer() as server, pytest.raises(ValueError, match="two records with id 's1'"):
+        backend = OpenAIHTTPBackend(base_url=server.url, model="m", api_key="k")
+        annotate(
+            ENGLISH + ENGLISH[:1],
+            backend,
+            AnnotateConfig(languages=["de"], out_dir=str(tmp_path), progress=False),
+        )
+    assert server.received == 0
+
+
 def test_env_settings(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:1/v1/chat/completions/")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
@@ -267,7 +358,11 @@ def test_env_settings(monkeypatch):
 
 
 def test_retry_after_and_rate_limiter():
-    assert parse_retry_after("3") == 3.0 and parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert (
+        parse_retry_after("3") == 3.0
+        and parse_retry_after(None) is None
+        and parse_retry_after("soon") is None
+    )
     assert 0 <= parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") < 1e-9  # a date in the past: no wait
     now = [100.0]
     limiter = RateLimiter(120, clock=lambda: now[0])  # 2 per second

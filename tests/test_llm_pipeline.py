@@ -44,7 +44,9 @@ class ScriptedBackend(ChatBackend):
 
 
 def _config(out, **kw) -> AnnotateConfig:
-    return AnnotateConfig(**{"languages": LANGS, "out_dir": str(out), "shard_size": 4, "progress": False, **kw})
+    return AnnotateConfig(
+        **{"languages": LANGS, "out_dir": str(out), "shard_size": 4, "progress": False, **kw}
+    )
 
 
 def _ids(out) -> list[str]:
@@ -59,13 +61,19 @@ def test_ctrl_c_then_resume(tmp_path, concurrency):
     assert len(first.calls) == 13  # queued items were cancelled, not run
     second = ScriptedBackend()
     report = annotate(ENGLISH, second, _config(tmp_path, concurrency=concurrency))
-    assert sorted(first.calls + second.calls) == sorted(set(first.calls + second.calls))  # nothing asked twice
+    assert sorted(first.calls + second.calls) == sorted(
+        set(first.calls + second.calls)
+    )  # nothing asked twice
     assert len(first.calls) + len(second.calls) == N_REQUESTS
     ids = _ids(tmp_path)
     assert sorted(ids) == sorted(EXPECTED_ACCEPTED) and len(ids) == len(set(ids))
     rejects = {r["id"]: r["reason"] for f in (tmp_path / "rejects").glob("*.jsonl") for r in read_jsonl(f)}
     assert rejects == EXPECTED_REJECTED
-    assert report.accepted == 12 and report.rejected == {"not_a_span": 1, "untranslated": 1, "annotation_unparseable": 1}
+    assert report.accepted == 12 and report.rejected == {
+        "not_a_span": 1,
+        "untranslated": 1,
+        "annotation_unparseable": 1,
+    }
     assert report.usage.requests == len(second.calls) and report.usage.cache_hits >= 1
 
 
@@ -91,10 +99,28 @@ def test_run_lock(tmp_path):
 def test_openie4pp(tmp_path):
     annotate(ENGLISH, ScriptedBackend(), _config(tmp_path / "run1", languages=["de", "zh"]))
     annotate(ENGLISH, ScriptedBackend(), _config(tmp_path / "run2", languages=["es"]))
-    english = records_to_dataset([{**r, "words": r["sentence"].split(), "language": "en", "meta": "{}",
-                                   "extractions": [{**e, "context": None, "confidence": 1.0, "arg0_pos": [],
-                                                    "relation_pos": [], "args_pos": []} for e in r["extractions"]]}
-                                  for r in ENGLISH])
+    english = records_to_dataset(
+        [
+            {
+                **r,
+                "words": r["sentence"].split(),
+                "language": "en",
+                "meta": "{}",
+                "extractions": [
+                    {
+                        **e,
+                        "context": None,
+                        "confidence": 1.0,
+                        "arg0_pos": [],
+                        "relation_pos": [],
+                        "args_pos": [],
+                    }
+                    for e in r["extractions"]
+                ],
+            }
+            for r in ENGLISH
+        ]
+    )
     mixed = build_openie4pp(english, [tmp_path / "run1", tmp_path / "run2"])
     assert mixed["language"].count("en") == 6 and len(mixed) == 6 + 12
     assert sorted(mixed["id"][6:]) == sorted(EXPECTED_ACCEPTED)

@@ -38,8 +38,14 @@ def test_smollm2_local_backend(tmp_path, one_thread):
     backend = build_backend("transformers", model="smollm2")
     assert backend.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
     config = AnnotateConfig(
-        languages=["de", "es"], out_dir=str(tmp_path), limit=3, shard_size=4, concurrency=1,
-        max_tokens_translate=40, max_tokens_annotate=60, progress=False,
+        languages=["de", "es"],
+        out_dir=str(tmp_path),
+        limit=3,
+        shard_size=4,
+        concurrency=1,
+        max_tokens_translate=40,
+        max_tokens_annotate=60,
+        progress=False,
     )
     report = annotate(ENGLISH, backend, config)
     assert report.items == 6 and report.accepted + sum(report.rejected.values()) == 6
@@ -57,7 +63,9 @@ def test_smollm2_local_backend(tmp_path, one_thread):
         meta = json.loads(rec["meta"])
         check_translation(meta["source_sentence"], rec["sentence"], rec["language"])
         triples = [ParsedTriple(e["arg0"], e["relation"], e["args"]) for e in rec["extractions"]]
-        words, tuples = align_triples(rec["sentence"], rec["language"], triples, [len(e["args"]) for e in rec["extractions"]])
+        words, tuples = align_triples(
+            rec["sentence"], rec["language"], triples, [len(e["args"]) for e in rec["extractions"]]
+        )
         assert words == rec["words"]
         assert [t.to_dict() for t in tuples] == [
             {**e, "context": None, "confidence": 1.0} for e in rec["extractions"]

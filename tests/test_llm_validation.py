@@ -70,7 +70,11 @@ def test_language_list_errors():
         ("«Hola», dijo él.", "es", ["«", "Hola", "»", ",", "dijo", "él", "."]),
         ("U.S.-based firms (e.g. IBM)", "en", ["U.S.-based", "firms", "(", "e.g", ".", "IBM", ")"]),
         ("बिल्ली चटाई पर बैठी।", "hi", ["बिल्ली", "चटाई", "पर", "बैठी", "।"]),
-        ("玛丽·居里于1898年发现了 iPhone。", "zh", ["玛", "丽", "·", "居", "里", "于", "1898", "年", "发", "现", "了", "iPhone", "。"]),
+        (
+            "玛丽·居里于1898年发现了 iPhone。",
+            "zh",
+            ["玛", "丽", "·", "居", "里", "于", "1898", "年", "发", "现", "了", "iPhone", "。"],
+        ),
         ("猫 は マット", "ja", ["猫", "は", "マ", "ッ", "ト"]),
     ],
 )
@@ -91,7 +95,10 @@ def test_find_span_prefers_unused_occurrence():
 
 def test_align_cjk_spacing_and_positions():
     words, tuples = align_triples(
-        "玛丽·居里于1898年发现了镭。", "zh", [ParsedTriple("玛丽 · 居里", "发现 了", ["镭", "于 1898 年"])], [2]
+        "玛丽·居里于1898年发现了镭。",
+        "zh",
+        [ParsedTriple("玛丽 · 居里", "发现 了", ["镭", "于 1898 年"])],
+        [2],
     )
     t = tuples[0]
     assert (t.arg0, t.relation, t.args) == ("玛丽·居里", "发现了", ["镭", "于1898年"])
@@ -100,7 +107,9 @@ def test_align_cjk_spacing_and_positions():
 
 
 def test_align_keeps_translation_casing():
-    _, (t,) = align_triples("Die Katze saß auf der Matte.", "de", [ParsedTriple("die katze", "saß auf", ["der Matte."])], [1])
+    _, (t,) = align_triples(
+        "Die Katze saß auf der Matte.", "de", [ParsedTriple("die katze", "saß auf", ["der Matte."])], [1]
+    )
     assert (t.arg0, t.arg0_pos, t.args, t.args_pos) == ("Die Katze", [0, 1], ["der Matte"], [[4, 5]])
 
 
@@ -122,8 +131,11 @@ def test_align_rejects(triples, n_objects, reason):
 
 def test_check_translation():
     check_translation("The cat sat.", "Die Katze saß.", "de")
-    for text, reason in [("", RejectReason.TRANSLATION_PARSE), ("The  cat sat.", RejectReason.UNTRANSLATED),
-                         ("The dog sat on the mat.", RejectReason.WRONG_LANGUAGE)]:
+    for text, reason in [
+        ("", RejectReason.TRANSLATION_PARSE),
+        ("The  cat sat.", RejectReason.UNTRANSLATED),
+        ("The dog sat on the mat.", RejectReason.WRONG_LANGUAGE),
+    ]:
         with pytest.raises(ValidationError) as e:
             check_translation("The cat sat.", text, "de")
         assert e.value.reason is reason
@@ -133,17 +145,30 @@ def test_prompts_builtin_and_ids():
     assert PROMPTS.names() == ["mt4crossoie", "mt4crossoie-cot"]
     ids = {PROMPTS.get(n).prompt_id for n in PROMPTS.names()}
     assert len(ids) == 2 and all(i.startswith("mt4crossoie") for i in ids)
-    msgs = MT4CROSSOIE.annotate_messages("The cat sat.", "Die Katze saß.", format_triples(
-        [{"arg0": "The cat", "relation": "sat", "args": []}, {"arg0": "A", "relation": "b", "args": ["c", "d"]}]), "German")
+    msgs = MT4CROSSOIE.annotate_messages(
+        "The cat sat.",
+        "Die Katze saß.",
+        format_triples(
+            [
+                {"arg0": "The cat", "relation": "sat", "args": []},
+                {"arg0": "A", "relation": "b", "args": ["c", "d"]},
+            ]
+        ),
+        "German",
+    )
     user = msgs[1]["content"]
     assert '{"subject": "The cat", "relation": "sat", "object": ""}' in user
     assert '{"subject": "A", "relation": "b", "object": ["c", "d"]}' in user
-    assert "German translation: Die Katze saß." in user and "information extraction expert" in msgs[0]["content"]
+    assert (
+        "German translation: Die Katze saß." in user and "information extraction expert" in msgs[0]["content"]
+    )
 
 
 def test_prompt_override_from_file(tmp_path):
     path = tmp_path / "p.json"
-    path.write_text(json.dumps({"name": "mine", "version": "3", "translate_user": "To {language}: {sentence}"}))
+    path.write_text(
+        json.dumps({"name": "mine", "version": "3", "translate_user": "To {language}: {sentence}"})
+    )
     p = load_prompt(str(path))
     assert p.translate_messages("Hi.", "German")[1]["content"] == "To German: Hi."
     assert p.annotate_user == MT4CROSSOIE.annotate_user
@@ -151,7 +176,9 @@ def test_prompt_override_from_file(tmp_path):
     path.write_text(json.dumps({"name": "mine", "version": "3", "translate_user": "To {lang}: {sentence}"}))
     with pytest.raises(ValueError, match=r"unknown placeholder\(s\) \['lang'\]"):
         load_prompt(str(path))
-    path.write_text(json.dumps({"name": "mine", "version": "3", "translate_user": "Translate into {language}."}))
+    path.write_text(
+        json.dumps({"name": "mine", "version": "3", "translate_user": "Translate into {language}."})
+    )
     with pytest.raises(ValueError, match="must contain \\['sentence'\\]"):
         load_prompt(str(path))
     path.write_text(json.dumps({"translate_user": "To {language}: {sentence}"}))

@@ -43,7 +43,9 @@ class CachedAnswer:
     completion_tokens: int
 
 
-def cache_key(backend: str, model: str, prompt_id: str, stage: str, sentence: str, language: str, extra: str = "") -> str:
+def cache_key(
+    backend: str, model: str, prompt_id: str, stage: str, sentence: str, language: str, extra: str = ""
+) -> str:
     """The cache key: SHA-256 of the JSON list of its parts."""
     parts = [backend, model, prompt_id, stage, sentence, language, extra]
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
@@ -88,8 +90,19 @@ class AnswerCache:
         with self._lock:
             self._db.execute(
                 "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, backend, model, prompt_id, stage, language, sentence, answer.response,
-                 answer.prompt_tokens, answer.completion_tokens, time.time()),
+                (
+                    key,
+                    backend,
+                    model,
+                    prompt_id,
+                    stage,
+                    language,
+                    sentence,
+                    answer.response,
+                    answer.prompt_tokens,
+                    answer.completion_tokens,
+                    time.time(),
+                ),
             )
 
     def __len__(self) -> int:

@@ -24,18 +24,32 @@ from .source import load_source
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``molora annotate`` options to ``parser``."""
     g = parser.add_argument_group("data")
-    g.add_argument("--source", required=True, help="registered English corpus name, or a JSONL file in the OIE schema")
+    g.add_argument(
+        "--source", required=True, help="registered English corpus name, or a JSONL file in the OIE schema"
+    )
     g.add_argument("--source-path", default=None, help="file/directory passed to a registered corpus loader")
     g.add_argument("--langs", required=True, help="comma-separated target languages, e.g. de,zh,es,pt,ar")
     g.add_argument("--out", required=True, help="output directory (re-use it to resume)")
     g.add_argument("--limit", type=int, default=None, help="use the first N source sentences")
-    g.add_argument("--prompt", default="mt4crossoie", help="prompt template name (mt4crossoie, mt4crossoie-cot) or JSON file")
+    g.add_argument(
+        "--prompt",
+        default="mt4crossoie",
+        help="prompt template name (mt4crossoie, mt4crossoie-cot) or JSON file",
+    )
     g.add_argument("--shard-size", type=int, default=256)
     g.add_argument("--cache", default=None, help="answer cache file (default OUT/cache.sqlite)")
     b = parser.add_argument_group("backend")
     b.add_argument("--backend", default="openai", help=f"one of: {', '.join(LLM_BACKENDS.names())}")
-    b.add_argument("--base-url", default=None, help="OpenAI-compatible API root (env MOLORA_LLM_BASE_URL/OPENAI_BASE_URL)")
-    b.add_argument("--model", default=None, help="model name; for --backend transformers a directory, .gguf file or 'smollm2'")
+    b.add_argument(
+        "--base-url",
+        default=None,
+        help="OpenAI-compatible API root (env MOLORA_LLM_BASE_URL/OPENAI_BASE_URL)",
+    )
+    b.add_argument(
+        "--model",
+        default=None,
+        help="model name; for --backend transformers a directory, .gguf file or 'smollm2'",
+    )
     b.add_argument("--api-key", default=None, help="API key (env MOLORA_LLM_API_KEY/OPENAI_API_KEY)")
     b.add_argument("--gguf-file", default=None, help="GGUF file inside --model (transformers backend)")
     b.add_argument("--device", default="cpu", help="torch device (transformers backend)")
@@ -56,25 +70,46 @@ def backend_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Validated settings of the chosen backend (raises `ValueError` before anything is loaded or sent)."""
     if args.backend == "openai":
         cfg = OpenAIHTTPConfig(
-            base_url=args.base_url, model=args.model, api_key=args.api_key, timeout=args.timeout,
-            max_retries=args.max_retries, requests_per_minute=args.rpm, concurrency=args.concurrency,
+            base_url=args.base_url,
+            model=args.model,
+            api_key=args.api_key,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            requests_per_minute=args.rpm,
+            concurrency=args.concurrency,
         )
         return {"config": cfg}
     if args.backend == "transformers":
-        return {"config": TransformersLocalConfig(model=args.model or "smollm2", gguf_file=args.gguf_file, device=args.device)}
+        return {
+            "config": TransformersLocalConfig(
+                model=args.model or "smollm2", gguf_file=args.gguf_file, device=args.device
+            )
+        }
     LLM_BACKENDS.get(args.backend)  # unknown names raise with the list of backends
-    return {k: v for k, v in {"model": args.model, "base_url": args.base_url, "api_key": args.api_key}.items() if v}
+    return {
+        k: v
+        for k, v in {"model": args.model, "base_url": args.base_url, "api_key": args.api_key}.items()
+        if v
+    }
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``molora annotate``; returns 0 on success, 2 on bad input, 1 when the backend fails for good."""
     try:
         config = AnnotateConfig(
-            languages=args.langs, out_dir=args.out, prompt=args.prompt, limit=args.limit,
-            shard_size=args.shard_size, cache_path=args.cache, concurrency=args.concurrency,
-            temperature=args.temperature, max_tokens_translate=args.max_tokens_translate,
-            max_tokens_annotate=args.max_tokens_annotate, price_prompt=args.price_prompt,
-            price_completion=args.price_completion, progress=not args.no_progress,
+            languages=args.langs,
+            out_dir=args.out,
+            prompt=args.prompt,
+            limit=args.limit,
+            shard_size=args.shard_size,
+            cache_path=args.cache,
+            concurrency=args.concurrency,
+            temperature=args.temperature,
+            max_tokens_translate=args.max_tokens_translate,
+            max_tokens_annotate=args.max_tokens_annotate,
+            price_prompt=args.price_prompt,
+            price_completion=args.price_completion,
+            progress=not args.no_progress,
         )
         settings = backend_settings(args)
         source = load_source(args.source, args.source_path)

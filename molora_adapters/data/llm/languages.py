@@ -68,28 +68,76 @@ def _words(s: str) -> frozenset[str]:
 LANGUAGES: dict[str, Language] = {
     lang.code: lang
     for lang in [
-        Language("en", "English", ("latin",), stopwords=_words(
-            "the a an of and to in is are was were be been by with for on that this from as at it its "
-            "which who has have had not or but their they he she his her will would")),
-        Language("de", "German", ("latin",), diacritics="äöüßÄÖÜ", stopwords=_words(
-            "der die das den dem des ein eine einer eines einem einen und ist sind war waren wurde wurden "
-            "mit von zu zum zur im auf für nicht sich auch als bei nach aus oder wie sie er es ihr sein "
-            "seine dass werden hat haben")),
-        Language("es", "Spanish", ("latin",), diacritics="ñáéíóúü¿¡ÑÁÉÍÓÚ", stopwords=_words(
-            "el la los las un una unos unas y es son fue fueron de del en con por para que se su sus "
-            "al como lo le más pero está están ha han sido entre sobre")),
-        Language("pt", "Portuguese", ("latin",), diacritics="ãõçáéíóúâêôàÃÕÇÁÉÍÓÚÂÊÔ", stopwords=_words(
-            "o a os as um uma uns umas e é são foi foram de do da dos das em no na nos nas com por para "
-            "que se seu sua seus suas ao como mais mas está estão tem têm pelo pela entre sobre")),
-        Language("fr", "French", ("latin",), diacritics="éèêëàâçîïôûùœÉÈÊÀÇ", stopwords=_words(
-            "le la les un une des et est sont était étaient de du en dans avec par pour que qui se sa son "
-            "ses au aux comme ne pas plus mais sur il elle ils ont a été")),
-        Language("it", "Italian", ("latin",), diacritics="àèéìòù", stopwords=_words(
-            "il lo la i gli le un una e è sono era erano di del della dei delle in con per che si suo sua "
-            "al alla come non più ma nel nella ha hanno stato")),
-        Language("nl", "Dutch", ("latin",), diacritics="ëïé", stopwords=_words(
-            "de het een en is zijn was waren van in met voor op dat die te door als niet ook aan bij er "
-            "om hij zij wordt werd heeft hebben")),
+        Language(
+            "en",
+            "English",
+            ("latin",),
+            stopwords=_words(
+                "the a an of and to in is are was were be been by with for on that this from as at it its "
+                "which who has have had not or but their they he she his her will would"
+            ),
+        ),
+        Language(
+            "de",
+            "German",
+            ("latin",),
+            diacritics="äöüßÄÖÜ",
+            stopwords=_words(
+                "der die das den dem des ein eine einer eines einem einen und ist sind war waren wurde wurden "
+                "mit von zu zum zur im auf für nicht sich auch als bei nach aus oder wie sie er es ihr sein "
+                "seine dass werden hat haben"
+            ),
+        ),
+        Language(
+            "es",
+            "Spanish",
+            ("latin",),
+            diacritics="ñáéíóúü¿¡ÑÁÉÍÓÚ",
+            stopwords=_words(
+                "el la los las un una unos unas y es son fue fueron de del en con por para que se su sus "
+                "al como lo le más pero está están ha han sido entre sobre"
+            ),
+        ),
+        Language(
+            "pt",
+            "Portuguese",
+            ("latin",),
+            diacritics="ãõçáéíóúâêôàÃÕÇÁÉÍÓÚÂÊÔ",
+            stopwords=_words(
+                "o a os as um uma uns umas e é são foi foram de do da dos das em no na nos nas com por para "
+                "que se seu sua seus suas ao como mais mas está estão tem têm pelo pela entre sobre"
+            ),
+        ),
+        Language(
+            "fr",
+            "French",
+            ("latin",),
+            diacritics="éèêëàâçîïôûùœÉÈÊÀÇ",
+            stopwords=_words(
+                "le la les un une des et est sont était étaient de du en dans avec par pour que qui se sa son "
+                "ses au aux comme ne pas plus mais sur il elle ils ont a été"
+            ),
+        ),
+        Language(
+            "it",
+            "Italian",
+            ("latin",),
+            diacritics="àèéìòù",
+            stopwords=_words(
+                "il lo la i gli le un una e è sono era erano di del della dei delle in con per che si suo sua "
+                "al alla come non più ma nel nella ha hanno stato"
+            ),
+        ),
+        Language(
+            "nl",
+            "Dutch",
+            ("latin",),
+            diacritics="ëïé",
+            stopwords=_words(
+                "de het een en is zijn was waren van in met voor op dat die te door als niet ook aan bij er "
+                "om hij zij wordt werd heeft hebben"
+            ),
+        ),
         Language("zh", "Chinese", ("han",), unspaced=True),
         Language("ja", "Japanese", ("han", "kana"), unspaced=True),
         Language("ko", "Korean", ("hangul", "han")),

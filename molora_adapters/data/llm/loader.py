@@ -52,7 +52,9 @@ def load_llm_augmented(
         for key in sorted(read_manifest(d)["shards"]):
             file = accepted_path(d, int(key))
             if not file.is_file():
-                raise FileNotFoundError(f"{file} is listed in {d / MANIFEST} but missing; re-run `molora annotate`.")
+                raise FileNotFoundError(
+                    f"{file} is listed in {d / MANIFEST} but missing; re-run `molora annotate`."
+                )
             for row in read_jsonl(file):
                 if row["id"] in seen or (languages and row["language"] not in languages):
                     continue

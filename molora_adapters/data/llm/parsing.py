@@ -63,7 +63,7 @@ def _balanced(text: str) -> Iterator[str]:
                     continue
                 if ch == quote:
                     quote = None
-            elif ch in "\"“”":
+            elif ch in '"“”':
                 quote = '"' if ch == '"' else "”" if ch == "“" else ch
                 if ch == "”":  # a stray closing curly quote opening a string: close on the next one
                     quote = "”"

@@ -37,7 +37,16 @@ from .shards import (
 )
 from .validation import RejectReason, ValidationError, align_triples, check_translation
 
-_PTB = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}", "``": '"', "''": '"'}
+_PTB = {
+    "-LRB-": "(",
+    "-RRB-": ")",
+    "-LSB-": "[",
+    "-RSB-": "]",
+    "-LCB-": "{",
+    "-RCB-": "}",
+    "``": '"',
+    "''": '"',
+}
 
 
 def detokenize(text: str) -> str:
@@ -135,8 +144,11 @@ class AnnotateReport:
             f"requests {u.requests} (cache hits {u.cache_hits}, shards reused {self.skipped_shards}); "
             f"tokens prompt {u.prompt_tokens} + completion {u.completion_tokens} "
             f"(saved by cache {u.saved_tokens}); cost {self.cost:.4f}"
-            + (f"\n{self.incomplete_shards} shard(s) had backend errors: run again to retry them"
-               if self.incomplete_shards else "")
+            + (
+                f"\n{self.incomplete_shards} shard(s) had backend errors: run again to retry them"
+                if self.incomplete_shards
+                else ""
+            )
         )
 
 
@@ -149,8 +161,19 @@ class _Outcome:
 def source_items(source: Sequence[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
     """English records with at least one usable extraction (non-empty ``arg0`` and ``relation``)."""
     out = []
+    seen: set[str] = set()
     for row in source:
-        exts = [e for e in row.get("extractions") or [] if (e.get("arg0") or "").strip() and (e.get("relation") or "").strip()]
+        if str(row["id"]) in seen:
+            raise ValueError(
+                f"`source` has two records with id {row['id']!r}; ids must be unique because record ids "
+                "are `<source id>:<language>`."
+            )
+        seen.add(str(row["id"]))
+        exts = [
+            e
+            for e in row.get("extractions") or []
+            if (e.get("arg0") or "").strip() and (e.get("relation") or "").strip()
+        ]
         if not exts:
             continue
         out.append({"id": str(row["id"]), "sentence": row["sentence"], "extractions": exts})
@@ -168,7 +191,9 @@ class _Annotator:
         self._lock = threading.Lock()
 
     def _ask(self, stage: str, messages: list[dict[str, str]], sentence: str, lang: str, extra: str) -> str:
-        key = cache_key(self.backend.name, self.backend.model, self.prompt.prompt_id, stage, sentence, lang, extra)
+        key = cache_key(
+            self.backend.name, self.backend.model, self.prompt.prompt_id, stage, sentence, lang, extra
+        )
         if self.fatal is not None:
             raise self.fatal
         hit = self.cache.get(key)
@@ -177,13 +202,19 @@ class _Annotator:
                 self.usage.cache_hits += 1
                 self.usage.saved_tokens += hit.prompt_tokens + hit.completion_tokens
             return hit.response
-        max_tokens = self.config.max_tokens_translate if stage == "translate" else self.config.max_tokens_annotate
+        max_tokens = (
+            self.config.max_tokens_translate if stage == "translate" else self.config.max_tokens_annotate
+        )
         resp = self.backend.chat(messages, max_tokens=max_tokens, temperature=self.config.temperature)
         self.cache.put(
             key,
             CachedAnswer(resp.text, resp.prompt_tokens, resp.completion_tokens),
-            backend=self.backend.name, model=self.backend.model, prompt_id=self.prompt.prompt_id,
-            stage=stage, language=lang, sentence=sentence,
+            backend=self.backend.name,
+            model=self.backend.model,
+            prompt_id=self.prompt.prompt_id,
+            stage=stage,
+            language=lang,
+            sentence=sentence,
         )
         with self._lock:
             self.usage.requests += 1
@@ -194,16 +225,25 @@ class _Annotator:
     def process(self, item: dict[str, Any], lang: str) -> _Outcome:
         english = detokenize(item["sentence"])
         exts = [
-            {"arg0": detokenize(e["arg0"]), "relation": detokenize(e["relation"]),
-             "args": [detokenize(a) for a in e.get("args") or [] if a and a.strip()]}
+            {
+                "arg0": detokenize(e["arg0"]),
+                "relation": detokenize(e["relation"]),
+                "args": [detokenize(a) for a in e.get("args") or [] if a and a.strip()],
+            }
             for e in item["extractions"]
         ]
         triples = format_triples(exts)
         name = get_language(lang).name
         meta: dict[str, Any] = {
-            "source_id": item["id"], "source_language": "en", "source_sentence": english,
-            "source_triples": triples, "language": lang, "backend": self.backend.name,
-            "model": self.backend.model, "prompt_id": self.prompt.prompt_id, "responses": {},
+            "source_id": item["id"],
+            "source_language": "en",
+            "source_sentence": english,
+            "source_triples": triples,
+            "language": lang,
+            "backend": self.backend.name,
+            "model": self.backend.model,
+            "prompt_id": self.prompt.prompt_id,
+            "responses": {},
         }
         rid = f"{item['id']}:{lang}"
 
@@ -220,8 +260,11 @@ class _Annotator:
             meta["translation"] = translation
             check_translation(english, translation, lang)
             raw = self._ask(
-                "annotate", self.prompt.annotate_messages(english, translation, triples, name),
-                english, lang, json.dumps([translation, triples], ensure_ascii=False),
+                "annotate",
+                self.prompt.annotate_messages(english, translation, triples, name),
+                english,
+                lang,
+                json.dumps([translation, triples], ensure_ascii=False),
             )
             meta["responses"]["annotate"] = raw
             try:
@@ -236,7 +279,9 @@ class _Annotator:
             raise
         except BackendError as e:
             return reject(RejectReason.BACKEND_ERROR, str(e))
-        record = OIERecord(id=rid, sentence=translation, words=words, language=lang, extractions=tuples, meta=meta)
+        record = OIERecord(
+            id=rid, sentence=translation, words=words, language=lang, extractions=tuples, meta=meta
+        )
         return _Outcome(accepted=record.to_dict())
 
 
@@ -294,7 +339,9 @@ class _RunLock:
             fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._f.close()
-            raise RuntimeError(f"Another `molora annotate` run is writing {str(self.path.parent)!r}.") from None
+            raise RuntimeError(
+                f"Another `molora annotate` run is writing {str(self.path.parent)!r}."
+            ) from None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -303,13 +350,25 @@ class _RunLock:
 
 
 def _annotate(
-    source: Sequence[dict[str, Any]], backend: ChatBackend, config: AnnotateConfig, out: Path, source_name: str
+    source: Sequence[dict[str, Any]],
+    backend: ChatBackend,
+    config: AnnotateConfig,
+    out: Path,
+    source_name: str,
 ) -> AnnotateReport:
     items = [(it, lang) for it in source_items(source, config.limit) for lang in config.languages]
-    _check_run_file(out, {
-        "source": source_name, "languages": config.languages, "backend": backend.name, "model": backend.model,
-        "prompt_id": config.prompt.prompt_id, "shard_size": config.shard_size, "limit": config.limit,
-    })
+    _check_run_file(
+        out,
+        {
+            "source": source_name,
+            "languages": config.languages,
+            "backend": backend.name,
+            "model": backend.model,
+            "prompt_id": config.prompt.prompt_id,
+            "shard_size": config.shard_size,
+            "limit": config.limit,
+        },
+    )
     cache = AnswerCache(config.cache_path or out / "cache.sqlite")
     worker = _Annotator(backend, cache, config)
     report = AnnotateReport(items=len(items))

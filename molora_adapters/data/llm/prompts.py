@@ -95,7 +95,9 @@ class PromptTemplate:
             {"role": "user", "content": self.translate_user.format(sentence=sentence, language=language)},
         ]
 
-    def annotate_messages(self, sentence: str, translation: str, triples: str, language: str) -> list[Message]:
+    def annotate_messages(
+        self, sentence: str, translation: str, triples: str, language: str
+    ) -> list[Message]:
         """Chat messages asking for the triples of ``translation`` matching the English ``triples``."""
         user = self.annotate_user.format(
             sentence=sentence, translation=translation, triples=triples, language=language
@@ -198,7 +200,9 @@ def load_prompt(name_or_path: str | PromptTemplate) -> PromptTemplate:
     known = {f.name for f in fields(PromptTemplate)}
     unknown = set(data) - known
     if unknown:
-        raise ValueError(f"Prompt file {path} has unknown field(s) {sorted(unknown)}; allowed: {sorted(known)}.")
+        raise ValueError(
+            f"Prompt file {path} has unknown field(s) {sorted(unknown)}; allowed: {sorted(known)}."
+        )
     if "name" not in data or "version" not in data:
         raise ValueError(f"Prompt file {path} must set `name` and `version` so its answers are cached apart.")
     return PromptTemplate(**{**asdict(base), **data})

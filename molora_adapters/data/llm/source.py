@@ -32,8 +32,7 @@ def load_source(source: str, path: str | None = None) -> list[dict[str, Any]]:
             rows = list(load_training_corpus(source, path=path))
         except Exception as e:  # noqa: BLE001 - any loader failure becomes one clear message
             raise ValueError(
-                f"`source` corpus {source!r} failed to load ({type(e).__name__}: {e}); "
-                "check `--source-path`."
+                f"`source` corpus {source!r} failed to load ({type(e).__name__}: {e}); check `--source-path`."
             ) from None
         where = f"corpus {source!r}"
     else:

@@ -129,9 +129,7 @@ def find_span(words: list[str], element: list[str], used: set[int] | None = None
         return None
     w = [_norm(x) for x in words]
     e = [_norm(x) for x in element]
-    hits = [
-        list(range(i, i + len(e))) for i in range(len(w) - len(e) + 1) if w[i : i + len(e)] == e
-    ]
+    hits = [list(range(i, i + len(e))) for i in range(len(w) - len(e) + 1) if w[i : i + len(e)] == e]
     if not hits:
         return None
     if used:
@@ -193,7 +191,7 @@ def align_triples(
     toks = tokenize(translation, language)
     words = [t.text for t in toks]
     out: list[OIETuple] = []
-    for k, (tri, n_obj) in enumerate(zip(triples, n_objects)):
+    for k, (tri, n_obj) in enumerate(zip(triples, n_objects, strict=True)):
         objects = [o for o in (_strip_element(o) for o in tri.objects) if o]
         if len(objects) != n_obj:
             raise ValidationError(

@@ -14,19 +14,17 @@ from .base import (
 from .openai_http import OpenAIHTTPBackend, OpenAIHTTPConfig
 from .transformers_local import TransformersLocalBackend, TransformersLocalConfig, smollm2_gguf_path
 
-__all__ = sorted(
-    [
-        "BackendError",
-        "ChatBackend",
-        "ChatResponse",
-        "FatalBackendError",
-        "LLM_BACKENDS",
-        "OpenAIHTTPBackend",
-        "OpenAIHTTPConfig",
-        "TransformersLocalBackend",
-        "TransformersLocalConfig",
-        "build_backend",
-        "register_llm_backend",
-        "smollm2_gguf_path",
-    ]
-)
+__all__ = [
+    "BackendError",
+    "ChatBackend",
+    "ChatResponse",
+    "FatalBackendError",
+    "LLM_BACKENDS",
+    "OpenAIHTTPBackend",
+    "OpenAIHTTPConfig",
+    "TransformersLocalBackend",
+    "TransformersLocalConfig",
+    "build_backend",
+    "register_llm_backend",
+    "smollm2_gguf_path",
+]

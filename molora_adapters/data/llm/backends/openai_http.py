@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import threading
 import time
 import urllib.error
@@ -107,7 +106,9 @@ class OpenAIHTTPConfig:
 class RateLimiter:
     """Spaces request starts at least ``60 / requests_per_minute`` seconds apart, across threads."""
 
-    def __init__(self, requests_per_minute: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, requests_per_minute: float | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
         self._next = 0.0
         self._lock = threading.Lock()
@@ -182,9 +183,13 @@ class OpenAIHTTPBackend(ChatBackend):
             with urllib.request.urlopen(req, timeout=self.config.timeout) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as e:
-            detail = e.read()[:300].decode("utf-8", "replace")
+            try:
+                detail = e.read()[:300].decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException):
+                detail = ""
             if e.code in _RETRY_STATUS or e.code >= 500:
-                raise _Transient(f"HTTP {e.code}: {detail}", parse_retry_after(e.headers.get("Retry-After")))
+                retry_after = parse_retry_after(e.headers.get("Retry-After"))
+                raise _Transient(f"HTTP {e.code}: {detail}", retry_after) from None
             msg = f"HTTP {e.code} from {self.config.base_url}: {detail}"
             if e.code in _FATAL_STATUS:
                 hint = {401: "check the API key", 403: "check the API key's permissions"}.get(
@@ -192,7 +197,7 @@ class OpenAIHTTPBackend(ChatBackend):
                 )
                 raise FatalBackendError(f"{msg} ({hint}).") from None
             raise BackendError(msg) from None
-        except (TimeoutError, socket.timeout, http.client.HTTPException, ConnectionError) as e:
+        except (TimeoutError, http.client.HTTPException, ConnectionError) as e:
             raise _Transient(f"{type(e).__name__}: {e}") from None
         except urllib.error.URLError as e:
             raise _Transient(f"connection failed: {e.reason}") from None

@@ -58,7 +58,9 @@ class TransformersLocalConfig:
             self.model, self.gguf_file = str(path.parent), path.name
         where = Path(self.model) / (self.gguf_file or "")
         if not where.exists():
-            raise ValueError(f"`model` {str(where)!r} does not exist; pass a model directory or a .gguf file.")
+            raise ValueError(
+                f"`model` {str(where)!r} does not exist; pass a model directory or a .gguf file."
+            )
 
 
 class TransformersLocalBackend(ChatBackend):
@@ -79,7 +81,9 @@ class TransformersLocalBackend(ChatBackend):
         except ImportError as e:  # pragma: no cover - torch/transformers are core dependencies
             raise ImportError("The transformers backend needs `torch` and `transformers`.") from e
         if self.config.gguf_file and importlib.util.find_spec("gguf") is None:
-            raise ImportError("Loading a GGUF file needs the `gguf` package: `pip install molora-adapters[llm]`.")
+            raise ImportError(
+                "Loading a GGUF file needs the `gguf` package: `pip install molora-adapters[llm]`."
+            )
         kw = {"gguf_file": self.config.gguf_file} if self.config.gguf_file else {}
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(self.config.model, **kw)
