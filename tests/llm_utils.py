@@ -142,17 +142,18 @@ class ChatServer:
     """A threaded loopback server speaking ``POST /v1/chat/completions``.
 
     ``faults`` is a list of fault names consumed one per request, in arrival order (``None`` = answer
-    normally): ``"429"`` (with ``Retry-After: 1``), ``"500"``, ``"hang"`` (sleep ``hang_s`` then drop
-    the connection), ``"malformed"`` (a 200 whose body is not JSON), ``"auth"`` (401).
+    normally): ``"429"`` (with ``Retry-After: 1``), ``"500"``, ``"hang"`` (say nothing for ``hang_s``
+    or until the server stops, then drop the connection), ``"malformed"`` (a 200 whose body is not JSON), ``"auth"`` (401).
     """
 
-    def __init__(self, faults: list[str | None] | None = None, *, delay: float = 0.0, hang_s: float = 2.0):
+    def __init__(self, faults: list[str | None] | None = None, *, delay: float = 0.0, hang_s: float = 60.0):
         self.faults = list(faults or [])
         self.delay, self.hang_s = delay, hang_s
         self.requests: Counter[str] = Counter()  # answered requests per key
         self.received = 0
         self.fault_log: list[str] = []
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -189,7 +190,7 @@ class ChatServer:
                 if fault == "auth":
                     return self._send(401, b'{"error": "invalid api key"}')
                 if fault == "hang":
-                    time.sleep(server.hang_s)
+                    server._closing.wait(server.hang_s)
                     self.close_connection = True
                     return None
                 if fault == "malformed":
@@ -224,5 +225,6 @@ class ChatServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -90,6 +90,14 @@ def test_cache_is_keyed_by_model_and_prompt(tmp_path):
     assert len(a.calls) == len(b.calls) == len(c.calls) == 6 and d.calls == []
 
 
+def test_repeated_sentence_is_asked_once(tmp_path):
+    source = [dict(r, id=f"{r['id']}-{k}") for k in range(4) for r in ENGLISH[:1]]
+    backend = ScriptedBackend()
+    report = annotate(source, backend, _config(tmp_path, concurrency=4, languages=["de"]))
+    assert sorted(backend.calls) == ["annotate:s1:de", "translate:s1:de"]
+    assert report.accepted == 4 and report.usage.cache_hits == 6
+
+
 def test_run_lock(tmp_path):
     with _RunLock(tmp_path), pytest.raises(RuntimeError, match="Another `molora annotate` run"):
         annotate(ENGLISH, ScriptedBackend(), _config(tmp_path))

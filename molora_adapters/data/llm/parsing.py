@@ -63,10 +63,10 @@ def _balanced(text: str) -> Iterator[str]:
                     continue
                 if ch == quote:
                     quote = None
-            elif ch in '"“”':
-                quote = '"' if ch == '"' else "”" if ch == "“" else ch
-                if ch == "”":  # a stray closing curly quote opening a string: close on the next one
-                    quote = "”"
+            elif ch == '"':
+                quote = '"'
+            elif ch in "“”":  # typographic quotes: a string closes on the next ”
+                quote = "”"
             elif ch in "{[":
                 depth += 1
             elif ch in "}]":

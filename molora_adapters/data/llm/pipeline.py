@@ -189,6 +189,7 @@ class _Annotator:
         self.usage = Usage()
         self.fatal: FatalBackendError | None = None
         self._lock = threading.Lock()
+        self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
 
     def _ask(self, stage: str, messages: list[dict[str, str]], sentence: str, lang: str, extra: str) -> str:
         key = cache_key(
@@ -196,6 +197,24 @@ class _Annotator:
         )
         if self.fatal is not None:
             raise self.fatal
+        # one request per key even when two items share it (a sentence repeated in the source)
+        with self._lock:
+            key_lock, users = self._key_locks.get(key, (threading.Lock(), 0))
+            self._key_locks[key] = (key_lock, users + 1)
+        try:
+            with key_lock:
+                return self._ask_locked(key, stage, messages, sentence, lang)
+        finally:
+            with self._lock:
+                key_lock, users = self._key_locks[key]
+                if users == 1:
+                    del self._key_locks[key]
+                else:
+                    self._key_locks[key] = (key_lock, users - 1)
+
+    def _ask_locked(
+        self, key: str, stage: str, messages: list[dict[str, str]], sentence: str, lang: str
+    ) -> str:
         hit = self.cache.get(key)
         if hit is not None:
             with self._lock:
