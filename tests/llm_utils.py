@@ -118,6 +118,30 @@ _NAMES = {"German": "de", "Chinese": "zh", "Spanish": "es"}
 _ID_OF = {" ".join(r["sentence"].replace(" .", ".").split()): r["id"] for r in ENGLISH}
 
 
+def assert_record_valid(rec: dict) -> None:
+    """An accepted record passes validation again: language check, spans and positions."""
+    from molora_adapters.data.llm.parsing import ParsedTriple
+    from molora_adapters.data.llm.validation import align_triples, check_translation
+
+    meta = json.loads(rec["meta"])
+    check_translation(meta["source_sentence"], rec["sentence"], rec["language"])
+    triples = [ParsedTriple(e["arg0"], e["relation"], e["args"]) for e in rec["extractions"]]
+    words, tuples = align_triples(
+        rec["sentence"], rec["language"], triples, [len(e["args"]) for e in rec["extractions"]]
+    )
+    assert words == rec["words"]
+    assert [t.to_dict() for t in tuples] == [
+        {**e, "context": None, "confidence": 1.0} for e in rec["extractions"]
+    ]
+    for e in rec["extractions"]:
+        for text, pos in [(e["arg0"], e["arg0_pos"]), (e["relation"], e["relation_pos"])] + list(
+            zip(e["args"], e["args_pos"], strict=True)
+        ):
+            joined = "".join(words[i] for i in pos)
+            assert joined == "".join(text.split()) and pos == list(range(pos[0], pos[-1] + 1))
+    assert set(meta) >= {"source_id", "language", "backend", "model", "prompt_id", "responses"}
+
+
 def write_source(path: Path) -> Path:
     path.write_text("".join(json.dumps({**r, "language": "en"}) + "\n" for r in ENGLISH), encoding="utf-8")
     return path

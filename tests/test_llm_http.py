@@ -24,6 +24,7 @@ from llm_utils import (
     LANGS,
     N_REQUESTS,
     ChatServer,
+    assert_record_valid,
     write_source,
 )
 
@@ -77,6 +78,8 @@ def reference(tmp_path_factory) -> list[dict]:
     assert _rejects(out) == EXPECTED_REJECTED
     records = _records(out)
     assert {r["id"] for r in records} == EXPECTED_ACCEPTED
+    for rec in records:
+        assert_record_valid(rec)
     return records
 
 
