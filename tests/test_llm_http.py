@@ -356,6 +356,24 @@ def test_duplicate_source_ids(tmp_path):
     assert server.received == 0
 
 
+def test_bad_local_model_path(tmp_path, capsys):
+    src = write_source(tmp_path / "src.jsonl")
+    argv = [
+        "--source",
+        str(src),
+        "--langs",
+        "de",
+        "--backend",
+        "transformers",
+        "--model",
+        str(tmp_path / "x.gguf"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert _cli(argv) == 2
+    assert "`model`" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
 def test_env_settings(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:1/v1/chat/completions/")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")

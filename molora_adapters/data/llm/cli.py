@@ -11,6 +11,7 @@ Every input is checked before the first request. Re-running the same command res
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -53,8 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--api-key", default=None, help="API key (env MOLORA_LLM_API_KEY/OPENAI_API_KEY)")
     b.add_argument("--gguf-file", default=None, help="GGUF file inside --model (transformers backend)")
     b.add_argument("--device", default="cpu", help="torch device (transformers backend)")
-    b.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    b.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for the server to connect or send data"
+    )
     b.add_argument("--max-retries", type=int, default=8)
+    b.add_argument(
+        "--extra-body",
+        type=json.loads,
+        default=None,
+        help='JSON merged into every request, e.g. \'{"response_format": {"type": "json_object"}}\'',
+    )
     b.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
     b.add_argument("--concurrency", type=int, default=4)
     b.add_argument("--temperature", type=float, default=0.0)
@@ -77,6 +86,7 @@ def backend_settings(args: argparse.Namespace) -> dict[str, Any]:
             max_retries=args.max_retries,
             requests_per_minute=args.rpm,
             concurrency=args.concurrency,
+            extra_body=args.extra_body or {},
         )
         return {"config": cfg}
     if args.backend == "transformers":
@@ -116,7 +126,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, KeyError) as e:
         print(f"molora annotate: error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
-    backend = build_backend(args.backend, **settings)
+    try:
+        backend = build_backend(args.backend, **settings)
+    except (ValueError, ImportError, OSError) as e:
+        print(f"molora annotate: error: backend `{args.backend}` could not start: {e}", file=sys.stderr)
+        return 2
     try:
         report = annotate(source, backend, config, source_name=args.source)
     except FatalBackendError as e:

@@ -49,7 +49,8 @@ class OpenAIHTTPConfig:
         model (`str`, *optional*): model name sent with each request. Env: ``MOLORA_LLM_MODEL``.
         api_key (`str`, *optional*): bearer token. Env: ``MOLORA_LLM_API_KEY``, ``OPENAI_API_KEY``.
             Local servers without authentication accept any value, e.g. ``EMPTY``.
-        timeout (`float`, *optional*, defaults to 120): seconds to wait for a response.
+        timeout (`float`, *optional*, defaults to 120): seconds to wait for the server to connect or to send
+            the next bytes of its response; a hung connection is retried after this.
         max_retries (`int`, *optional*, defaults to 8): retries of a failed request before giving up.
         backoff_base (`float`, *optional*, defaults to 1.0): first backoff ceiling in seconds (doubled each retry).
         backoff_max (`float`, *optional*, defaults to 60.0): largest backoff ceiling in seconds.
