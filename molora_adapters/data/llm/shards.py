@@ -1,0 +1,90 @@
+"""On-disk layout of an annotation run, written atomically.
+
+::
+
+    OUT_DIR/
+      run.json                     settings that must not change between resumed runs
+      manifest.json                one entry per finished shard (written after the shard's files)
+      data/accepted-00000.jsonl    accepted records, one JSON object per line, OIE schema
+      rejects/rejects-00000.jsonl  rejected (sentence, language) pairs with reason and raw answers
+      cache.sqlite                 the answer cache (unless --cache points elsewhere)
+      stats.json                   counts, tokens and cost of the whole run
+
+Shard ``k`` always holds items ``[k * shard_size, (k + 1) * shard_size)`` of the deterministic item
+list (source sentences in order, then languages), so a shard rewritten after a crash has the same
+name and content: files are replaced, never appended, and the dataset can hold no duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+RUN_FILE = "run.json"
+STATS_FILE = "stats.json"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a fsynced temporary file and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # pragma: no cover - e.g. Windows cannot open directories
+        pass
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSONL file; a bad line raises a `ValueError` naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError as e:
+                raise ValueError(f"{path}:{i}: not valid JSON ({e}).") from None
+    return rows
+
+
+def accepted_path(out_dir: str | Path, shard: int) -> Path:
+    return Path(out_dir) / "data" / f"accepted-{shard:05d}.jsonl"
+
+
+def rejects_path(out_dir: str | Path, shard: int) -> Path:
+    return Path(out_dir) / "rejects" / f"rejects-{shard:05d}.jsonl"
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, Any]:
+    """The manifest (``{"shards": {"00000": {...}}}``), empty if the run has not finished a shard yet."""
+    path = Path(out_dir) / MANIFEST
+    if not path.is_file():
+        return {"shards": {}}
+    return json.loads(path.read_text(encoding="utf-8"))
