@@ -87,6 +87,22 @@ def find_span(
                 return list(range(i, i + n))
         if hits:
             return list(range(hits[0], hits[0] + n))
+    if normalize:  # tokenisation differences ("people's" vs "people 's"): compare without spaces
+        target = "".join(_norm(w) for w in span)
+        normed = [_norm(w) for w in words]
+        fallback = None
+        for i in range(len(words)):
+            acc = ""
+            for j in range(i, len(words)):
+                acc += normed[j]
+                if not target.startswith(acc):
+                    break
+                if acc == target:
+                    if not avoid.intersection(range(i, j + 1)):
+                        return list(range(i, j + 1))
+                    fallback = fallback or list(range(i, j + 1))
+                    break
+        return fallback
     return None
 
 
