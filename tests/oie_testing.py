@@ -59,6 +59,6 @@ def train_steps(model, features, collator, *, steps: int, lr: float = 3e-3, batc
         out.loss.backward()
         opt.step()
         opt.zero_grad()
-        losses.append(float(out.loss))
+        losses.append(out.loss.item())
     model.eval()
     return losses

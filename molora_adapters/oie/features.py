@@ -68,6 +68,7 @@ def encode_words(
         max_length=max_length,
         return_attention_mask=False,
         return_token_type_ids=False,
+        verbose=False,  # long inputs are chunked by the pipeline / skipped by build_oie_features
     )
     return enc["input_ids"], [enc.word_ids(i) for i in range(len(words))]
 

@@ -108,6 +108,8 @@ class OIEPipeline:
             RoBERTa-style position offsets), capped at 512.
         confidence_mode (`str`, *optional*, defaults to `"multi2oie"`): see :mod:`molora_adapters.oie.decoding`.
         min_args (`int`, *optional*, defaults to 1): tuples with fewer arguments are dropped.
+        argument_batch_size (`int`, *optional*, defaults to 256): predicates per argument-tagger pass (a
+            batch of sentences can contain many more predicates than sentences).
         progress (`bool`, *optional*): show a progress bar; by default only for more than 4 batches.
     """
 
@@ -120,12 +122,16 @@ class OIEPipeline:
         max_length: int | None = None,
         confidence_mode: ConfidenceMode = "multi2oie",
         min_args: int = 1,
+        argument_batch_size: int = 256,
         progress: bool | None = None,
     ) -> None:
         if confidence_mode not in CONFIDENCE_MODES:
             raise ValueError(f"`confidence_mode` must be one of {CONFIDENCE_MODES}, got {confidence_mode!r}.")
         if min_args < 0:
             raise ValueError(f"`min_args` must be >= 0, got {min_args}.")
+        if argument_batch_size < 1:
+            raise ValueError(f"`argument_batch_size` must be >= 1, got {argument_batch_size}.")
+        self.argument_batch_size = argument_batch_size
         self.model = model
         self.tokenizer = tokenizer
         self.head_name = find_oie_head(model, head_name)
@@ -225,29 +231,39 @@ class OIEPipeline:
             plan.extend((b, p) for p in res.predicates)
         if not plan:
             return results
-        # One argument-tagger row per predicate, on the cached encoder states.
-        rows = torch.tensor([b for b, _ in plan])
-        pred_mask = torch.zeros((len(plan), length), dtype=torch.long)
-        for r, (b, positions) in enumerate(plan):
-            wid = torch.tensor([w if w is not None else -1 for w in chunks[b].word_ids])
-            pred_mask[r, : len(wid)] = torch.isin(wid, torch.tensor(positions)).long()
-        seq = out.sequence_output.index_select(0, rows.to(device))  # (P, t, hidden)
-        arg_logits = head.argument_logits(seq, pred_mask.to(device), attention_mask.index_select(0, rows.to(device)))
-        arg_probs = arg_logits.float().softmax(-1).cpu()  # (P, t, 9)
-        for r, (b, _) in enumerate(plan):
-            tags, probs = self._word_level(arg_probs[r], first[b], chunks[b].n_words, ARG_LABELS)
-            results[b].arg_tags.append(tags)
-            results[b].arg_probs.append(probs)
+        # One argument-tagger row per predicate, on the cached encoder states, in slices.
+        for start in range(0, len(plan), self.argument_batch_size):
+            part = plan[start : start + self.argument_batch_size]
+            rows = torch.tensor([b for b, _ in part], device=device)
+            pred_mask = torch.zeros((len(part), length), dtype=torch.long)
+            for r, (b, positions) in enumerate(part):
+                wid = torch.tensor([w if w is not None else -1 for w in chunks[b].word_ids])
+                pred_mask[r, : len(wid)] = torch.isin(wid, torch.tensor(positions)).long()
+            seq = out.sequence_output.index_select(0, rows)  # (P, t, hidden)
+            arg_logits = head.argument_logits(seq, pred_mask.to(device), attention_mask.index_select(0, rows))
+            arg_probs = arg_logits.float().softmax(-1).cpu()  # (P, t, 9)
+            for r, (b, _) in enumerate(part):
+                tags, probs = self._word_level(arg_probs[r], first[b], chunks[b].n_words, ARG_LABELS)
+                results[b].arg_tags.append(tags)
+                results[b].arg_probs.append(probs)
         return results
 
     @staticmethod
     def _word_level(probs: torch.Tensor, first: torch.Tensor, n_words: int, labels: Sequence[str]):
-        """Tags and probabilities of each word's first sub-word; words without sub-words get ``O``."""
+        """Tags and probabilities of each word's first sub-word; words without sub-words get ``O``.
+
+        Args:
+            probs (`torch.Tensor` of shape `(seq_len, n_labels)`): tag probabilities of one row.
+            first (`torch.Tensor` of shape `(seq_len,)`): word index at a word's first sub-word, else
+                ``IGNORE_INDEX``.
+            n_words (`int`): words in the row.
+            labels (`Sequence[str]`): tag names.
+        """
         tags, word_probs = ["O"] * n_words, [1.0] * n_words
-        best_p, best = probs.max(-1)
-        for t in (first != IGNORE_INDEX).nonzero().flatten().tolist():
-            w = int(first[t])
-            tags[w], word_probs[w] = labels[int(best[t])], float(best_p[t])
+        keep = (first != IGNORE_INDEX).nonzero().flatten()
+        best_p, best = probs.index_select(0, keep).max(-1)
+        for w, b, p in zip(first[keep].tolist(), best.tolist(), best_p.tolist()):
+            tags[w], word_probs[w] = labels[b], p
         return tags, word_probs
 
     # ----------------------------------------------------------------------------- postprocess (CPU)
@@ -358,6 +374,7 @@ def load_oie_model(path: str):
     from adapters import AutoAdapterModel
     from transformers import AutoConfig
     from transformers.modeling_utils import load_state_dict
+    from transformers.utils import logging as hf_logging
 
     from .heads import register_oie_head
 
@@ -365,7 +382,12 @@ def load_oie_model(path: str):
     heads = dict(getattr(config, "prediction_heads", None) or {})
     oie = {n: dict(c) for n, c in heads.items() if c.get("head_type") == OIE_HEAD_TYPE}
     config.prediction_heads = {n: c for n, c in heads.items() if n not in oie}
-    model = AutoAdapterModel.from_pretrained(path, config=config)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the OIE head weights are "unused" until re-added below
+    try:
+        model = AutoAdapterModel.from_pretrained(path, config=config)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     if not oie:
         return model
     register_oie_head(model)
