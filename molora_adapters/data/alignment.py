@@ -26,10 +26,10 @@ DROP_REASONS: tuple[str, ...] = (
     "too_many_arguments",
     "overlapping_spans",
     "position_out_of_range",
-    "duplicate_predicate",
+    "duplicate_tuple",
     "eval_overlap",
 )
-"""Every reason a tuple (or, for ``eval_overlap``, a sentence) can be dropped for."""
+"""Every reason a tuple can be dropped for (``eval_overlap``: its sentence is in an evaluation set)."""
 
 _WS = re.compile(r"\S+")
 
@@ -149,6 +149,7 @@ class AlignmentReport:
 
     n_examples: int = 3
     sentences: int = 0
+    sentences_dropped: int = 0
     tuples_in: int = 0
     tuples_kept: int = 0
     split_arguments: int = 0
@@ -166,11 +167,13 @@ class AlignmentReport:
 
     @property
     def tuples_dropped(self) -> int:
-        return sum(v for k, v in self.dropped.items() if k != "eval_overlap")
+        """All dropped tuples; ``tuples_in == tuples_kept + tuples_dropped`` always holds."""
+        return sum(self.dropped.values())
 
     def to_dict(self) -> dict:
         return {
             "sentences": self.sentences,
+            "sentences_dropped": self.sentences_dropped,
             "tuples_in": self.tuples_in,
             "tuples_kept": self.tuples_kept,
             "split_arguments": self.split_arguments,
@@ -178,7 +181,7 @@ class AlignmentReport:
         }
 
     def summary(self) -> str:
-        """One line such as ``"4901 sentences, 26349 tuples: kept 20000, dropped 6349 (relation_not_found=...)"``."""
+        """One line: ``"N sentences, M tuples: kept K, dropped D (reason=count, ...)"``."""
         drops = ", ".join(f"{k}={v}" for k, v in sorted(self.dropped.items())) or "none"
         return (
             f"{self.sentences} sentences, {self.tuples_in} tuples: kept {self.tuples_kept}, "

@@ -178,16 +178,21 @@ def build_records(
     records: list[OIERecord] = []
     for sentence, words, raws, meta in items:
         if drop_eval_overlap and _key(sentence).startswith(EVAL_OVERLAP_PREFIXES):
-            report.drop("eval_overlap", sentence)
+            report.tuples_in += len(raws)
+            report.sentences_dropped += 1
+            report.drop("eval_overlap", sentence, count=len(raws))
             continue
         words = words if words is not None else [w for w, _, _ in split_words(sentence, language)]
         report.sentences += 1
-        kept, rejected = [], []
+        kept, rejected, seen = [], [], set()
         for raw in raws:
             report.tuples_in += 1
-            tup, reason = align_tuple(words, raw, language)
+            key = (raw.get("arg0") or "", raw["relation"], tuple(raw.get("args") or []),
+                   repr([raw.get(k) for k in ("arg0_pos", "relation_pos", "args_pos")]))
+            tup, reason = (None, "duplicate_tuple") if key in seen else align_tuple(words, raw, language)
+            seen.add(key)
             if tup is None:
-                summary = " ; ".join([raw.get("arg0") or "", raw["relation"], *(raw.get("args") or [])])
+                summary = " ; ".join([key[0], key[1], *key[2]])  # arg0 ; relation ; args
                 report.drop(reason, f"{summary}  <<  {sentence}")
                 rejected.append({"reason": reason, "tuple": summary})
                 continue
@@ -305,20 +310,15 @@ def _t5_items(paths: list[Path]) -> Iterator[tuple[str, None, list[dict[str, Any
                     continue
                 rows.append((source.strip(), (p.name, lineno, parse_t5_target(target))))
     for sentence, group in _group(rows):
-        seen, raws = set(), []
-        for _, _, tuples in group:
-            for t in tuples:
-                k = (t["arg0"], t["relation"], tuple(t["args"]))
-                if k not in seen:
-                    seen.add(k)
-                    raws.append(t)
+        raws = [t for _, _, tuples in group for t in tuples]  # duplicates are counted by build_records
         yield sentence, None, raws, {"source": group[0][0], "line": group[0][1]}
 
 
 @register_corpus_loader("imojie")
 def load_imojie(path: str | list[str] | None = None, *, report: AlignmentReport | None = None) -> datasets.Dataset:
     """IMoJIE bootstrapped data in CycleOIE's T5 format; objects with appended extra arguments are split
-    into several arguments. Sentences repeated across subsets are merged, duplicate tuples removed.
+    into several arguments. Sentences repeated across subsets are merged; repeated tuples are dropped
+    (counted as ``duplicate_tuple``).
 
     Args:
         path (`str` or `list[str]`, *optional*): file(s); defaults to the three vendored subsets.
