@@ -8,19 +8,35 @@ from molora_adapters.data.corpora import build_records
 
 # (language, sentence, [(arg0, relation, [args...]), ...]); texts are aligned by contiguous search.
 GOLD_SAMPLES = [
-    ("en", "Barack Obama was born in Hawaii and studied law at Harvard .",
-     [("Barack Obama", "was born in", ["Hawaii"]), ("Barack Obama", "studied", ["law", "at Harvard"])]),
-    ("de", "Angela Merkel war lange Zeit Bundeskanzlerin von Deutschland .",
-     [("Angela Merkel", "war", ["lange Zeit", "Bundeskanzlerin von Deutschland"])]),
-    ("es", "Ella le regaló a su hermano un libro sobre historia antigua .",
-     [("Ella", "regaló", ["un libro sobre historia antigua", "a su hermano"])]),
-    ("pt", "Os cientistas descobriram que o medicamento reduz a inflamação .",
-     [("Os cientistas", "descobriram", ["que o medicamento reduz a inflamação"]),
-      ("o medicamento", "reduz", ["a inflamação"])]),
-    ("zh", "该公司去年在柏林发布了一款新产品。",
-     [("该公司", "发布了", ["一款新产品", "在柏林", "去年"])]),
-    ("ar", "أعلنت الشركة عن منتج جديد في برلين العام الماضي .",
-     [("الشركة", "أعلنت", ["عن منتج جديد", "في برلين", "العام الماضي"])]),
+    (
+        "en",
+        "Barack Obama was born in Hawaii and studied law at Harvard .",
+        [("Barack Obama", "was born in", ["Hawaii"]), ("Barack Obama", "studied", ["law", "at Harvard"])],
+    ),
+    (
+        "de",
+        "Angela Merkel war lange Zeit Bundeskanzlerin von Deutschland .",
+        [("Angela Merkel", "war", ["lange Zeit", "Bundeskanzlerin von Deutschland"])],
+    ),
+    (
+        "es",
+        "Ella le regaló a su hermano un libro sobre historia antigua .",
+        [("Ella", "regaló", ["un libro sobre historia antigua", "a su hermano"])],
+    ),
+    (
+        "pt",
+        "Os cientistas descobriram que o medicamento reduz a inflamação .",
+        [
+            ("Os cientistas", "descobriram", ["que o medicamento reduz a inflamação"]),
+            ("o medicamento", "reduz", ["a inflamação"]),
+        ],
+    ),
+    ("zh", "该公司去年在柏林发布了一款新产品。", [("该公司", "发布了", ["一款新产品", "在柏林", "去年"])]),
+    (
+        "ar",
+        "أعلنت الشركة عن منتج جديد في برلين العام الماضي .",
+        [("الشركة", "أعلنت", ["عن منتج جديد", "في برلين", "العام الماضي"])],
+    ),
 ]
 
 
@@ -37,15 +53,21 @@ def gold_records():
     return datasets.concatenate_datasets(parts)
 
 
-def train_steps(model, features, collator, *, steps: int, lr: float = 3e-3, batch_size: int = 8, seed: int = 0):
+def train_steps(
+    model, features, collator, *, steps: int, lr: float = 3e-3, batch_size: int = 8, seed: int = 0
+):
     """A plain AdamW loop over ``features``; returns the loss of every step."""
     torch.manual_seed(seed)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr)
     loader = torch.utils.data.DataLoader(
-        features.with_format(columns=["input_ids", "attention_mask", "predicate_mask", "predicate_labels", "argument_labels"]),
-        batch_size=batch_size, shuffle=True, collate_fn=collator,
+        features.with_format(
+            columns=["input_ids", "attention_mask", "predicate_mask", "predicate_labels", "argument_labels"]
+        ),
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=collator,
         generator=torch.Generator().manual_seed(seed),
     )
     losses, it = [], iter(loader)

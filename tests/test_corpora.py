@@ -23,10 +23,29 @@ from molora_adapters.data.corpora import align_tuple, parse_t5_target
 # Expected alignment of the vendored corpora: (sentences, tuples in, tuples kept, drops by reason).
 SHIPPED = {
     "oie2016": (1759, 5078, 4472, {"duplicate_tuple": 1, "overlapping_spans": 551, "too_many_arguments": 54}),
-    "imojie": (7368, 17754, 15432, {"argument_not_found": 637, "duplicate_tuple": 426, "overlapping_spans": 91,
-                                    "relation_not_found": 1168}),
-    "lsoie-gpt": (4900, 26349, 16309, {"argument_not_found": 1260, "duplicate_tuple": 200, "eval_overlap": 6,
-                                       "overlapping_spans": 139, "relation_not_found": 8435}),
+    "imojie": (
+        7368,
+        17754,
+        15432,
+        {
+            "argument_not_found": 637,
+            "duplicate_tuple": 426,
+            "overlapping_spans": 91,
+            "relation_not_found": 1168,
+        },
+    ),
+    "lsoie-gpt": (
+        4900,
+        26349,
+        16309,
+        {
+            "argument_not_found": 1260,
+            "duplicate_tuple": 200,
+            "eval_overlap": 6,
+            "overlapping_spans": 139,
+            "relation_not_found": 8435,
+        },
+    ),
 }
 
 
@@ -45,7 +64,12 @@ def test_shipped_corpus_counts(shipped):
     name, ds, report = shipped
     sentences, tuples_in, kept, drops = SHIPPED[name]
     assert ds.features == OIE_FEATURES
-    assert (len(ds), report.tuples_in, report.tuples_kept, dict(report.dropped)) == (sentences, tuples_in, kept, drops)
+    assert (len(ds), report.tuples_in, report.tuples_kept, dict(report.dropped)) == (
+        sentences,
+        tuples_in,
+        kept,
+        drops,
+    )
     assert report.tuples_in == report.tuples_kept + report.tuples_dropped
     assert sum(len(r) for r in ds["extractions"]) == kept
 
@@ -69,7 +93,9 @@ def test_aligned_positions_spell_the_argument_texts(shipped):
 
 def test_lsoie_gpt_drops_the_carb_dev_sentence():
     _, ds, _ = _load_shipped("lsoie-gpt")
-    assert not any(s.startswith("Plans to artificially oxygenate areas of the Baltic") for s in ds["sentence"])
+    assert not any(
+        s.startswith("Plans to artificially oxygenate areas of the Baltic") for s in ds["sentence"]
+    )
 
 
 def test_oie2016_positions_come_from_the_file():
@@ -80,7 +106,9 @@ def test_oie2016_positions_come_from_the_file():
 
 
 def test_t5_target_parsing():
-    tuples = parse_t5_target("subject <is> A B <and> relation <is> r <and> object <is> C <then> subject <is> X <and> relation <is> y")
+    tuples = parse_t5_target(
+        "subject <is> A B <and> relation <is> r <and> object <is> C <then> subject <is> X <and> relation <is> y"
+    )
     assert tuples == [
         {"relation": "r", "arg0": "A B", "args": ["C"]},
         {"relation": "y", "arg0": "X", "args": []},
@@ -89,8 +117,14 @@ def test_t5_target_parsing():
 
 def test_imojie_style_object_is_split_into_arguments():
     words = "Christiaan Barnard later expressed regret for endorsing Glycel .".split()
-    tup, note = align_tuple(words, {"arg0": "Christiaan Barnard", "relation": "expressed",
-                                    "args": ["regret for endorsing Glycel later"]})
+    tup, note = align_tuple(
+        words,
+        {
+            "arg0": "Christiaan Barnard",
+            "relation": "expressed",
+            "args": ["regret for endorsing Glycel later"],
+        },
+    )
     assert note == "split" and tup.args == ["regret for endorsing Glycel", "later"]
     assert tup.args_pos == [[4, 5, 6, 7], [2]]
 
@@ -104,8 +138,17 @@ def test_imojie_style_object_is_split_into_arguments():
         ({"arg0": "", "relation": "saw", "args": []}, "no_arguments"),
         ({"arg0": "A", "relation": "saw", "args": ["saw b"]}, "overlapping_spans"),
         ({"arg0": "A", "relation": "saw", "args": ["b", "c", "d", "e"]}, "too_many_arguments"),
-        ({"arg0": "A", "relation": "saw", "args": ["b"], "relation_pos": [9], "arg0_pos": [0], "args_pos": [[2]]},
-         "position_out_of_range"),
+        (
+            {
+                "arg0": "A",
+                "relation": "saw",
+                "args": ["b"],
+                "relation_pos": [9],
+                "arg0_pos": [0],
+                "args_pos": [[2]],
+            },
+            "position_out_of_range",
+        ),
     ],
 )
 def test_drop_reasons(raw, reason):
@@ -132,10 +175,19 @@ def test_find_span_prefers_positions_outside_avoid_and_normalises():
 
 def test_jsonl_loader_round_trip(tmp_path):
     lines = [
-        {"sentence": "Madrid es la capital de España .", "language": "es",
-         "extractions": [{"arg0": "Madrid", "relation": "es", "args": ["la capital de España"]}]},
-        {"sentence": "北京是首都。", "language": "zh", "extractions": [{"arg0": "北京", "relation": "是", "args": ["首都"]},
-                                                                 {"arg0": "上海", "relation": "是", "args": ["首都"]}]},
+        {
+            "sentence": "Madrid es la capital de España .",
+            "language": "es",
+            "extractions": [{"arg0": "Madrid", "relation": "es", "args": ["la capital de España"]}],
+        },
+        {
+            "sentence": "北京是首都。",
+            "language": "zh",
+            "extractions": [
+                {"arg0": "北京", "relation": "是", "args": ["首都"]},
+                {"arg0": "上海", "relation": "是", "args": ["首都"]},
+            ],
+        },
     ]
     path = tmp_path / "c.jsonl.gz"
     with gzip.open(path, "wt", encoding="utf-8") as f:
@@ -169,7 +221,9 @@ def test_registry_rejects_duplicates_and_accepts_new_loaders():
 def test_path_loaders_on_shared_data():
     root = SHARED_DATA / "oie_train"
     report = AlignmentReport()
-    ds = load_training_corpus("lsoie", str(root / "lsoie_partial" / "lsoie_wiki_test.eval.oie"), report=report)
+    ds = load_training_corpus(
+        "lsoie", str(root / "lsoie_partial" / "lsoie_wiki_test.eval.oie"), report=report
+    )
     assert (len(ds), report.tuples_in, report.tuples_kept) == (2402, 5374, 4886)
     report = AlignmentReport()
     ds = load_training_corpus("openie4", str(root / "tupleinf_openie4" / "4thgr_pt1.md"), report=report)
@@ -177,5 +231,7 @@ def test_path_loaders_on_shared_data():
     conf = ds[1]["extractions"][0]["confidence"]
     assert conf == pytest.approx(0.96)
     report = AlignmentReport()
-    ds = load_training_corpus("oie2016", str(root / "oie2016" / "conll" / "propbank.train.oie.conll"), report=report)
+    ds = load_training_corpus(
+        "oie2016", str(root / "oie2016" / "conll" / "propbank.train.oie.conll"), report=report
+    )
     assert (len(ds), report.tuples_in) == (703, 2173)

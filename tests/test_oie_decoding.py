@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from oie_testing import GOLD_SAMPLES, gold_records
 
 from molora_adapters.data.alignment import split_words
 from molora_adapters.oie.decoding import (
@@ -17,8 +18,6 @@ from molora_adapters.oie.decoding import (
 from molora_adapters.oie.features import build_oie_features, encode_words
 from molora_adapters.oie.labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS, argument_tags, predicate_tags
 from molora_adapters.oie.pipeline import OIEPipeline
-
-from oie_testing import GOLD_SAMPLES, gold_records
 
 
 def _oracle_probs(labels: list[int], n_labels: int) -> torch.Tensor:
@@ -56,13 +55,17 @@ def test_round_trip_through_subword_labels(index, tiny_tokenizer):
     )
     predicates = decode_predicates(pred_tags)
     assert predicates == [sorted(e["relation_pos"]) for e in rec["extractions"]]
-    for gold, feat, predicate in zip(rec["extractions"], feats, predicates):
+    for gold, feat, predicate in zip(rec["extractions"], feats, predicates, strict=True):
         arg_tags, _ = OIEPipeline._word_level(
             _oracle_probs(feat["argument_labels"], len(ARG_LABELS)), first, len(words), ARG_LABELS
         )
         ext = build_extraction(rec["sentence"], offsets, predicate, arg_tags, language=rec["language"])
         assert (ext.arg0, ext.relation, ext.args) == (gold["arg0"], gold["relation"], gold["args"])
-        assert (ext.arg0_pos, ext.relation_pos, ext.args_pos) == (gold["arg0_pos"], gold["relation_pos"], gold["args_pos"])
+        assert (ext.arg0_pos, ext.relation_pos, ext.args_pos) == (
+            gold["arg0_pos"],
+            gold["relation_pos"],
+            gold["args_pos"],
+        )
 
 
 def test_samples_cover_nary_and_languages():

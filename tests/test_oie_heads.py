@@ -59,11 +59,17 @@ def test_ignored_positions_do_not_change_the_loss(oie_model):
     a = oie_model(**inputs, predicate_labels=labels, argument_labels=labels, return_dict=True).loss
     # the loss equals a cross-entropy computed on the scored positions only
     out = oie_model(**inputs, return_dict=True)
-    manual = torch.nn.functional.cross_entropy(out.predicate_logits[:, :5].flatten(0, 1), labels[:, :5].flatten())
-    manual = manual + torch.nn.functional.cross_entropy(out.argument_logits[:, :5].flatten(0, 1), labels[:, :5].flatten())
+    manual = torch.nn.functional.cross_entropy(
+        out.predicate_logits[:, :5].flatten(0, 1), labels[:, :5].flatten()
+    )
+    manual = manual + torch.nn.functional.cross_entropy(
+        out.argument_logits[:, :5].flatten(0, 1), labels[:, :5].flatten()
+    )
     torch.testing.assert_close(a, manual)
     all_ignored = torch.full_like(labels, IGNORE_INDEX)
-    zero = oie_model(**inputs, predicate_labels=all_ignored, argument_labels=all_ignored, return_dict=True).loss
+    zero = oie_model(
+        **inputs, predicate_labels=all_ignored, argument_labels=all_ignored, return_dict=True
+    ).loss
     assert zero.item() == 0.0
 
 
@@ -86,7 +92,7 @@ def test_save_head_load_head_identical(oie_model, tmp_path, model_type):
     register_oie_head(fresh)
     fresh.load_head(str(tmp_path))
     assert json.loads((tmp_path / "head_config.json").read_text())["config"]["head_type"] == "oie"
-    for a, b in zip(before, _outputs(fresh)):
+    for a, b in zip(before, _outputs(fresh), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -109,7 +115,7 @@ def test_save_adapter_with_head_identical(tmp_path):
     register_oie_head(fresh)
     name = fresh.load_adapter(str(tmp_path), with_head=True)
     fresh.set_active_adapters(name)
-    for a, b in zip(before, _outputs(fresh)):
+    for a, b in zip(before, _outputs(fresh), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -118,7 +124,7 @@ def test_save_pretrained_then_load_oie_model(oie_model, tmp_path):
     oie_model.save_pretrained(str(tmp_path))
     loaded = load_oie_model(str(tmp_path))
     assert isinstance(loaded.heads["oie"], OIEHead)
-    for a, b in zip(before, _outputs(loaded)):
+    for a, b in zip(before, _outputs(loaded), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -133,7 +139,13 @@ def test_register_rejects_a_different_oie_head_class():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("n_arg_layers", 0), ("n_arg_heads", -1), ("arg_dropout", 1.0), ("activation", "tanh"), ("argument_loss_weight", -1.0)],
+    [
+        ("n_arg_layers", 0),
+        ("n_arg_heads", -1),
+        ("arg_dropout", 1.0),
+        ("activation", "tanh"),
+        ("argument_loss_weight", -1.0),
+    ],
 )
 def test_config_validation(field, value):
     with pytest.raises(ValueError, match=f"`{field}`"):
@@ -151,5 +163,7 @@ def test_config_round_trips_and_unknown_keys_warn(caplog):
     assert OIEHeadConfig(**json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg
     assert pickle.loads(pickle.dumps(cfg)) == cfg
     with caplog.at_level("WARNING"):
-        again = OIEHeadConfig.from_kwargs(**dataclasses.asdict(cfg), molora_version="0.0", head_type="oie", future_key=1)
+        again = OIEHeadConfig.from_kwargs(
+            **dataclasses.asdict(cfg), molora_version="0.0", head_type="oie", future_key=1
+        )
     assert again == cfg and "future_key" in caplog.text

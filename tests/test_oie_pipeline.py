@@ -69,7 +69,7 @@ def test_find_oie_head_errors(pipe):
 
 
 def test_read_lines_reports_bad_input():
-    data = "ok one\n\n   \n".encode() + b"bad \xff\xfe bytes\n" + "last".encode()
+    data = b"ok one\n\n   \n" + b"bad \xff\xfe bytes\n" + b"last"
     rows = list(read_lines(io.BytesIO(data)))
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0][1] == "ok one" and rows[4][1] == "last"
@@ -78,8 +78,12 @@ def test_read_lines_reports_bad_input():
 
 
 def test_extract_lines_isolates_failures(pipe, monkeypatch):
-    lines = [(1, "Madrid es la capital de España .", None), (2, "BOOM", None), (3, None, "empty line"),
-             (4, "Lisboa é a capital de Portugal .", None)]
+    lines = [
+        (1, "Madrid es la capital de España .", None),
+        (2, "BOOM", None),
+        (3, None, "empty line"),
+        (4, "Lisboa é a capital de Portugal .", None),
+    ]
     real = pipe.extract
 
     def flaky(sents, **kw):
@@ -106,14 +110,24 @@ def test_ten_thousand_word_line_does_not_crash(pipe):
 
 
 def _ext(**kw):
-    base = dict(sentence="Obama was born in Hawaii .", relation="was born in", arg0="Obama", args=["Hawaii"],
-                confidence=0.5, relation_pos=[1, 2, 3], arg0_pos=[0], args_pos=[[4]])
+    base = dict(
+        sentence="Obama was born in Hawaii .",
+        relation="was born in",
+        arg0="Obama",
+        args=["Hawaii"],
+        confidence=0.5,
+        relation_pos=[1, 2, 3],
+        arg0_pos=[0],
+        args_pos=[[4]],
+    )
     return Extraction(**(base | kw))
 
 
 def test_output_formats():
-    results = [LineResult(1, "Obama was born in Hawaii .", "en", [_ext(), _ext(args=["Hawaii", "in 1961"])]),
-               LineResult(2, error="empty line")]
+    results = [
+        LineResult(1, "Obama was born in Hawaii .", "en", [_ext(), _ext(args=["Hawaii", "in 1961"])]),
+        LineResult(2, error="empty line"),
+    ]
     buf = io.StringIO()
     write_results(results, buf, "carb")
     assert buf.getvalue().splitlines() == [
@@ -122,7 +136,10 @@ def test_output_formats():
     ]
     buf = io.StringIO()
     write_results(results, buf, "benchie")
-    assert buf.getvalue().splitlines() == ["1\tObama\twas born in\tHawaii", "1\tObama\twas born in\tHawaii in 1961"]
+    assert buf.getvalue().splitlines() == [
+        "1\tObama\twas born in\tHawaii",
+        "1\tObama\twas born in\tHawaii in 1961",
+    ]
     buf = io.StringIO()
     write_results(results, buf, "jsonl")
     first, second = map(json.loads, buf.getvalue().splitlines())
@@ -143,19 +160,39 @@ def test_cli_end_to_end(pipe, tmp_path, monkeypatch, capsys, multilingual_senten
     inp = tmp_path / "in.txt"
     inp.write_bytes(f"{productive}\n\n".encode() + b"\xff\n" + "北京是中华人民共和国的首都。\n".encode())
     out = tmp_path / "out.jsonl"
-    assert main(["extract", "--model", str(model_dir), "--input", str(inp), "--output", str(out),
-                 "--min-args", "0", "--batch-size", "2"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--model",
+                str(model_dir),
+                "--input",
+                str(inp),
+                "--output",
+                str(out),
+                "--min-args",
+                "0",
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [r["line"] for r in rows] == [1, 2, 3, 4]
     assert "error" in rows[1] and "invalid UTF-8" in rows[2]["error"]
     assert rows[0]["sentence"] == productive
-    expected = [json.loads(format_jsonl(LineResult(n, s, None, pipe.extract(s))))
-                for n, s in [(1, productive), (4, "北京是中华人民共和国的首都。")]]
+    expected = [
+        json.loads(format_jsonl(LineResult(n, s, None, pipe.extract(s))))
+        for n, s in [(1, productive), (4, "北京是中华人民共和国的首都。")]
+    ]
     assert [rows[0], rows[3]] == expected  # the saved model reloads to the same extractions
     assert rows[0]["extractions"]
     assert "2 line(s) could not be processed" in capsys.readouterr().err
 
-    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("Lisboa é a capital de Portugal .\n".encode())))
+    monkeypatch.setattr(
+        "sys.stdin", io.TextIOWrapper(io.BytesIO("Lisboa é a capital de Portugal .\n".encode()))
+    )
     assert main(["extract", "--model", str(model_dir), "--format", "carb", "--min-args", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines and all(line.startswith("Lisboa é a capital de Portugal .\t") for line in lines)

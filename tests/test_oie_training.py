@@ -10,8 +10,14 @@ import torch
 from conftest import tiny_adapter_model
 from oie_testing import GOLD_SAMPLES, gold_records, train_steps
 
+from molora_adapters.oie import (
+    DataCollatorForOIE,
+    FeatureStats,
+    OIEPipeline,
+    add_oie_head,
+    build_oie_features,
+)
 from molora_adapters.oie.labels import MAX_ARGS
-from molora_adapters.oie import DataCollatorForOIE, FeatureStats, OIEPipeline, add_oie_head, build_oie_features
 
 
 def _gold_set(rec):
@@ -32,7 +38,7 @@ def test_tiny_model_learns_and_extracts(tiny_tokenizer):
     results = pipe.extract(list(records["sentence"]), language=list(records["language"]))
     correct = [
         (rec["language"], (e.arg0, e.relation, tuple(e.args)))
-        for rec, exts in zip(records, results)
+        for rec, exts in zip(records, results, strict=True)
         for e in exts
         if (e.arg0, e.relation, tuple(e.args)) in _gold_set(rec)
     ]
@@ -68,7 +74,9 @@ def test_real_encoder_short_run_gives_nontrivial_extractions():
     add_oie_head(model, "oie")
     corpus = load_training_corpus("oie2016").select(range(120))
     feats = build_oie_features(corpus, tokenizer, max_length=96)
-    losses = train_steps(model, feats, DataCollatorForOIE(tokenizer.pad_token_id), steps=80, lr=1e-4, batch_size=16)
+    losses = train_steps(
+        model, feats, DataCollatorForOIE(tokenizer.pad_token_id), steps=80, lr=1e-4, batch_size=16
+    )
     assert sum(losses[-10:]) < 0.6 * sum(losses[:10]), losses[::10]
 
     sample = corpus.select(range(20))

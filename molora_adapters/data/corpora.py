@@ -76,7 +76,9 @@ def _raw(relation: str, arg0: str, args: list[str], **kw: Any) -> dict[str, Any]
     return {"relation": relation, "arg0": arg0, "args": args, **kw}
 
 
-def align_tuple(words: list[str], raw: dict[str, Any], language: str | None = None) -> tuple[OIETuple | None, str]:
+def align_tuple(
+    words: list[str], raw: dict[str, Any], language: str | None = None
+) -> tuple[OIETuple | None, str]:
     """Align one raw tuple (texts, optional positions) to ``words``.
 
     Args:
@@ -187,8 +189,12 @@ def build_records(
         kept, rejected, seen = [], [], set()
         for raw in raws:
             report.tuples_in += 1
-            key = (raw.get("arg0") or "", raw["relation"], tuple(raw.get("args") or []),
-                   repr([raw.get(k) for k in ("arg0_pos", "relation_pos", "args_pos")]))
+            key = (
+                raw.get("arg0") or "",
+                raw["relation"],
+                tuple(raw.get("args") or []),
+                repr([raw.get(k) for k in ("arg0_pos", "relation_pos", "args_pos")]),
+            )
             tup, reason = (None, "duplicate_tuple") if key in seen else align_tuple(words, raw, language)
             seen.add(key)
             if tup is None:
@@ -201,8 +207,14 @@ def build_records(
             kept.append(tup)
         meta = dict(meta, rejected=rejected) if rejected else dict(meta)
         records.append(
-            OIERecord(id=f"{id_prefix}-{len(records)}", sentence=sentence, words=list(words),
-                      language=language, extractions=kept, meta=meta)
+            OIERecord(
+                id=f"{id_prefix}-{len(records)}",
+                sentence=sentence,
+                words=list(words),
+                language=language,
+                extractions=kept,
+                meta=meta,
+            )
         )
     logger.info("Loaded %s: %s", id_prefix, report.summary())
     return records_to_dataset(records)
@@ -275,8 +287,16 @@ def load_oie2016(path: str | None = None, *, report: AlignmentReport | None = No
             for _, rel, args in tuples:
                 arg0 = args[0] if args else ("", [])
                 rest = args[1:]
-                raws.append(_raw(rel[0], arg0[0], [a[0] for a in rest], relation_pos=list(rel[1]),
-                                 arg0_pos=list(arg0[1]), args_pos=[list(a[1]) for a in rest]))
+                raws.append(
+                    _raw(
+                        rel[0],
+                        arg0[0],
+                        [a[0] for a in rest],
+                        relation_pos=list(rel[1]),
+                        arg0_pos=list(arg0[1]),
+                        args_pos=[list(a[1]) for a in rest],
+                    )
+                )
             yield sentence, sentence.split(" "), raws, {"source": p.name, "line": tuples[0][0]}
 
     return build_records(items(), language="en", id_prefix="oie2016", report=report)
@@ -315,7 +335,9 @@ def _t5_items(paths: list[Path]) -> Iterator[tuple[str, None, list[dict[str, Any
 
 
 @register_corpus_loader("imojie")
-def load_imojie(path: str | list[str] | None = None, *, report: AlignmentReport | None = None) -> datasets.Dataset:
+def load_imojie(
+    path: str | list[str] | None = None, *, report: AlignmentReport | None = None
+) -> datasets.Dataset:
     """IMoJIE bootstrapped data in CycleOIE's T5 format; objects with appended extra arguments are split
     into several arguments. Sentences repeated across subsets are merged; repeated tuples are dropped
     (counted as ``duplicate_tuple``).
@@ -407,8 +429,12 @@ def load_openie4(
             for lineno, line in lines + [(len(lines) + 1, "> ")]:
                 if line.startswith("> "):
                     if sentence and raws:
-                        yield " ".join(_tokenize_raw(sentence)), _tokenize_raw(sentence), raws, {
-                            "source": fp.name, "line": lineno0}
+                        yield (
+                            " ".join(_tokenize_raw(sentence)),
+                            _tokenize_raw(sentence),
+                            raws,
+                            {"source": fp.name, "line": lineno0},
+                        )
                         count += 1
                         if limit is not None and count >= limit:
                             return
@@ -423,9 +449,15 @@ def load_openie4(
                     if parts[0].startswith("Context(") and ")" in parts[0]:
                         context = parts[0][8 : parts[0].index(")")]
                     parts = [re.sub(r"^[LT]:", "", x).strip() for x in parts]
-                    raws.append(_raw(" ".join(_tokenize_raw(parts[1])), " ".join(_tokenize_raw(parts[0])),
-                                     [" ".join(_tokenize_raw(x)) for x in parts[2:] if x],
-                                     confidence=float(m.group(1)), context=context))
+                    raws.append(
+                        _raw(
+                            " ".join(_tokenize_raw(parts[1])),
+                            " ".join(_tokenize_raw(parts[0])),
+                            [" ".join(_tokenize_raw(x)) for x in parts[2:] if x],
+                            confidence=float(m.group(1)),
+                            context=context,
+                        )
+                    )
 
     return build_records(items(), language="en", id_prefix="openie4", report=report)
 
@@ -462,17 +494,33 @@ def load_jsonl(
             lang = rec.get("language") or language or "en"
             raws = []
             for ex in rec.get("extractions") or []:
-                raw = _raw(ex.get("relation", ""), ex.get("arg0", ""), list(ex.get("args") or []),
-                           confidence=ex.get("confidence", 1.0), context=ex.get("context"))
+                raw = _raw(
+                    ex.get("relation", ""),
+                    ex.get("arg0", ""),
+                    list(ex.get("args") or []),
+                    confidence=ex.get("confidence", 1.0),
+                    context=ex.get("context"),
+                )
                 if ex.get("relation_pos"):
-                    raw.update(relation_pos=ex["relation_pos"], arg0_pos=ex.get("arg0_pos") or [],
-                               args_pos=ex.get("args_pos") or [[] for _ in raw["args"]])
+                    raw.update(
+                        relation_pos=ex["relation_pos"],
+                        arg0_pos=ex.get("arg0_pos") or [],
+                        args_pos=ex.get("args_pos") or [[] for _ in raw["args"]],
+                    )
                 raws.append(raw)
             meta = rec.get("meta") or {}
             meta = json.loads(meta) if isinstance(meta, str) else meta
-            by_lang.setdefault(lang, []).append((rec["sentence"], rec.get("words"), raws,
-                                                 dict(meta, source=p.name, line=lineno)))
-    parts = [build_records(v, language=lang, id_prefix=f"{p.stem}-{lang}", report=report)
-             for lang, v in by_lang.items()]
-    return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0] if parts else build_records(
-        [], language=language or "en", id_prefix=p.stem, report=report)
+            by_lang.setdefault(lang, []).append(
+                (rec["sentence"], rec.get("words"), raws, dict(meta, source=p.name, line=lineno))
+            )
+    parts = [
+        build_records(v, language=lang, id_prefix=f"{p.stem}-{lang}", report=report)
+        for lang, v in by_lang.items()
+    ]
+    return (
+        datasets.concatenate_datasets(parts)
+        if len(parts) > 1
+        else parts[0]
+        if parts
+        else build_records([], language=language or "en", id_prefix=p.stem, report=report)
+    )

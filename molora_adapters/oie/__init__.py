@@ -9,29 +9,27 @@ from .heads import OIE_HEAD_TYPE, OIEHead, OIEHeadConfig, OIEHeadOutput, add_oie
 from .labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS
 from .pipeline import OIEPipeline, load_oie_model
 
-__all__ = sorted(
-    [
-        "ARG_LABELS",
-        "DataCollatorForOIE",
-        "Extraction",
-        "FeatureStats",
-        "IGNORE_INDEX",
-        "LineResult",
-        "OIEHead",
-        "OIEHeadConfig",
-        "OIEHeadOutput",
-        "OIEPipeline",
-        "OIE_HEAD_TYPE",
-        "PRED_LABELS",
-        "add_oie_head",
-        "build_extraction",
-        "build_oie_features",
-        "confidence",
-        "decode_arguments",
-        "decode_predicates",
-        "load_oie_model",
-        "register_oie_head",
-        "repair_bio",
-        "write_results",
-    ]
-)
+__all__ = [
+    "ARG_LABELS",
+    "DataCollatorForOIE",
+    "Extraction",
+    "FeatureStats",
+    "IGNORE_INDEX",
+    "LineResult",
+    "OIEHead",
+    "OIEHeadConfig",
+    "OIEHeadOutput",
+    "OIEPipeline",
+    "OIE_HEAD_TYPE",
+    "PRED_LABELS",
+    "add_oie_head",
+    "build_extraction",
+    "build_oie_features",
+    "confidence",
+    "decode_arguments",
+    "decode_predicates",
+    "load_oie_model",
+    "register_oie_head",
+    "repair_bio",
+    "write_results",
+]

@@ -27,11 +27,17 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="Directory of a model saved with an OIE head (or a model id).")
+    parser.add_argument(
+        "--model", required=True, help="Directory of a model saved with an OIE head (or a model id)."
+    )
     parser.add_argument("--adapter", help="Adapter directory to load (with its head) and activate.")
     parser.add_argument("--head", dest="head_name", help="OIE head to use when the model has several.")
-    parser.add_argument("--lang", dest="language", help="Language code of the input (zh/ja: character level).")
-    parser.add_argument("--format", choices=OUTPUT_FORMATS, default="jsonl", help="Output format (default: jsonl).")
+    parser.add_argument(
+        "--lang", dest="language", help="Language code of the input (zh/ja: character level)."
+    )
+    parser.add_argument(
+        "--format", choices=OUTPUT_FORMATS, default="jsonl", help="Output format (default: jsonl)."
+    )
     parser.add_argument("--input", help="Input file (default: stdin).")
     parser.add_argument("--output", help="Output file, written atomically (default: stdout).")
     parser.add_argument("--batch-size", type=int, default=32, help="Encoder inputs per forward pass.")
@@ -48,7 +54,7 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            yield n, None, f"invalid UTF-8 at byte {e.start}: {raw[e.start:e.start + 4]!r}"
+            yield n, None, f"invalid UTF-8 at byte {e.start}: {raw[e.start : e.start + 4]!r}"
             continue
         if not text.strip():
             yield n, None, "empty line" if not text else "whitespace-only line"
@@ -56,8 +62,14 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]
         yield n, text, None
 
 
-def extract_lines(pipeline, lines: Iterable[tuple[int, str | None, str | None]], *, language: str | None,
-                  batch_size: int, lines_per_chunk: int) -> Iterator[LineResult]:
+def extract_lines(
+    pipeline,
+    lines: Iterable[tuple[int, str | None, str | None]],
+    *,
+    language: str | None,
+    batch_size: int,
+    lines_per_chunk: int,
+) -> Iterator[LineResult]:
     """Run ``pipeline`` over numbered lines, isolating failures to the line that caused them."""
     buf: list[tuple[int, str | None, str | None]] = []
 
@@ -66,7 +78,7 @@ def extract_lines(pipeline, lines: Iterable[tuple[int, str | None, str | None]],
         results: dict[int, LineResult] = {n: LineResult(n, error=err) for n, _, err in buf if err is not None}
         try:
             exts = pipeline.extract([t for _, t in good], language=language, batch_size=batch_size)
-            for (n, t), e in zip(good, exts):
+            for (n, t), e in zip(good, exts, strict=True):
                 results[n] = LineResult(n, t, language, e)
         except Exception:  # noqa: BLE001 - retry one by one so only the culprit line fails
             for n, t in good:
@@ -91,8 +103,11 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.lines_per_chunk < 1:
         raise SystemExit("`--batch-size` and `--lines-per-chunk` must be >= 1.")
     pipe = OIEPipeline.from_pretrained(
-        args.model, adapter=args.adapter, head_name=args.head_name,
-        confidence_mode=args.confidence_mode, min_args=args.min_args,
+        args.model,
+        adapter=args.adapter,
+        head_name=args.head_name,
+        confidence_mode=args.confidence_mode,
+        min_args=args.min_args,
     )
     device = args.device or ("cuda" if _cuda() else "cpu")
     pipe.model.to(device)
@@ -110,8 +125,15 @@ def run(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        results = counted(extract_lines(pipe, read_lines(source), language=args.language,
-                                        batch_size=args.batch_size, lines_per_chunk=args.lines_per_chunk))
+        results = counted(
+            extract_lines(
+                pipe,
+                read_lines(source),
+                language=args.language,
+                batch_size=args.batch_size,
+                lines_per_chunk=args.lines_per_chunk,
+            )
+        )
         try:
             if args.output:
                 directory = os.path.dirname(os.path.abspath(args.output))
@@ -129,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
             if args.input:
                 source.close()
     if errors:
-        print(f"molora extract: {errors} line(s) could not be processed (see error records).", file=sys.stderr)
+        print(
+            f"molora extract: {errors} line(s) could not be processed (see error records).", file=sys.stderr
+        )
     return 0
 
 

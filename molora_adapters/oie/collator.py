@@ -10,7 +10,12 @@ import torch
 
 from .labels import IGNORE_INDEX
 
-_PAD_VALUES = {"attention_mask": 0, "predicate_mask": 0, "predicate_labels": IGNORE_INDEX, "argument_labels": IGNORE_INDEX}
+_PAD_VALUES = {
+    "attention_mask": 0,
+    "predicate_mask": 0,
+    "predicate_labels": IGNORE_INDEX,
+    "argument_labels": IGNORE_INDEX,
+}
 
 
 @dataclass
@@ -29,7 +34,9 @@ class DataCollatorForOIE:
 
     def __post_init__(self) -> None:
         if not isinstance(self.pad_token_id, int):
-            raise ValueError(f"`pad_token_id` must be an int, got {self.pad_token_id!r}; use `tokenizer.pad_token_id`.")
+            raise ValueError(
+                f"`pad_token_id` must be an int, got {self.pad_token_id!r}; use `tokenizer.pad_token_id`."
+            )
         if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
             raise ValueError(f"`pad_to_multiple_of` must be >= 1, got {self.pad_to_multiple_of}.")
 

@@ -73,7 +73,9 @@ def encode_words(
     return enc["input_ids"], [enc.word_ids(i) for i in range(len(words))]
 
 
-def word_labels_to_subwords(tags: Sequence[str], word_ids: Sequence[int | None], label2id: dict[str, int]) -> list[int]:
+def word_labels_to_subwords(
+    tags: Sequence[str], word_ids: Sequence[int | None], label2id: dict[str, int]
+) -> list[int]:
     """Put word tags on the first sub-word of each word; everything else gets ``IGNORE_INDEX``."""
     out, prev = [], None
     for w in word_ids:
@@ -113,7 +115,7 @@ def build_oie_features(
     records = list(dataset)
     ids, word_ids = encode_words(tokenizer, [r["words"] for r in records])
     cols: dict[str, list] = {k: [] for k in (*FEATURE_COLUMNS, "record_id")}
-    for rec, input_ids, wids in zip(records, ids, word_ids):
+    for rec, input_ids, wids in zip(records, ids, word_ids, strict=True):
         stats.sentences += 1
         exts = _extractions(rec)
         if not exts:
@@ -159,5 +161,5 @@ def _extractions(rec: dict[str, Any]) -> list[dict[str, Any]]:
     exts = rec.get("extractions") or []
     if isinstance(exts, dict):  # column-oriented (datasets may return a dict of lists)
         keys = list(exts)
-        exts = [dict(zip(keys, vals)) for vals in zip(*(exts[k] for k in keys))]
+        exts = [dict(zip(keys, vals, strict=True)) for vals in zip(*(exts[k] for k in keys), strict=True)]
     return exts

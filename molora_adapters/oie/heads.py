@@ -130,7 +130,9 @@ class PredicateAttentionBlock(nn.Module):
     values the fixed argument-tagger inputs, restricted by ``key_mask`` to the predicate.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_feedforward: int, dropout: float, activation: str) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, d_feedforward: int, dropout: float, activation: str
+    ) -> None:
         super().__init__()
         self.d_model, self.n_heads, self.dropout_p = d_model, n_heads, dropout
         self.query = nn.Linear(d_model, d_model)
@@ -198,7 +200,9 @@ class OIEHead(PredictionHead):
         # 0 = padding, 1 = other token, 2 = predicate token
         self.position_embedding = nn.Embedding(3, cfg.pos_emb_dim, padding_idx=0)
         self.arg_blocks = nn.ModuleList(
-            PredicateAttentionBlock(d_model, cfg.n_arg_heads, cfg.d_feedforward, cfg.attention_dropout, cfg.activation)
+            PredicateAttentionBlock(
+                d_model, cfg.n_arg_heads, cfg.d_feedforward, cfg.attention_dropout, cfg.activation
+            )
             for _ in range(cfg.n_arg_layers)
         )
         self.arg_dropout = nn.Dropout(cfg.arg_dropout)
@@ -229,7 +233,11 @@ class OIEHead(PredictionHead):
         pred_mean = (sequence_output * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (b, hidden)
         position_ids = torch.where(valid, 1 + pred.long(), torch.zeros_like(pred, dtype=torch.long))
         features = torch.cat(
-            [sequence_output, pred_mean.unsqueeze(1).expand_as(sequence_output), self.position_embedding(position_ids)],
+            [
+                sequence_output,
+                pred_mean.unsqueeze(1).expand_as(sequence_output),
+                self.position_embedding(position_ids),
+            ],
             dim=-1,
         )  # (b, t, 2 * hidden + pos_emb_dim)
         has_pred = pred.any(dim=1, keepdim=True)
@@ -258,11 +266,11 @@ class OIEHead(PredictionHead):
 
         pred_loss = _token_ce(pred_logits, predicate_labels)
         arg_loss = _token_ce(arg_logits, argument_labels) if arg_logits is not None else None
-        losses = [
-            w * l
-            for w, l in ((self.head_config.predicate_loss_weight, pred_loss), (self.head_config.argument_loss_weight, arg_loss))
-            if l is not None
-        ]
+        weighted = (
+            (self.head_config.predicate_loss_weight, pred_loss),
+            (self.head_config.argument_loss_weight, arg_loss),
+        )
+        losses = [weight * part for weight, part in weighted if part is not None]
         loss = sum(losses) if losses else None
 
         if return_dict:
@@ -311,7 +319,9 @@ def register_oie_head(model) -> None:
     model.register_custom_head(OIE_HEAD_TYPE, OIEHead)
 
 
-def add_oie_head(model, head_name: str, *, overwrite_ok: bool = False, set_active: bool = True, **config) -> OIEHead:
+def add_oie_head(
+    model, head_name: str, *, overwrite_ok: bool = False, set_active: bool = True, **config
+) -> OIEHead:
     """Add a Multi2OIE head named ``head_name`` to ``model`` (registering the head type first).
 
     Args:
@@ -324,5 +334,7 @@ def add_oie_head(model, head_name: str, *, overwrite_ok: bool = False, set_activ
     """
     OIEHeadConfig.from_kwargs(**config)  # validate before touching the model
     register_oie_head(model)
-    model.add_custom_head(OIE_HEAD_TYPE, head_name, overwrite_ok=overwrite_ok, set_active=set_active, **config)
+    model.add_custom_head(
+        OIE_HEAD_TYPE, head_name, overwrite_ok=overwrite_ok, set_active=set_active, **config
+    )
     return model.heads[head_name]

@@ -67,9 +67,7 @@ def predicate_tags(relation_positions: Sequence[Sequence[int]], n_words: int) ->
     return tags
 
 
-def argument_tags(
-    arg0_pos: Sequence[int], args_pos: Sequence[Sequence[int]], n_words: int
-) -> list[str]:
+def argument_tags(arg0_pos: Sequence[int], args_pos: Sequence[Sequence[int]], n_words: int) -> list[str]:
     """Word tags of the arguments of one predicate (the argument tagger's target).
 
     Args:
@@ -87,7 +85,7 @@ def argument_tags(
             "drop or merge the extra arguments first."
         )
     tags = [OUTSIDE] * n_words
-    for role, positions in zip(ARG_ROLES, [arg0_pos, *args_pos]):
+    for role, positions in zip(ARG_ROLES, [arg0_pos, *args_pos], strict=False):
         _check_positions(f"{role} positions", positions, n_words)
         for j, tag in enumerate(span_tags(positions, role, n_words)):
             if tag == OUTSIDE:

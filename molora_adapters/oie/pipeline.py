@@ -81,7 +81,9 @@ def find_oie_head(model, head_name: str | None = None) -> str:
     """The OIE head to use: ``head_name``, else the active head if it is an OIE head, else the only one."""
     heads = getattr(model, "heads", None)
     if heads is None:
-        raise TypeError(f"`model` ({type(model).__name__}) has no prediction heads; use an `adapters` AdapterModel.")
+        raise TypeError(
+            f"`model` ({type(model).__name__}) has no prediction heads; use an `adapters` AdapterModel."
+        )
     oie = [n for n, h in heads.items() if isinstance(h, OIEHead)]
     if head_name is not None:
         if head_name not in oie:
@@ -147,25 +149,31 @@ class OIEPipeline:
         mpe = getattr(self.model.config, "max_position_embeddings", None)
         if mpe:
             pad = getattr(self.model.config, "pad_token_id", None)
-            offset = pad + 1 if self.model.config.model_type in ("roberta", "xlm-roberta") and pad is not None else 0
+            offset = (
+                pad + 1
+                if self.model.config.model_type in ("roberta", "xlm-roberta") and pad is not None
+                else 0
+            )
             limits.append(int(mpe) - offset)
         return min(limits)
 
     # ----------------------------------------------------------------------------- preprocess (CPU)
 
-    def preprocess(self, sentences: Sequence[str], languages: Sequence[str | None]) -> tuple[list[list], list[Chunk]]:
+    def preprocess(
+        self, sentences: Sequence[str], languages: Sequence[str | None]
+    ) -> tuple[list[list], list[Chunk]]:
         """Split sentences into words and encoder-sized chunks.
 
         Returns:
             ``(words, chunks)``: per sentence its ``(word, start, end)`` triples, and all chunks.
         """
-        words = [split_words(s, lang) for s, lang in zip(sentences, languages)]
+        words = [split_words(s, lang) for s, lang in zip(sentences, languages, strict=True)]
         todo = [i for i, w in enumerate(words) if w]
         chunks: list[Chunk] = []
         if not todo:
             return words, chunks
         ids, wids = encode_words(self.tokenizer, [[w for w, _, _ in words[i]] for i in todo])
-        for i, input_ids, word_ids in zip(todo, ids, wids):
+        for i, input_ids, word_ids in zip(todo, ids, wids, strict=True):
             if len(input_ids) <= self.max_length:
                 chunks.append(Chunk(i, 0, input_ids, word_ids, len(words[i])))
             else:
@@ -197,7 +205,7 @@ class OIEPipeline:
         ids, wids = encode_words(
             self.tokenizer, [words[a:b] for a, b in spans], max_length=self.max_length, truncation=True
         )
-        return [Chunk(index, a, i, w, b - a) for (a, b), i, w in zip(spans, ids, wids)]
+        return [Chunk(index, a, i, w, b - a) for (a, b), i, w in zip(spans, ids, wids, strict=True)]
 
     # ----------------------------------------------------------------------------- forward (device)
 
@@ -209,7 +217,9 @@ class OIEPipeline:
         length = max(len(c.input_ids) for c in chunks)
         input_ids = torch.full((len(chunks), length), pad, dtype=torch.long)
         attention_mask = torch.zeros((len(chunks), length), dtype=torch.long)
-        first = torch.full((len(chunks), length), IGNORE_INDEX, dtype=torch.long)  # sub-word -> word (first piece)
+        first = torch.full(
+            (len(chunks), length), IGNORE_INDEX, dtype=torch.long
+        )  # sub-word -> word (first piece)
         for b, c in enumerate(chunks):
             input_ids[b, : len(c.input_ids)] = torch.tensor(c.input_ids)
             attention_mask[b, : len(c.input_ids)] = 1
@@ -219,7 +229,9 @@ class OIEPipeline:
                     first[b, t] = w
                 prev = w if w is not None else prev
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, head=self.head_name, return_dict=True)
+        out = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, head=self.head_name, return_dict=True
+        )
         head: OIEHead = self.model.heads[self.head_name]
         pred_probs = out.predicate_logits.float().softmax(-1).cpu()  # (b, t, 3)
 
@@ -262,14 +274,17 @@ class OIEPipeline:
         tags, word_probs = ["O"] * n_words, [1.0] * n_words
         keep = (first != IGNORE_INDEX).nonzero().flatten()
         best_p, best = probs.index_select(0, keep).max(-1)
-        for w, b, p in zip(first[keep].tolist(), best.tolist(), best_p.tolist()):
+        for w, b, p in zip(first[keep].tolist(), best.tolist(), best_p.tolist(), strict=True):
             tags[w], word_probs[w] = labels[b], p
         return tags, word_probs
 
     # ----------------------------------------------------------------------------- postprocess (CPU)
 
     def postprocess(
-        self, sentences: Sequence[str], words: Sequence[list], results: Sequence[ChunkResult],
+        self,
+        sentences: Sequence[str],
+        words: Sequence[list],
+        results: Sequence[ChunkResult],
         languages: Sequence[str | None],
     ) -> list[list[Extraction]]:
         """Chunk results -> per-sentence lists of :class:`Extraction`, positions relative to the sentence."""
@@ -278,11 +293,20 @@ class OIEPipeline:
             c = res.chunk
             i = c.sentence_index
             offsets = [(s, e) for _, s, e in words[i]][c.word_start : c.word_start + c.n_words]
-            for predicate, arg_tags, arg_probs in zip(res.predicates, res.arg_tags, res.arg_probs):
+            for predicate, arg_tags, arg_probs in zip(
+                res.predicates, res.arg_tags, res.arg_probs, strict=True
+            ):
                 ext = build_extraction(
-                    sentences[i], offsets, predicate, arg_tags,
-                    pred_probs=res.pred_probs, arg_probs=arg_probs, confidence_mode=self.confidence_mode,
-                    min_args=self.min_args, language=languages[i], sentence_index=i,
+                    sentences[i],
+                    offsets,
+                    predicate,
+                    arg_tags,
+                    pred_probs=res.pred_probs,
+                    arg_probs=arg_probs,
+                    confidence_mode=self.confidence_mode,
+                    min_args=self.min_args,
+                    language=languages[i],
+                    sentence_index=i,
                 )
                 if ext is None:
                     continue
@@ -340,7 +364,12 @@ class OIEPipeline:
 
     @classmethod
     def from_pretrained(
-        cls, model_name_or_path: str, *, adapter: str | None = None, head_name: str | None = None, **kwargs: Any
+        cls,
+        model_name_or_path: str,
+        *,
+        adapter: str | None = None,
+        head_name: str | None = None,
+        **kwargs: Any,
     ) -> OIEPipeline:
         """Load a model saved with ``model.save_pretrained`` (tokenizer files in the same directory).
 
@@ -394,18 +423,24 @@ def load_oie_model(path: str):
     for name, head_config in oie.items():
         model.add_prediction_head_from_config(name, head_config, overwrite_ok=True, set_active=False)
     weights = next(
-        (os.path.join(path, f) for f in ("model.safetensors", "pytorch_model.bin") if os.path.isfile(os.path.join(path, f))),
+        (
+            os.path.join(path, f)
+            for f in ("model.safetensors", "pytorch_model.bin")
+            if os.path.isfile(os.path.join(path, f))
+        ),
         None,
     )
     if weights is None:
-        raise FileNotFoundError(f"No `model.safetensors` / `pytorch_model.bin` in `{path}` to load the OIE heads from.")
+        raise FileNotFoundError(
+            f"No `model.safetensors` / `pytorch_model.bin` in `{path}` to load the OIE heads from."
+        )
     state = load_state_dict(weights)
     prefixes = tuple(f"heads.{n}." for n in oie)
     head_state = {k: v for k, v in state.items() if k.startswith(prefixes)}
     missing = [k for k in model.state_dict() if k.startswith(prefixes) and k not in head_state]
     if missing:
         raise ValueError(f"Saved model at `{path}` lacks OIE head weights {missing[:3]}...; re-save it.")
-    model.load_state_dict(head_state, strict=False)
+    model.load_state_dict(head_state, strict=True)
     model.active_head = next(iter(oie))
     model.eval()
     return model
