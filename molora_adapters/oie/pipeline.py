@@ -440,7 +440,7 @@ def load_oie_model(path: str):
     missing = [k for k in model.state_dict() if k.startswith(prefixes) and k not in head_state]
     if missing:
         raise ValueError(f"Saved model at `{path}` lacks OIE head weights {missing[:3]}...; re-save it.")
-    model.load_state_dict(head_state, strict=True)
+    model.load_state_dict(head_state, strict=False)  # encoder weights came with from_pretrained
     model.active_head = next(iter(oie))
     model.eval()
     return model
