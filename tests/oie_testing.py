@@ -54,13 +54,23 @@ def gold_records():
 
 
 def train_steps(
-    model, features, collator, *, steps: int, lr: float = 3e-3, batch_size: int = 8, seed: int = 0
+    model,
+    features,
+    collator,
+    *,
+    steps: int,
+    lr: float = 3e-3,
+    head_lr: float | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
 ):
-    """A plain AdamW loop over ``features``; returns the loss of every step."""
+    """A plain AdamW loop over ``features`` (``head_lr`` for the prediction heads, if given); returns the losses."""
     torch.manual_seed(seed)
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    head = [p for n, p in named if n.startswith("heads.")]
+    body = [p for n, p in named if not n.startswith("heads.")]
+    opt = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr or lr}])
     loader = torch.utils.data.DataLoader(
         features.with_format(
             columns=["input_ids", "attention_mask", "predicate_mask", "predicate_labels", "argument_labels"]

@@ -62,27 +62,31 @@ def _encoder_dir() -> tuple[str, str]:
 
 @pytest.mark.slow
 def test_real_encoder_short_run_gives_nontrivial_extractions():
+    """~30 s on 2 CPU cores: 100 steps on 60 short OIE2016 sentences, then extraction on 20 of them."""
     from adapters import AutoAdapterModel
     from transformers import AutoTokenizer
 
     from molora_adapters.data import load_training_corpus
 
-    path, _ = _encoder_dir()
+    path, encoder = _encoder_dir()
     tokenizer = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(0)
     model = AutoAdapterModel.from_pretrained(path)
-    add_oie_head(model, "oie")
-    corpus = load_training_corpus("oie2016").select(range(120))
-    feats = build_oie_features(corpus, tokenizer, max_length=96)
-    losses = train_steps(
-        model, feats, DataCollatorForOIE(tokenizer.pad_token_id), steps=80, lr=1e-4, batch_size=16
-    )
-    assert sum(losses[-10:]) < 0.6 * sum(losses[:10]), losses[::10]
+    add_oie_head(model, "oie", n_arg_layers=2, d_feedforward=512)
+    corpus = load_training_corpus("oie2016")
+    corpus = corpus.select([i for i, w in enumerate(corpus["words"]) if len(w) <= 20][:60])
+    feats = build_oie_features(corpus, tokenizer, max_length=64)
+    collator = DataCollatorForOIE(tokenizer.pad_token_id)
+    losses = train_steps(model, feats, collator, steps=100, lr=1e-4, head_lr=1e-3, batch_size=8)
+    assert sum(losses[-10:]) < 0.5 * sum(losses[:10]), losses[::10]
 
     sample = corpus.select(range(20))
     results = OIEPipeline(model, tokenizer).extract(list(sample["sentence"]), language="en")
     exts = [e for r in results for e in r]
-    assert len(exts) >= 10
     gold_rel = {(i, tuple(e["relation_pos"])) for i, rec in enumerate(sample) for e in rec["extractions"]}
     hits = sum((e.sentence_index, tuple(e.relation_pos)) in gold_rel for e in exts)
-    assert hits >= 5, [(e.relation, e.arguments) for e in exts[:10]]
+    full = [e for e in exts if e.arg0 and e.args]
+    print(f"{encoder}: {len(exts)} extractions, {hits} gold predicates, {len(full)} with subject and object")
+    assert len(exts) >= 10 and hits >= 10 and len(full) >= 3, [
+        (e.arg0, e.relation, e.args) for e in exts[:10]
+    ]
