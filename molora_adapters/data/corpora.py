@@ -66,8 +66,8 @@ def _vendored(name: str) -> Path:
 def _require_path(loader: str, path: str | None) -> str:
     if path is None:
         raise ValueError(
-            f"The `{loader}` corpus is not shipped with molora-adapters; pass `path=` to the file "
-            "(see /work/shared/data/oie_train/SOURCES.md for where it comes from)."
+            f"The `{loader}` loader has no default file (only OIE2016 train, the IMoJIE subsets and LSOIE-g "
+            "are shipped, see molora_adapters/resources/oie_train/SOURCES.md); pass `path=` to your copy."
         )
     return path
 
@@ -89,7 +89,10 @@ def align_tuple(
 
     Returns:
         ``(tuple, "")`` or ``(None, reason)`` with a reason from :data:`DROP_REASONS`; ``(tuple, "split")``
-        when an argument had to be split into several contiguous pieces.
+        when an argument had to be split into several contiguous pieces. Argument texts of the returned
+        tuple are re-spelled from the aligned words (so they always match the positions); the relation
+        keeps its source text (OIE2016 relations such as "might boost" add words outside their positions).
+        The subject is never split; further arguments may be.
     """
     n = len(words)
 
