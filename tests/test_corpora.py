@@ -158,6 +158,8 @@ def test_drop_reasons(raw, reason):
 def test_alignment_is_language_aware():
     assert [w for w, _, _ in split_words("北京 是首都", "zh")] == ["北", "京", "是", "首", "都"]
     assert split_words("Der Fluss", "de") == [("Der", 0, 3), ("Fluss", 4, 9)]
+    assert [w for w, _, _ in split_words("北京是首都。")] == ["北", "京", "是", "首", "都", "。"]  # detected
+    assert [w for w, _, _ in split_words("Tokyo 東京 is big")] == ["Tokyo", "東京", "is", "big"]
     zh = [w for w, _, _ in split_words("该公司去年在柏林发布了一款新产品。", "zh")]
     tup, _ = align_tuple(zh, {"arg0": "该公司", "relation": "发布了", "args": ["一款新产品"]}, "zh")
     assert (tup.arg0, tup.args, tup.relation_pos) == ("该公司", ["一款新产品"], [8, 9, 10])

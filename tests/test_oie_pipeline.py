@@ -54,10 +54,13 @@ def test_long_sentence_is_chunked_with_a_warning(pipe):
         assert e.relation == " ".join(words[p] for p in e.relation_pos)
 
 
-def test_chinese_is_character_level(pipe):
-    (exts,) = pipe.extract(["北京是中华人民共和国的首都。"], language="zh")
+@pytest.mark.parametrize("language", ["zh", None])
+def test_chinese_is_character_level(pipe, language):
+    words, chunks = pipe.preprocess(["北京是中华人民共和国的首都。"], [language])
+    assert len(words[0]) == 14 and chunks[0].n_words == 14
+    (exts,) = pipe.extract(["北京是中华人民共和国的首都。"], language=language)
     for e in exts:
-        assert " " not in e.relation and e.language == "zh"
+        assert " " not in e.relation and e.language == language
         assert e.relation == "".join("北京是中华人民共和国的首都。"[p] for p in e.relation_pos)
 
 

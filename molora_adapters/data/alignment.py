@@ -39,14 +39,33 @@ def is_char_level(language: str | None) -> bool:
     return bool(language) and language.split("-")[0].split("_")[0].lower() in CHAR_LEVEL_LANGUAGES
 
 
+def _is_cjk(char: str) -> bool:
+    cp = ord(char)
+    return (
+        0x3040 <= cp <= 0x30FF  # Hiragana, Katakana
+        or 0x3400 <= cp <= 0x4DBF  # CJK Extension A
+        or 0x4E00 <= cp <= 0x9FFF  # CJK Unified Ideographs
+        or 0xF900 <= cp <= 0xFAFF  # CJK Compatibility Ideographs
+        or 0x20000 <= cp <= 0x2FA1F  # CJK Extensions B-F, Compatibility Supplement
+    )
+
+
+def looks_char_level(text: str) -> bool:
+    """Whether at least half of the letters of ``text`` are Chinese / Japanese characters."""
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and 2 * sum(map(_is_cjk, letters)) >= len(letters)
+
+
 def split_words(text: str, language: str | None = None) -> list[tuple[str, int, int]]:
     """Split ``text`` into ``(word, start, end)`` triples (character offsets into ``text``).
 
     Args:
         text (`str`): a sentence or a span.
-        language (`str`, *optional*): language code; ``zh`` / ``ja`` split into non-space characters.
+        language (`str`, *optional*): language code; ``zh`` / ``ja`` split into non-space characters. When
+            it is ``None``, text that is mostly Chinese / Japanese (:func:`looks_char_level`) is split into
+            characters too, anything else on whitespace.
     """
-    if is_char_level(language):
+    if is_char_level(language) or (language is None and looks_char_level(text)):
         return [(c, i, i + 1) for i, c in enumerate(text) if not c.isspace()]
     return [(m.group(), m.start(), m.end()) for m in _WS.finditer(text)]
 
