@@ -72,6 +72,7 @@ def test_shipped_corpus_counts(shipped):
     )
     assert report.tuples_in == report.tuples_kept + report.tuples_dropped
     assert sum(len(r) for r in ds["extractions"]) == kept
+    assert f"kept {kept}," in ds.info.description
 
 
 def test_every_rejected_tuple_is_listed_in_meta(shipped):

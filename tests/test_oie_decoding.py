@@ -115,6 +115,16 @@ def test_bio_spans_and_predicate_forced_outside():
     assert decode_arguments(["A0-B", "A1-B", "A1-I"], predicate=[1]) == {"A0": [0], "A1": [2]}
 
 
+def test_best_span_strategy_keeps_the_most_probable_span():
+    tags = ["A0-B", "O", "A0-B", "A0-I", "P-B", "A1-B"]
+    probs = [0.4, 1.0, 0.9, 0.5, 1.0, 0.7]
+    assert decode_arguments(tags, [4]) == {"A0": [0, 2, 3], "A1": [5]}
+    assert decode_arguments(tags, [4], strategy="best", probs=probs) == {"A0": [2, 3], "A1": [5]}
+    assert decode_arguments(tags, [4], strategy="best") == {"A0": [0], "A1": [5]}
+    with pytest.raises(ValueError, match="`strategy`"):
+        decode_arguments(tags, strategy="longest")
+
+
 def test_confidence_matches_hand_computation():
     roles = {"A0": [0, 1], "A1": [3, 5]}  # A1 has two runs -> two B positions
     pred_probs = [0.0, 0.0, 0.9, 0.0, 0.0, 0.0]

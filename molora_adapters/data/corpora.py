@@ -220,7 +220,9 @@ def build_records(
             )
         )
     logger.info("Loaded %s: %s", id_prefix, report.summary())
-    return records_to_dataset(records)
+    dataset = records_to_dataset(records)
+    dataset.info.description = f"{id_prefix}: {report.summary()}"  # alignment counts travel with the data
+    return dataset
 
 
 def _group(rows: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, list[Any]]]:

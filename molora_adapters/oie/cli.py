@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="Encoder inputs per forward pass.")
     parser.add_argument("--lines-per-chunk", type=int, default=1024, help="Input lines processed at a time.")
     parser.add_argument("--confidence-mode", choices=("multi2oie", "mean"), default="multi2oie")
+    parser.add_argument(
+        "--span-strategy",
+        choices=("merge", "best"),
+        default="merge",
+        help="Several spans of one argument role: merge them (Multi2OIE) or keep the most probable.",
+    )
     parser.add_argument("--min-args", type=int, default=1, help="Drop tuples with fewer arguments.")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
 
@@ -108,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         head_name=args.head_name,
         confidence_mode=args.confidence_mode,
         min_args=args.min_args,
+        span_strategy=args.span_strategy,
     )
     device = args.device or ("cuda" if _cuda() else "cpu")
     pipe.model.to(device)

@@ -17,6 +17,8 @@ from .labels import ARG_ROLES, OUTSIDE
 
 ConfidenceMode = Literal["multi2oie", "mean"]
 CONFIDENCE_MODES: tuple[str, ...] = ("multi2oie", "mean")
+SpanStrategy = Literal["merge", "best"]
+SPAN_STRATEGIES: tuple[str, ...] = ("merge", "best")
 
 
 def repair_bio(tags: Sequence[str]) -> list[str]:
@@ -63,22 +65,37 @@ def decode_predicates(tags: Sequence[str]) -> list[list[int]]:
     return [positions for role, positions in bio_spans(tags) if role == "P"]
 
 
-def decode_arguments(tags: Sequence[str], predicate: Sequence[int] = ()) -> dict[str, list[int]]:
+def decode_arguments(
+    tags: Sequence[str],
+    predicate: Sequence[int] = (),
+    *,
+    strategy: SpanStrategy = "merge",
+    probs: Sequence[float] | None = None,
+) -> dict[str, list[int]]:
     """Argument roles -> word positions for one predicate.
 
-    Words of the predicate itself are forced to ``O`` first; all spans of the same role are merged (as
-    Multi2OIE's ``get_tuple`` does), which also restores discontinuous gold arguments exactly.
+    Words of the predicate itself are forced to ``O`` first. When a role has several spans,
+    ``strategy="merge"`` joins them (as Multi2OIE's ``get_tuple`` does; this also restores discontinuous
+    gold arguments exactly) and ``"best"`` keeps the span whose first word has the highest probability
+    (Multi2OIE's ``get_max_prob_args``; the first span when ``probs`` is not given).
 
     Args:
         tags (`Sequence[str]`): argument tags of the sentence, conditioned on ``predicate``.
         predicate (`Sequence[int]`, *optional*): word positions of the predicate.
+        strategy (`str`, *optional*, defaults to `"merge"`): ``"merge"`` or ``"best"``.
+        probs (`Sequence[float]`, *optional*): per-word probability of the predicted tag.
     """
+    if strategy not in SPAN_STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {SPAN_STRATEGIES}, got {strategy!r}.")
     pred = set(predicate)
     cleaned = [OUTSIDE if i in pred else t for i, t in enumerate(tags)]
-    roles: dict[str, list[int]] = {}
+    spans: dict[str, list[list[int]]] = {}
     for role, positions in bio_spans(cleaned):
-        roles.setdefault(role, []).extend(positions)
-    return roles
+        spans.setdefault(role, []).append(positions)
+    if strategy == "merge":
+        return {role: [p for span in group for p in span] for role, group in spans.items()}
+    score = (lambda span: probs[span[0]]) if probs is not None else (lambda span: 0.0)
+    return {role: max(group, key=score) for role, group in spans.items()}
 
 
 def _begins(positions: Sequence[int]) -> list[int]:
@@ -123,6 +140,7 @@ def build_extraction(
     arg_probs: Sequence[float] | None = None,
     confidence_mode: ConfidenceMode = "multi2oie",
     min_args: int = 1,
+    span_strategy: SpanStrategy = "merge",
     language: str | None = None,
     sentence_index: int | None = None,
 ) -> Extraction | None:
@@ -140,10 +158,12 @@ def build_extraction(
             used for the confidence; without them the confidence is 1.0.
         confidence_mode (`str`, *optional*, defaults to `"multi2oie"`): see :func:`confidence`.
         min_args (`int`, *optional*, defaults to 1): tuples with fewer arguments are dropped (``None``).
+        span_strategy (`str`, *optional*, defaults to `"merge"`): several spans of one role, see
+            :func:`decode_arguments`.
         language (`str`, *optional*): stored on the extraction.
         sentence_index (`int`, *optional*): stored on the extraction.
     """
-    roles = decode_arguments(arg_tags, predicate)
+    roles = decode_arguments(arg_tags, predicate, strategy=span_strategy, probs=arg_probs)
     if len(roles) < min_args:
         return None
     arg0_pos = roles.get("A0", [])

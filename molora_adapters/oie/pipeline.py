@@ -32,7 +32,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.alignment import split_words
-from .decoding import CONFIDENCE_MODES, ConfidenceMode, build_extraction, decode_predicates
+from .decoding import (
+    CONFIDENCE_MODES,
+    SPAN_STRATEGIES,
+    ConfidenceMode,
+    SpanStrategy,
+    build_extraction,
+    decode_predicates,
+)
 from .extraction import Extraction
 from .features import encode_words
 from .heads import OIE_HEAD_TYPE, OIEHead
@@ -110,6 +117,9 @@ class OIEPipeline:
             RoBERTa-style position offsets), capped at 512.
         confidence_mode (`str`, *optional*, defaults to `"multi2oie"`): see :mod:`molora_adapters.oie.decoding`.
         min_args (`int`, *optional*, defaults to 1): tuples with fewer arguments are dropped.
+        span_strategy (`str`, *optional*, defaults to `"merge"`): what to do with several spans of one
+            argument role: ``"merge"`` them or keep the ``"best"`` (see
+            :func:`~molora_adapters.oie.decoding.decode_arguments`).
         argument_batch_size (`int`, *optional*, defaults to 256): predicates per argument-tagger pass (a
             batch of sentences can contain many more predicates than sentences).
         progress (`bool`, *optional*): show a progress bar; by default only for more than 4 batches.
@@ -124,6 +134,7 @@ class OIEPipeline:
         max_length: int | None = None,
         confidence_mode: ConfidenceMode = "multi2oie",
         min_args: int = 1,
+        span_strategy: SpanStrategy = "merge",
         argument_batch_size: int = 256,
         progress: bool | None = None,
     ) -> None:
@@ -131,6 +142,9 @@ class OIEPipeline:
             raise ValueError(f"`confidence_mode` must be one of {CONFIDENCE_MODES}, got {confidence_mode!r}.")
         if min_args < 0:
             raise ValueError(f"`min_args` must be >= 0, got {min_args}.")
+        if span_strategy not in SPAN_STRATEGIES:
+            raise ValueError(f"`span_strategy` must be one of {SPAN_STRATEGIES}, got {span_strategy!r}.")
+        self.span_strategy = span_strategy
         if argument_batch_size < 1:
             raise ValueError(f"`argument_batch_size` must be >= 1, got {argument_batch_size}.")
         self.argument_batch_size = argument_batch_size
@@ -305,6 +319,7 @@ class OIEPipeline:
                     arg_probs=arg_probs,
                     confidence_mode=self.confidence_mode,
                     min_args=self.min_args,
+                    span_strategy=self.span_strategy,
                     language=languages[i],
                     sentence_index=i,
                 )
