@@ -27,7 +27,6 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,8 @@ from .schema import OIERecord, OIETuple, records_to_dataset
 
 logger = logging.getLogger(__name__)
 
-RESOURCES = "molora_adapters.resources.oie_train"
+RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "oie_train"
+"""Vendored corpora (package data, see its SOURCES.md)."""
 MAX_EXTRA_ARGS = 3  # A1..A3 of the Multi2OIE tagger
 
 # Sentences that are also in evaluation sets (see SOURCES.md): lower-cased alphanumerics only.
@@ -60,7 +60,7 @@ def _open_text(path: str | Path) -> io.TextIOBase:
 
 
 def _vendored(name: str) -> Path:
-    return Path(str(resources.files(RESOURCES).joinpath(name)))
+    return RESOURCES / name
 
 
 def _require_path(loader: str, path: str | None) -> str:
