@@ -1,0 +1,208 @@
+"""Word splitting and alignment of text-only tuple parts to word positions.
+
+Sentences are split into *words*: on whitespace, except for Chinese and Japanese, which are split into
+characters (their corpora and BenchIE-zh gold are character-tokenised). A text-only argument is
+aligned by searching its words as a contiguous subsequence of the sentence's words. Every tuple that
+cannot be aligned is dropped with a *reason*; reasons are counted in an :class:`AlignmentReport`, so
+nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+CHAR_LEVEL_LANGUAGES = frozenset({"zh", "ja"})
+"""Languages whose words are single characters."""
+
+DROP_REASONS: tuple[str, ...] = (
+    "empty_relation",
+    "relation_not_found",
+    "argument_not_found",
+    "no_arguments",
+    "too_many_arguments",
+    "overlapping_spans",
+    "position_out_of_range",
+    "duplicate_tuple",
+    "eval_overlap",
+)
+"""Every reason a tuple can be dropped for (``eval_overlap``: its sentence is in an evaluation set)."""
+
+_WS = re.compile(r"\S+")
+
+
+def is_char_level(language: str | None) -> bool:
+    """Whether ``language`` (an ISO code such as ``"zh"`` or ``"zh-Hant"``) is split into characters."""
+    return bool(language) and language.split("-")[0].split("_")[0].lower() in CHAR_LEVEL_LANGUAGES
+
+
+def _is_cjk(char: str) -> bool:
+    cp = ord(char)
+    return (
+        0x3040 <= cp <= 0x30FF  # Hiragana, Katakana
+        or 0x3400 <= cp <= 0x4DBF  # CJK Extension A
+        or 0x4E00 <= cp <= 0x9FFF  # CJK Unified Ideographs
+        or 0xF900 <= cp <= 0xFAFF  # CJK Compatibility Ideographs
+        or 0x20000 <= cp <= 0x2FA1F  # CJK Extensions B-F, Compatibility Supplement
+    )
+
+
+def looks_char_level(text: str) -> bool:
+    """Whether at least half of the letters of ``text`` are Chinese / Japanese characters."""
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and 2 * sum(map(_is_cjk, letters)) >= len(letters)
+
+
+def split_words(text: str, language: str | None = None) -> list[tuple[str, int, int]]:
+    """Split ``text`` into ``(word, start, end)`` triples (character offsets into ``text``).
+
+    Args:
+        text (`str`): a sentence or a span.
+        language (`str`, *optional*): language code; ``zh`` / ``ja`` split into non-space characters. When
+            it is ``None``, text that is mostly Chinese / Japanese (:func:`looks_char_level`) is split into
+            characters too, anything else on whitespace.
+    """
+    if is_char_level(language) or (language is None and looks_char_level(text)):
+        return [(c, i, i + 1) for i, c in enumerate(text) if not c.isspace()]
+    return [(m.group(), m.start(), m.end()) for m in _WS.finditer(text)]
+
+
+def _norm(word: str) -> str:
+    return unicodedata.normalize("NFKC", word).casefold()
+
+
+def find_span(
+    words: Sequence[str],
+    span: Sequence[str],
+    *,
+    avoid: Iterable[int] = (),
+    normalize: bool = True,
+) -> list[int] | None:
+    """Positions of the first occurrence of ``span`` as a contiguous subsequence of ``words``.
+
+    Occurrences that touch a position in ``avoid`` (e.g. the predicate) are skipped when another
+    occurrence exists. Exact matches win over NFKC/case-folded ones.
+
+    Args:
+        words (`Sequence[str]`): the sentence's words.
+        span (`Sequence[str]`): the span's words.
+        avoid (`Iterable[int]`, *optional*): positions a match should not use.
+        normalize (`bool`, *optional*, defaults to `True`): fall back to NFKC + case-folded matching.
+    """
+    n = len(span)
+    if n == 0 or n > len(words):
+        return None
+    avoid = set(avoid)
+    variants = [(list(words), list(span))]
+    if normalize:
+        variants.append(([_norm(w) for w in words], [_norm(w) for w in span]))
+    for ws, sp in variants:
+        hits = [i for i in range(len(ws) - n + 1) if ws[i : i + n] == sp]
+        for i in hits:
+            if not avoid.intersection(range(i, i + n)):
+                return list(range(i, i + n))
+        if hits:
+            return list(range(hits[0], hits[0] + n))
+    if normalize:  # tokenisation differences ("people's" vs "people 's"): compare without spaces
+        target = "".join(_norm(w) for w in span)
+        normed = [_norm(w) for w in words]
+        fallback = None
+        for i in range(len(words)):
+            acc = ""
+            for j in range(i, len(words)):
+                acc += normed[j]
+                if not target.startswith(acc):
+                    break
+                if acc == target:
+                    if not avoid.intersection(range(i, j + 1)):
+                        return list(range(i, j + 1))
+                    fallback = fallback or list(range(i, j + 1))
+                    break
+        return fallback
+    return None
+
+
+def split_into_spans(
+    words: Sequence[str], span: Sequence[str], *, avoid: Iterable[int] = (), max_pieces: int = 3
+) -> list[list[int]] | None:
+    """Cover ``span`` greedily with the longest contiguous pieces found in ``words``.
+
+    IMoJIE-style objects append extra arguments ("regret for endorsing Glycel later"); each piece
+    becomes its own argument. Returns ``None`` when more than ``max_pieces`` pieces are needed or a word
+    is not in the sentence.
+
+    Args:
+        words (`Sequence[str]`): sentence words.
+        span (`Sequence[str]`): the span's words.
+        avoid (`Iterable[int]`, *optional*): positions pieces should not use.
+        max_pieces (`int`, *optional*, defaults to 3): the most pieces allowed.
+    """
+    avoid = set(avoid)
+    pieces: list[list[int]] = []
+    i = 0
+    while i < len(span):
+        for j in range(len(span), i, -1):
+            hit = find_span(words, span[i:j], avoid=avoid)
+            if hit is not None:
+                pieces.append(hit)
+                avoid.update(hit)
+                i = j
+                break
+        else:
+            return None
+        if len(pieces) > max_pieces:
+            return None
+    return pieces
+
+
+@dataclass
+class AlignmentReport:
+    """Counts of kept and dropped tuples, by reason, with a few examples per reason.
+
+    Args:
+        n_examples (`int`, *optional*, defaults to 3): examples kept per reason.
+    """
+
+    n_examples: int = 3
+    sentences: int = 0
+    sentences_dropped: int = 0
+    tuples_in: int = 0
+    tuples_kept: int = 0
+    split_arguments: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def drop(self, reason: str, example: str = "", count: int = 1) -> None:
+        """Record ``count`` tuples dropped for ``reason`` (one of :data:`DROP_REASONS`)."""
+        if reason not in DROP_REASONS:
+            raise ValueError(f"Unknown drop `reason` {reason!r}; use one of {DROP_REASONS}.")
+        self.dropped[reason] += count
+        ex = self.examples.setdefault(reason, [])
+        if example and len(ex) < self.n_examples:
+            ex.append(example)
+
+    @property
+    def tuples_dropped(self) -> int:
+        """All dropped tuples; ``tuples_in == tuples_kept + tuples_dropped`` always holds."""
+        return sum(self.dropped.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "sentences": self.sentences,
+            "sentences_dropped": self.sentences_dropped,
+            "tuples_in": self.tuples_in,
+            "tuples_kept": self.tuples_kept,
+            "split_arguments": self.split_arguments,
+            "dropped": dict(sorted(self.dropped.items())),
+        }
+
+    def summary(self) -> str:
+        """One line: ``"N sentences, M tuples: kept K, dropped D (reason=count, ...)"``."""
+        drops = ", ".join(f"{k}={v}" for k, v in sorted(self.dropped.items())) or "none"
+        return (
+            f"{self.sentences} sentences, {self.tuples_in} tuples: kept {self.tuples_kept}, "
+            f"dropped {self.tuples_dropped} ({drops})"
+        )

@@ -1,0 +1,170 @@
+"""``molora extract``: read sentences (one per line), write extractions.
+
+Example::
+
+    molora extract --model DIR --lang zh < in.txt > out.jsonl
+    molora extract --model DIR --format carb --input sents.txt --output carb.tsv
+
+Bad input never stops a run: a line that is empty or whitespace-only, is not valid UTF-8, or fails for
+any other reason gets an ``{"line": N, "error": ...}`` record in JSONL (and a message on stderr for the
+tab formats); very long lines are split into chunks with a warning (see :class:`OIEPipeline`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from .formats import OUTPUT_FORMATS, LineResult, write_results
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", required=True, help="Directory of a model saved with an OIE head (or a model id)."
+    )
+    parser.add_argument("--adapter", help="Adapter directory to load (with its head) and activate.")
+    parser.add_argument("--head", dest="head_name", help="OIE head to use when the model has several.")
+    parser.add_argument(
+        "--lang", dest="language", help="Language code of the input (zh/ja: character level)."
+    )
+    parser.add_argument(
+        "--format", choices=OUTPUT_FORMATS, default="jsonl", help="Output format (default: jsonl)."
+    )
+    parser.add_argument("--input", help="Input file (default: stdin).")
+    parser.add_argument("--output", help="Output file, written atomically (default: stdout).")
+    parser.add_argument("--batch-size", type=int, default=32, help="Encoder inputs per forward pass.")
+    parser.add_argument("--lines-per-chunk", type=int, default=1024, help="Input lines processed at a time.")
+    parser.add_argument("--confidence-mode", choices=("multi2oie", "mean"), default="multi2oie")
+    parser.add_argument(
+        "--span-strategy",
+        choices=("merge", "best"),
+        default="merge",
+        help="Several spans of one argument role: merge them (Multi2OIE) or keep the most probable.",
+    )
+    parser.add_argument("--min-args", type=int, default=1, help="Drop tuples with fewer arguments.")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
+
+
+def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]:
+    """Yield ``(line_number, text, error)`` for every line of a binary stream."""
+    for n, raw in enumerate(stream, 1):
+        raw = raw.rstrip(b"\r\n")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield n, None, f"invalid UTF-8 at byte {e.start}: {raw[e.start : e.start + 4]!r}"
+            continue
+        if not text.strip():
+            yield n, None, "empty line" if not text else "whitespace-only line"
+            continue
+        yield n, text, None
+
+
+def extract_lines(
+    pipeline,
+    lines: Iterable[tuple[int, str | None, str | None]],
+    *,
+    language: str | None,
+    batch_size: int,
+    lines_per_chunk: int,
+) -> Iterator[LineResult]:
+    """Run ``pipeline`` over numbered lines, isolating failures to the line that caused them."""
+    buf: list[tuple[int, str | None, str | None]] = []
+
+    def flush() -> Iterator[LineResult]:
+        good = [(n, t) for n, t, err in buf if err is None]
+        results: dict[int, LineResult] = {n: LineResult(n, error=err) for n, _, err in buf if err is not None}
+        try:
+            exts = pipeline.extract([t for _, t in good], language=language, batch_size=batch_size)
+            for (n, t), e in zip(good, exts, strict=True):
+                results[n] = LineResult(n, t, language, e)
+        except Exception:  # noqa: BLE001 - retry one by one so only the culprit line fails
+            for n, t in good:
+                try:
+                    results[n] = LineResult(n, t, language, pipeline.extract([t], language=language)[0])
+                except Exception as e:  # noqa: BLE001
+                    results[n] = LineResult(n, t, language, error=f"{type(e).__name__}: {e}")
+        buf.clear()
+        yield from (results[n] for n in sorted(results))
+
+    for item in lines:
+        buf.append(item)
+        if len(buf) >= lines_per_chunk:
+            yield from flush()
+    if buf:
+        yield from flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from .pipeline import OIEPipeline
+
+    if args.batch_size < 1 or args.lines_per_chunk < 1:
+        raise SystemExit("`--batch-size` and `--lines-per-chunk` must be >= 1.")
+    pipe = OIEPipeline.from_pretrained(
+        args.model,
+        adapter=args.adapter,
+        head_name=args.head_name,
+        confidence_mode=args.confidence_mode,
+        min_args=args.min_args,
+        span_strategy=args.span_strategy,
+    )
+    device = args.device or ("cuda" if _cuda() else "cpu")
+    pipe.model.to(device)
+    source = open(args.input, "rb") if args.input else sys.stdin.buffer
+    errors = 0
+
+    def counted(results: Iterable[LineResult]) -> Iterator[LineResult]:
+        nonlocal errors
+        for r in results:
+            if r.error is not None:
+                errors += 1
+                if args.format != "jsonl":
+                    print(f"line {r.line}: {r.error}", file=sys.stderr)
+            yield r
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        results = counted(
+            extract_lines(
+                pipe,
+                read_lines(source),
+                language=args.language,
+                batch_size=args.batch_size,
+                lines_per_chunk=args.lines_per_chunk,
+            )
+        )
+        try:
+            if args.output:
+                directory = os.path.dirname(os.path.abspath(args.output))
+                fd, tmp = tempfile.mkstemp(dir=directory, prefix=".molora-extract-")
+                try:
+                    with os.fdopen(fd, "w", encoding="utf-8") as f:
+                        write_results(results, f, args.format)
+                    os.replace(tmp, args.output)
+                except BaseException:
+                    os.unlink(tmp)
+                    raise
+            else:
+                write_results(results, sys.stdout, args.format)
+        finally:
+            if args.input:
+                source.close()
+    if errors:
+        print(
+            f"molora extract: {errors} line(s) could not be processed (see error records).", file=sys.stderr
+        )
+    return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,182 @@
+"""Word-level tags -> predicate spans -> n-ary tuples, with repair of ill-formed tag sequences.
+
+Confidence (as in Multi2OIE, ``utils/bio.py::get_confidence_score``): the probability of the predicted
+tag at the predicate's first word, plus, for every argument, the mean probability of the predicted tag
+at the argument's ``B`` positions. ``confidence_mode="multi2oie"`` returns that sum (range
+``[0, 1 + n_args]``, what Multi2OIE writes into CaRB files); ``"mean"`` divides it by ``1 + n_args`` so
+it lies in ``[0, 1]`` (a per-tuple average that does not favour tuples with more arguments).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from .extraction import Extraction, span_text
+from .labels import ARG_ROLES, OUTSIDE
+
+ConfidenceMode = Literal["multi2oie", "mean"]
+CONFIDENCE_MODES: tuple[str, ...] = ("multi2oie", "mean")
+SpanStrategy = Literal["merge", "best"]
+SPAN_STRATEGIES: tuple[str, ...] = ("merge", "best")
+
+
+def repair_bio(tags: Sequence[str]) -> list[str]:
+    """Make a tag sequence well formed: an ``X-I`` that does not continue an ``X`` span starts one (``X-B``).
+
+    Args:
+        tags (`Sequence[str]`): tags such as ``"O"``, ``"P-B"``, ``"A1-I"``.
+    """
+    out: list[str] = []
+    prev_role = None
+    for tag in tags:
+        if tag == OUTSIDE:
+            prev_role = None
+            out.append(tag)
+            continue
+        role, _, bio = tag.rpartition("-")
+        if bio == "I" and prev_role != role:
+            tag = f"{role}-B"
+        prev_role = role
+        out.append(tag)
+    return out
+
+
+def bio_spans(tags: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Contiguous spans ``(role, positions)`` of a (repaired) tag sequence, in order.
+
+    Args:
+        tags (`Sequence[str]`): word tags.
+    """
+    spans: list[tuple[str, list[int]]] = []
+    for i, tag in enumerate(repair_bio(tags)):
+        if tag == OUTSIDE:
+            continue
+        role, _, bio = tag.rpartition("-")
+        if bio == "B":
+            spans.append((role, [i]))
+        else:
+            spans[-1][1].append(i)
+    return spans
+
+
+def decode_predicates(tags: Sequence[str]) -> list[list[int]]:
+    """Predicate spans (word positions) from sentence-level predicate tags."""
+    return [positions for role, positions in bio_spans(tags) if role == "P"]
+
+
+def decode_arguments(
+    tags: Sequence[str],
+    predicate: Sequence[int] = (),
+    *,
+    strategy: SpanStrategy = "merge",
+    probs: Sequence[float] | None = None,
+) -> dict[str, list[int]]:
+    """Argument roles -> word positions for one predicate.
+
+    Words of the predicate itself are forced to ``O`` first. When a role has several spans,
+    ``strategy="merge"`` joins them (as Multi2OIE's ``get_tuple`` does; this also restores discontinuous
+    gold arguments exactly) and ``"best"`` keeps the span whose first word has the highest probability
+    (Multi2OIE's ``get_max_prob_args``; the first span when ``probs`` is not given).
+
+    Args:
+        tags (`Sequence[str]`): argument tags of the sentence, conditioned on ``predicate``.
+        predicate (`Sequence[int]`, *optional*): word positions of the predicate.
+        strategy (`str`, *optional*, defaults to `"merge"`): ``"merge"`` or ``"best"``.
+        probs (`Sequence[float]`, *optional*): per-word probability of the predicted tag.
+    """
+    if strategy not in SPAN_STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {SPAN_STRATEGIES}, got {strategy!r}.")
+    pred = set(predicate)
+    cleaned = [OUTSIDE if i in pred else t for i, t in enumerate(tags)]
+    spans: dict[str, list[list[int]]] = {}
+    for role, positions in bio_spans(cleaned):
+        spans.setdefault(role, []).append(positions)
+    if strategy == "merge":
+        return {role: [p for span in group for p in span] for role, group in spans.items()}
+    score = (lambda span: probs[span[0]]) if probs is not None else (lambda span: 0.0)
+    return {role: max(group, key=score) for role, group in spans.items()}
+
+
+def _begins(positions: Sequence[int]) -> list[int]:
+    ps = sorted(positions)
+    return [p for i, p in enumerate(ps) if i == 0 or ps[i - 1] != p - 1]
+
+
+def confidence(
+    predicate: Sequence[int],
+    roles: dict[str, list[int]],
+    pred_probs: Sequence[float] | None,
+    arg_probs: Sequence[float] | None,
+    mode: ConfidenceMode = "multi2oie",
+) -> float:
+    """Tuple confidence from per-word probabilities of the predicted tags (see module docstring).
+
+    Args:
+        predicate (`Sequence[int]`): predicate positions.
+        roles (`dict[str, list[int]]`): argument role -> positions.
+        pred_probs (`Sequence[float]`, *optional*): per-word probability of the predicted predicate tag.
+        arg_probs (`Sequence[float]`, *optional*): per-word probability of the predicted argument tag.
+        mode (`str`, *optional*, defaults to `"multi2oie"`): ``"multi2oie"`` (sum) or ``"mean"``.
+    """
+    if mode not in CONFIDENCE_MODES:
+        raise ValueError(f"`confidence_mode` must be one of {CONFIDENCE_MODES}, got `{mode!r}`.")
+    if pred_probs is None or arg_probs is None:
+        return 1.0
+    score = float(pred_probs[min(predicate)])
+    for positions in roles.values():
+        begins = _begins(positions)
+        score += sum(float(arg_probs[b]) for b in begins) / len(begins)
+    return score / (1 + len(roles)) if mode == "mean" else score
+
+
+def build_extraction(
+    sentence: str,
+    offsets: Sequence[tuple[int, int]],
+    predicate: Sequence[int],
+    arg_tags: Sequence[str],
+    *,
+    pred_probs: Sequence[float] | None = None,
+    arg_probs: Sequence[float] | None = None,
+    confidence_mode: ConfidenceMode = "multi2oie",
+    min_args: int = 1,
+    span_strategy: SpanStrategy = "merge",
+    language: str | None = None,
+    sentence_index: int | None = None,
+) -> Extraction | None:
+    """Turn one predicate and its argument tags into an :class:`Extraction`.
+
+    Argument roles are packed in order: ``A0`` is ``arg0``; ``A1``-``A3`` that are present become
+    ``args`` in role order (a missing ``A1`` does not leave a hole).
+
+    Args:
+        sentence (`str`): the sentence.
+        offsets (`Sequence[tuple[int, int]]`): character span of every word.
+        predicate (`Sequence[int]`): predicate word positions.
+        arg_tags (`Sequence[str]`): word-level argument tags for this predicate.
+        pred_probs / arg_probs (`Sequence[float]`, *optional*): per-word probabilities of the predicted tags,
+            used for the confidence; without them the confidence is 1.0.
+        confidence_mode (`str`, *optional*, defaults to `"multi2oie"`): see :func:`confidence`.
+        min_args (`int`, *optional*, defaults to 1): tuples with fewer arguments are dropped (``None``).
+        span_strategy (`str`, *optional*, defaults to `"merge"`): several spans of one role, see
+            :func:`decode_arguments`.
+        language (`str`, *optional*): stored on the extraction.
+        sentence_index (`int`, *optional*): stored on the extraction.
+    """
+    roles = decode_arguments(arg_tags, predicate, strategy=span_strategy, probs=arg_probs)
+    if len(roles) < min_args:
+        return None
+    arg0_pos = roles.get("A0", [])
+    args_pos = [roles[r] for r in ARG_ROLES[1:] if r in roles]
+    return Extraction(
+        sentence=sentence,
+        relation=span_text(sentence, offsets, predicate),
+        arg0=span_text(sentence, offsets, arg0_pos) if arg0_pos else "",
+        args=[span_text(sentence, offsets, p) for p in args_pos],
+        confidence=confidence(predicate, roles, pred_probs, arg_probs, confidence_mode),
+        relation_pos=sorted(predicate),
+        arg0_pos=sorted(arg0_pos),
+        args_pos=[sorted(p) for p in args_pos],
+        language=language,
+        sentence_index=sentence_index,
+    )

@@ -1,0 +1,165 @@
+"""OIE records -> tokenised training features: one example per (sentence, predicate).
+
+Every example carries
+
+* ``predicate_labels``: the predicate tags of *all* predicates of the sentence (the predicate tagger's
+  target, identical for the examples of one sentence);
+* ``predicate_mask``: 1 on every sub-word of the *one* predicate the example is about;
+* ``argument_labels``: the argument tags of that predicate's tuple.
+
+Word tags go on the first sub-word of each word; continuation pieces, special tokens and padding get
+:data:`~molora_adapters.oie.labels.IGNORE_INDEX` so they are not scored. Tuples whose predicate span
+repeats an earlier tuple's are skipped (one argument target per predicate) and sentences longer than
+``max_length`` sub-words are skipped for training; both are counted in :class:`FeatureStats`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+from transformers import PreTrainedTokenizerBase
+
+from .labels import ARG_LABEL2ID, IGNORE_INDEX, PRED_LABEL2ID, argument_tags, predicate_tags
+
+logger = logging.getLogger(__name__)
+
+FEATURE_COLUMNS = ("input_ids", "attention_mask", "predicate_mask", "predicate_labels", "argument_labels")
+
+
+@dataclass
+class FeatureStats:
+    """Counts of what :func:`build_oie_features` kept and skipped."""
+
+    sentences: int = 0
+    examples: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        skipped = ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())) or "none"
+        return f"{self.sentences} sentences -> {self.examples} examples; skipped: {skipped}"
+
+
+def encode_words(
+    tokenizer: PreTrainedTokenizerBase,
+    words: Sequence[Sequence[str]],
+    *,
+    max_length: int | None = None,
+    truncation: bool = False,
+) -> tuple[list[list[int]], list[list[int | None]]]:
+    """Tokenise pre-split sentences; returns input ids and, per sub-word, its word index (``None`` for specials).
+
+    Args:
+        tokenizer (`PreTrainedTokenizerBase`): a *fast* tokenizer (``word_ids`` is needed).
+        words (`Sequence[Sequence[str]]`): the words of each sentence.
+        max_length (`int`, *optional*): truncation length when ``truncation`` is set.
+        truncation (`bool`, *optional*, defaults to `False`): truncate to ``max_length``.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("OIE features need a fast tokenizer (`use_fast=True`) to map sub-words to words.")
+    enc = tokenizer(
+        [list(w) for w in words],
+        is_split_into_words=True,
+        truncation=truncation,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,  # long inputs are chunked by the pipeline / skipped by build_oie_features
+    )
+    return enc["input_ids"], [enc.word_ids(i) for i in range(len(words))]
+
+
+def word_labels_to_subwords(
+    tags: Sequence[str], word_ids: Sequence[int | None], label2id: dict[str, int]
+) -> list[int]:
+    """Put word tags on the first sub-word of each word; everything else gets ``IGNORE_INDEX``."""
+    out, prev = [], None
+    for w in word_ids:
+        out.append(label2id[tags[w]] if w is not None and w != prev else IGNORE_INDEX)
+        prev = w if w is not None else prev
+    return out
+
+
+def word_mask_to_subwords(positions: Sequence[int], word_ids: Sequence[int | None]) -> list[int]:
+    """1 on every sub-word of the words in ``positions``."""
+    pos = set(positions)
+    return [int(w is not None and w in pos) for w in word_ids]
+
+
+def build_oie_features(
+    dataset: datasets.Dataset | Sequence[dict[str, Any]],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_length: int | None = None,
+    stats: FeatureStats | None = None,
+) -> datasets.Dataset:
+    """Turn OIE records into training examples (see module docstring).
+
+    Args:
+        dataset (`datasets.Dataset` or list of record dicts): records in ``OIE_FEATURES``.
+        tokenizer (`PreTrainedTokenizerBase`): fast tokenizer of the encoder.
+        max_length (`int`, *optional*): longest example in sub-words; defaults to the tokenizer's
+            ``model_max_length`` (capped at 512). Longer sentences are skipped, never truncated.
+        stats (`FeatureStats`, *optional*): receives counts.
+
+    Returns:
+        `datasets.Dataset` with columns :data:`FEATURE_COLUMNS` plus ``record_id``.
+    """
+    stats = stats if stats is not None else FeatureStats()
+    if max_length is None:
+        max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
+    records = list(dataset)
+    ids, word_ids = encode_words(tokenizer, [r["words"] for r in records])
+    cols: dict[str, list] = {k: [] for k in (*FEATURE_COLUMNS, "record_id")}
+    for rec, input_ids, wids in zip(records, ids, word_ids, strict=True):
+        stats.sentences += 1
+        exts = _extractions(rec)
+        if not exts:
+            stats.skipped["no_extractions"] += 1
+            continue
+        if len(input_ids) > max_length:
+            stats.skipped["too_long"] += 1
+            continue
+        n = len(rec["words"])
+        seen, tuples = set(), []
+        for ex in exts:
+            key = tuple(sorted(ex["relation_pos"]))
+            if not key:
+                stats.skipped["no_relation_positions"] += 1
+            elif key in seen:
+                stats.skipped["duplicate_predicate"] += 1
+            else:
+                seen.add(key)
+                tuples.append(ex)
+        if not tuples:
+            continue
+        pred = word_labels_to_subwords(
+            predicate_tags([t["relation_pos"] for t in tuples], n), wids, PRED_LABEL2ID
+        )
+        for ex in tuples:
+            try:
+                arg_tags = argument_tags(ex["arg0_pos"], ex["args_pos"], n)
+            except ValueError:
+                stats.skipped["invalid_arguments"] += 1
+                continue
+            cols["input_ids"].append(list(input_ids))
+            cols["attention_mask"].append([1] * len(input_ids))
+            cols["predicate_mask"].append(word_mask_to_subwords(ex["relation_pos"], wids))
+            cols["predicate_labels"].append(pred)
+            cols["argument_labels"].append(word_labels_to_subwords(arg_tags, wids, ARG_LABEL2ID))
+            cols["record_id"].append(rec["id"])
+            stats.examples += 1
+    logger.info("OIE features: %s", stats.summary())
+    return datasets.Dataset.from_dict(cols)
+
+
+def _extractions(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    exts = rec.get("extractions") or []
+    if isinstance(exts, dict):  # column-oriented (datasets may return a dict of lists)
+        keys = list(exts)
+        exts = [dict(zip(keys, vals, strict=True)) for vals in zip(*(exts[k] for k in keys), strict=True)]
+    return exts
