@@ -12,7 +12,9 @@ Every such touch lives here, is idempotent, and is guarded by the supported ``ad
 4. forward context: ``output_router_logits`` and ``language_ids`` become context arguments, and outputs gain
    ``router_logits`` and ``mixture_aux_loss``;
 5. lifecycle: deleting an adapter that a mixture uses is rejected;
-6. the model methods of :class:`~molora_adapters.mixture.model.MixtureModelMixin` and
+6. prediction heads: the ``"oie"`` custom head type is registered on every flex-head model at construction (so
+   saved OIE heads reload with ``from_pretrained`` / ``load_head``), and ``model.add_oie_head`` exists;
+7. the model methods of :class:`~molora_adapters.mixture.model.MixtureModelMixin` and
    :class:`~molora_adapters.mixture.hub.MixtureHubMixin`.
 
 Nothing else in the package modifies third-party objects.
@@ -31,6 +33,7 @@ from adapters import composition
 from adapters.composition import ALLOWED_NESTINGS, BatchSplit, Parallel, Stack
 from adapters.configuration.model_adapters_config import ModelAdaptersConfig
 from adapters.context import ForwardContext
+from adapters.heads.model_mixin import ModelWithFlexibleHeadsAdaptersMixin
 from adapters.methods.adapter_layer_base import ComposableAdapterLayerBase
 from adapters.methods.lora import LoRALinear
 from adapters.model_mixin import ModelAdaptersMixin
@@ -209,6 +212,25 @@ def _make_delete_adapter(original):
     return delete_adapter
 
 
+# ---- 6. prediction heads ------------------------------------------------------------------------------------------
+def _make_init_head_modules(original):
+    @functools.wraps(original)
+    def _init_head_modules(self):
+        from .oie.heads import register_oie_head
+
+        register_oie_head(self)  # before the original rebuilds saved heads from the config
+        return original(self)
+
+    return _init_head_modules
+
+
+def _add_oie_head(self, head_name: str, **kwargs):
+    """Add a Multi2OIE predicate/argument head (see :func:`molora_adapters.oie.heads.add_oie_head`)."""
+    from .oie.heads import add_oie_head
+
+    return add_oie_head(self, head_name, **kwargs)
+
+
 def register() -> None:
     """Register ``Mixture`` and the mixture API with ``adapters`` (idempotent, version-checked)."""
     global _registered
@@ -246,7 +268,11 @@ def register() -> None:
     # 5. lifecycle
     _patch(ModelAdaptersMixin, "delete_adapter", _make_delete_adapter)
 
-    # 6. model methods
+    # 6. prediction heads
+    _patch(ModelWithFlexibleHeadsAdaptersMixin, "_init_head_modules", _make_init_head_modules)
+    ModelWithFlexibleHeadsAdaptersMixin.add_oie_head = _add_oie_head
+
+    # 7. model methods
     for mixin in (MixtureModelMixin, MixtureHubMixin):
         for attr, value in vars(mixin).items():
             if not attr.startswith("__"):
