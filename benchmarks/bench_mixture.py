@@ -34,10 +34,18 @@ from molora_adapters.mixture.reference import use_reference_forward  # noqa: E40
 
 N_EXPERTS, RANK, TOP_K = 6, 8, 2
 ENCODERS = {
-    "bert-base-sized": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-    "small-encoder": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+    "bert-base-sized": dict(
+        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+    ),
+    "small-encoder": dict(
+        hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
+    ),
 }
-CAUSAL = {"causal-lm-base-sized": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)}
+CAUSAL = {
+    "causal-lm-base-sized": dict(
+        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+    )
+}
 
 
 def _sync():
@@ -56,7 +64,9 @@ def _run_once(model, batch, extra: dict, train: bool) -> float:
     else:
         model.train()
         out = model(**batch, **extra)
-        logits = out[0] if isinstance(out, tuple) else (out.logits if "logits" in out else out.last_hidden_state)
+        logits = (
+            out[0] if isinstance(out, tuple) else (out.logits if "logits" in out else out.last_hidden_state)
+        )
         loss = logits.float().pow(2).mean()
         if isinstance(out, dict) and "mixture_aux_loss" in out:
             loss = loss + out["mixture_aux_loss"]
@@ -82,7 +92,10 @@ def _round_robin(systems: dict, batch, repeats: int) -> dict[str, dict[str, floa
                 times[name]["forward"].append(fwd)
                 times[name]["train_step"].append(step)
     return {
-        name: {"forward_s": statistics.median(t["forward"]), "train_step_s": statistics.median(t["train_step"])}
+        name: {
+            "forward_s": statistics.median(t["forward"]),
+            "train_step_s": statistics.median(t["train_step"]),
+        }
         for name, t in times.items()
     }
 
@@ -124,11 +137,21 @@ def _adapters_systems(config, causal: bool, device, dtype, naive: bool) -> dict:
     systems = {
         "base": (model, base, {}, nullcontext, False),
         "single_lora": (model, lambda: model.train_adapter("single"), {}, nullcontext, True),
-        "mixture": (model, lambda: model.train_adapter_mixture(name), {"output_router_logits": True}, nullcontext, True),
+        "mixture": (
+            model,
+            lambda: model.train_adapter_mixture(name),
+            {"output_router_logits": True},
+            nullcontext,
+            True,
+        ),
     }
     if naive:
         systems["naive_loop"] = (
-            model, lambda: model.train_adapter_mixture(name), {"output_router_logits": True}, use_reference_forward, True
+            model,
+            lambda: model.train_adapter_mixture(name),
+            {"output_router_logits": True},
+            use_reference_forward,
+            True,
         )
     return systems
 
@@ -145,15 +168,29 @@ def _xlora_model(config, device, dtype):
         for i in range(N_EXPERTS):  # X-LoRA crashes on names such as "en"/"de": number the experts
             torch.manual_seed(i)
             base = AutoModelForCausalLM.from_config(config)
-            lora = get_peft_model(base, LoraConfig(r=RANK, lora_alpha=2 * RANK, target_modules=["q_proj", "v_proj"], init_lora_weights="gaussian"))
+            lora = get_peft_model(
+                base,
+                LoraConfig(
+                    r=RANK,
+                    lora_alpha=2 * RANK,
+                    target_modules=["q_proj", "v_proj"],
+                    init_lora_weights="gaussian",
+                ),
+            )
             lora.save_pretrained(os.path.join(tmp, str(i)))
             paths[str(i)] = os.path.join(tmp, str(i))
         torch.manual_seed(0)
         base = AutoModelForCausalLM.from_config(config)
         base.config.use_cache = False
         xcfg = XLoraConfig(
-            task_type="CAUSAL_LM", hidden_size=config.hidden_size, adapters=paths, xlora_depth=1,
-            top_k_lora=TOP_K, enable_softmax=False, enable_softmax_topk=True, use_trainable_adapters=True,
+            task_type="CAUSAL_LM",
+            hidden_size=config.hidden_size,
+            adapters=paths,
+            xlora_depth=1,
+            top_k_lora=TOP_K,
+            enable_softmax=False,
+            enable_softmax_topk=True,
+            use_trainable_adapters=True,
         )
         return get_peft_model(base, xcfg).to(device=device, dtype=dtype)
 
@@ -180,18 +217,30 @@ def main(argv=None) -> int:
     ids = torch.randint(5, 30000, (args.batch_size, args.seq_len), generator=g).to(device)
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     report = {
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "dtype": args.dtype,
-        "batch": [args.batch_size, args.seq_len], "experts": N_EXPERTS, "rank": RANK, "top_k": TOP_K, "models": {},
+        "device": torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "dtype": args.dtype,
+        "batch": [args.batch_size, args.seq_len],
+        "experts": N_EXPERTS,
+        "rank": RANK,
+        "top_k": TOP_K,
+        "models": {},
     }
     encoders = {"small-encoder": ENCODERS["small-encoder"]} if args.quick else ENCODERS
     for name, dims in encoders.items():
         cfg = BertConfig(vocab_size=30522, max_position_embeddings=512, **dims)
         print(f"[{name}] ...", flush=True)
-        report["models"][name] = _round_robin(_adapters_systems(cfg, False, device, dtype, naive=True), batch, args.repeats)
+        report["models"][name] = _round_robin(
+            _adapters_systems(cfg, False, device, dtype, naive=True), batch, args.repeats
+        )
     if not args.quick:
         for name, dims in CAUSAL.items():
-            cfg = LlamaConfig(vocab_size=32000, num_key_value_heads=dims["num_attention_heads"], use_cache=False, **dims)
+            cfg = LlamaConfig(
+                vocab_size=32000, num_key_value_heads=dims["num_attention_heads"], use_cache=False, **dims
+            )
             print(f"[{name}] ...", flush=True)
             systems = _adapters_systems(cfg, True, device, dtype, naive=False)
             xlora = None if args.no_xlora else _xlora_model(cfg, device, dtype)
@@ -201,7 +250,10 @@ def main(argv=None) -> int:
                 systems["peft_xlora"] = (xlora, lambda: None, {}, nullcontext, True)
             report["models"][name] = _round_robin(systems, batch, args.repeats)
 
-    lines = ["| model | system | forward (s) | train step (s) | forward / 1 LoRA | step / 1 LoRA |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| model | system | forward (s) | train step (s) | forward / 1 LoRA | step / 1 LoRA |",
+        "|---|---|---|---|---|---|",
+    ]
     for mname, systems in report["models"].items():
         ref = systems["single_lora"]
         for sname, t in systems.items():
@@ -209,17 +261,24 @@ def main(argv=None) -> int:
             t["train_step_vs_single_lora"] = t["train_step_s"] / ref["train_step_s"]
             step = "n/a (frozen)" if sname == "base" else f"{t['train_step_s']:.3f}"
             step_ratio = "" if sname == "base" else f"{t['train_step_vs_single_lora']:.2f}x"
-            lines.append(f"| {mname} | {sname} | {t['forward_s']:.3f} | {step} | {t['forward_vs_single_lora']:.2f}x | {step_ratio} |")
+            lines.append(
+                f"| {mname} | {sname} | {t['forward_s']:.3f} | {step} | {t['forward_vs_single_lora']:.2f}x | {step_ratio} |"
+            )
         if "peft_xlora" in systems:
             m, x = systems["mixture"], systems["peft_xlora"]
             report.setdefault("xlora_speedup", {})[mname] = {
-                "forward": x["forward_s"] / m["forward_s"], "train_step": x["train_step_s"] / m["train_step_s"]}
+                "forward": x["forward_s"] / m["forward_s"],
+                "train_step": x["train_step_s"] / m["train_step_s"],
+            }
     table = "\n".join(lines)
     print(table)
     if "xlora_speedup" in report:
         print("mixture speed-up over peft X-LoRA:", json.dumps(report["xlora_speedup"]))
     tag = "cuda" if device.type == "cuda" else "cpu"
-    out = Path(args.out or Path(__file__).parent / "results" / f"bench_mixture_{tag}{'_quick' if args.quick else ''}.json")
+    out = Path(
+        args.out
+        or Path(__file__).parent / "results" / f"bench_mixture_{tag}{'_quick' if args.quick else ''}.json"
+    )
     from molora_adapters.utils.io import atomic_write_text
 
     report["table_markdown"] = table

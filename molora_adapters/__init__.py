@@ -9,6 +9,11 @@ from .version import __version__
 
 _register()
 
-__all__ = sorted(
-    ["Granularity", "Mixture", "MixtureConfig", "__version__", "mixture_parameters", "routing_statistics"]
-)
+__all__ = [
+    "Granularity",
+    "Mixture",
+    "MixtureConfig",
+    "__version__",
+    "mixture_parameters",
+    "routing_statistics",
+]

@@ -165,14 +165,18 @@ def _make_call_forward(original):
         if getattr(self, "output_router_logits", False):
             losses = getattr(self, "mixture_aux_losses", [])
             if losses:
-                aux = torch.stack(losses).mean()  # mean over routed layers: coefficients do not scale with depth
+                aux = torch.stack(
+                    losses
+                ).mean()  # mean over routed layers: coefficients do not scale with depth
             else:
                 aux = torch.zeros((), device=next(model.parameters()).device)
             logits = dict(getattr(self, "router_logits", {}))
             if isinstance(results, tuple):
                 results = results + (logits, aux)
             elif isinstance(results, ModelOutput):
-                results = with_router_outputs(type(results))(**results, router_logits=logits, mixture_aux_loss=aux)
+                results = with_router_outputs(type(results))(
+                    **results, router_logits=logits, mixture_aux_loss=aux
+                )
             else:
                 results["router_logits"] = logits
                 results["mixture_aux_loss"] = aux
@@ -181,7 +185,7 @@ def _make_call_forward(original):
     return _call_forward
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def with_router_outputs(output_cls: type) -> type:
     """``output_cls`` extended by two declared fields, ``router_logits`` and ``mixture_aux_loss``.
 
@@ -201,7 +205,9 @@ def with_router_outputs(output_cls: type) -> type:
 def _make_delete_adapter(original):
     @functools.wraps(original)
     def delete_adapter(self, adapter_name: str):
-        users = [n for n, cfg in self.adapters_config.mixtures.items() if adapter_name in cfg.get("experts", [])]
+        users = [
+            n for n, cfg in self.adapters_config.mixtures.items() if adapter_name in cfg.get("experts", [])
+        ]
         if users:
             raise ValueError(
                 f"Adapter `{adapter_name}` is an expert of mixture(s) {users}; delete them first with "

@@ -42,8 +42,9 @@ def tiny_config(model_type: str = "bert", **overrides):
 
 def tiny_adapter_model(model_type: str = "bert", seed: int = 0, **overrides):
     """A tiny randomly initialised ``AutoAdapterModel`` with our plugin registered."""
-    import molora_adapters  # noqa: F401
     from adapters import AutoAdapterModel
+
+    import molora_adapters  # noqa: F401
 
     torch.manual_seed(seed)
     model = AutoAdapterModel.from_config(tiny_config(model_type, **overrides))
@@ -87,7 +88,7 @@ def multilingual_sentences() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_tokenizer(multilingual_sentences, tmp_path_factory):
     """An XLM-R-style Unigram tokenizer trained in-process on the shipped multilingual sentences."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, decoders, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -116,4 +117,3 @@ def tiny_tokenizer(multilingual_sentences, tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_tok")
     fast.save_pretrained(path)
     return fast
-

@@ -41,34 +41,40 @@ def test_optional_token_units_and_realisations():
 
 @pytest.fixture
 def small_gold(tmp_path):
-    return write_lines(tmp_path / "gold.txt", [
-        "sent_id:1\tHe served as the first Prime Minister of Australia .",
-        "1--> Cluster 1:",
-        "He --> served as --> [the] [first] Prime Minister [of Australia]",
-        "He --> served --> as [the] [first] Prime Minister [of Australia]",
-        "1--> Cluster 2:",
-        "He --> became --> a founding justice",
-        "",
-        "sent_id:2\tGraner handcuffed him .",
-        "2-->Cluster 1:",
-        "Graner --> handcuffed --> him",
-        "2 :",
-        "Graner --> cuffed --> him",
-        "2-> Cluster 3:",
-        "him --> was handcuffed by --> Graner",
-    ])
+    return write_lines(
+        tmp_path / "gold.txt",
+        [
+            "sent_id:1\tHe served as the first Prime Minister of Australia .",
+            "1--> Cluster 1:",
+            "He --> served as --> [the] [first] Prime Minister [of Australia]",
+            "He --> served --> as [the] [first] Prime Minister [of Australia]",
+            "1--> Cluster 2:",
+            "He --> became --> a founding justice",
+            "",
+            "sent_id:2\tGraner handcuffed him .",
+            "2-->Cluster 1:",
+            "Graner --> handcuffed --> him",
+            "2 :",
+            "Graner --> cuffed --> him",
+            "2-> Cluster 3:",
+            "him --> was handcuffed by --> Graner",
+        ],
+    )
 
 
 def test_small_gold_hand_computed(small_gold, tmp_path):
     gold = parse_benchie_gold(small_gold)
     assert [len(gold.synsets[s]) for s in ("1", "2")] == [2, 2]
-    pred = write_lines(tmp_path / "pred.txt", [
-        "1\tHe\tserved as\tPrime Minister",        # hits synset 1
-        "1\tHe\tserved as\tthe Prime Minister",    # same synset again: neither TP nor FP
-        "1\tHe\tbecame\ta justice",                # FP
-        "2\tGraner\tcuffed\thim",                  # the '2 :' line is no header: still synset 1
-        "3\tX\ty\tz",                              # unknown sentence: reported, not scored
-    ])
+    pred = write_lines(
+        tmp_path / "pred.txt",
+        [
+            "1\tHe\tserved as\tPrime Minister",  # hits synset 1
+            "1\tHe\tserved as\tthe Prime Minister",  # same synset again: neither TP nor FP
+            "1\tHe\tbecame\ta justice",  # FP
+            "2\tGraner\tcuffed\thim",  # the '2 :' line is no header: still synset 1
+            "3\tX\ty\tz",  # unknown sentence: reported, not scored
+        ],
+    )
     with pytest.warns(UserWarning, match="not in the `benchie` gold"):
         res = score("benchie", pred, gold=small_gold, format="benchie")
     assert (res["true_positives"], res["false_positives"], res["synsets"]) == (2, 1, 4)

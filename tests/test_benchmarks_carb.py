@@ -50,7 +50,9 @@ def test_openie4_official_numbers(openie4_result):
 def test_openie4_curve_matches_official_dat_point_for_point(openie4_result):
     curve = openie4_result["curve"]
     # the official .dat lists (P, R, threshold) stably sorted by recall
-    ours = sorted(zip(curve["precision"], curve["recall"], curve["thresholds"], strict=False), key=lambda x: x[1])
+    ours = sorted(
+        zip(curve["precision"], curve["recall"], curve["thresholds"], strict=False), key=lambda x: x[1]
+    )
     dat = _dat_points()
     assert len(ours) == len(dat) == 2603
     for (p, r, c), (dp, dr, dc) in zip(ours, dat, strict=False):
@@ -61,7 +63,9 @@ def test_official_dat_file_reproduced_byte_for_byte(openie4_result):
     from molora_adapters.oie.benchmarks.carb import format_pr_dat
 
     c = openie4_result["curve"]
-    text = format_pr_dat(c["precision"], c["recall"], c["thresholds"], c["kept"], openie4_result["gold_tuples"])
+    text = format_pr_dat(
+        c["precision"], c["recall"], c["thresholds"], c["kept"], openie4_result["gold_tuples"]
+    )
     assert text == gzip.decompress((BENCH_DATA / "OpenIE-4.dat.gz").read_bytes()).decode()
 
 
@@ -112,8 +116,16 @@ def _rows(items):
 
 
 def test_curve_hand_computed():
-    gold = _rows([("A b c .", "b", ("A", "c"), 1), ("A b c .", "x", ("y", "z"), 1), ("D e f .", "e", ("D", "f"), 1)])
-    pred = _rows([("A b c .", "b", ("A", "c"), 0.9), ("A b c .", "b", ("A", "q"), 0.5), ("D e f .", "e", ("D", "q"), 0.7)])
+    gold = _rows(
+        [("A b c .", "b", ("A", "c"), 1), ("A b c .", "x", ("y", "z"), 1), ("D e f .", "e", ("D", "f"), 1)]
+    )
+    pred = _rows(
+        [
+            ("A b c .", "b", ("A", "c"), 0.9),
+            ("A b c .", "b", ("A", "q"), 0.5),
+            ("D e f .", "e", ("D", "q"), 0.7),
+        ]
+    )
     res = carb_curve(gold, pred)
     assert res.thresholds.tolist() == [0.5, 0.7, 0.9]
     # t=0.9: one exact match kept -> P = 1/1, R = (1 + 0 + 0) / 3
@@ -136,7 +148,11 @@ def test_fast_curve_equals_naive_reference_on_random_systems():
     for s in range(30):
         sent = f"s{s} " + " ".join(rng.choice(words) for _ in range(6))
         for _ in range(rng.randint(1, 4)):
-            gold.append(ExtractionRow(sent, rng.choice(words), tuple(rng.choice(words) for _ in range(rng.randint(1, 3)))))
+            gold.append(
+                ExtractionRow(
+                    sent, rng.choice(words), tuple(rng.choice(words) for _ in range(rng.randint(1, 3)))
+                )
+            )
         for _ in range(rng.randint(0, 6)):
             args = tuple(" ".join(rng.choice(words) for _ in range(2)) for _ in range(rng.randint(1, 3)))
             pred.append(ExtractionRow(sent, rng.choice(words), args, rng.choice([0.1, 0.2, 0.5, 0.7, 0.9])))
@@ -149,9 +165,14 @@ def test_fast_curve_equals_naive_reference_on_random_systems():
 
 
 def test_duplicate_keys_replace_by_default_and_merge_on_request(tmp_path):
-    gold = write_lines(tmp_path / "gold.tsv", [
-        "He ran .\tran\tHe", "He ran.\tran\tHe\thome", "She sat .\tsat\tShe",
-    ])
+    gold = write_lines(
+        tmp_path / "gold.tsv",
+        [
+            "He ran .\tran\tHe",
+            "He ran.\tran\tHe\thome",
+            "She sat .\tsat\tShe",
+        ],
+    )
     pred = write_lines(tmp_path / "pred.tsv", ["He ran .\t0.9\tran\tHe", "He  ran .\t0.8\tran\tHe\thome"])
     res = score("carb", pred, gold=gold)
     # gold "He ran." replaces "He ran ." (same key): 2 gold tuples; the 2nd prediction group replaces the 1st
@@ -163,7 +184,9 @@ def test_duplicate_keys_replace_by_default_and_merge_on_request(tmp_path):
 
 def test_unknown_sentences_are_counted_and_warned(tmp_path):
     gold = write_lines(tmp_path / "gold.tsv", ["He ran .\tran\tHe\thome"])
-    pred = write_lines(tmp_path / "pred.tsv", ["He ran .\t0.9\tran\tHe\thome", "Other one .\t0.5\tis\tit\tone"])
+    pred = write_lines(
+        tmp_path / "pred.tsv", ["He ran .\t0.9\tran\tHe\thome", "Other one .\t0.5\tis\tit\tone"]
+    )
     with pytest.warns(UserWarning, match="1 prediction"):
         res = score("carb", pred, gold=gold)
     assert res["unknown_predictions"] == 1 and res["unknown_sentences"] == 1
@@ -195,7 +218,8 @@ def test_in_memory_equals_file(openie4, openie4_result):
     records: dict[str, list[dict]] = {}
     for r in rows:
         records.setdefault(r.sentence, []).append(
-            {"arg0": r.args[0], "relation": r.relation, "args": list(r.args[1:]), "confidence": r.confidence})
+            {"arg0": r.args[0], "relation": r.relation, "args": list(r.args[1:]), "confidence": r.confidence}
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = score_extractions("carb", list(records.items()))

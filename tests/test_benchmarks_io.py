@@ -94,8 +94,10 @@ class _Ext:  # duck-typed like molora_adapters.oie.Extraction
 
 def test_rows_from_every_shape():
     expected = [ExtractionRow("S a b .", "a", ("S", "b"), 0.5), ExtractionRow("T c .", "c", ("T",), 1.0)]
-    exts = {"S a b .": [{"arg0": "S", "relation": "a", "args": ["b"], "confidence": 0.5}],
-            "T c .": [{"arg0": "T", "relation": "c", "args": []}]}
+    exts = {
+        "S a b .": [{"arg0": "S", "relation": "a", "args": ["b"], "confidence": 0.5}],
+        "T c .": [{"arg0": "T", "relation": "c", "args": []}],
+    }
     shapes = [
         exts,
         list(exts.items()),
@@ -116,12 +118,17 @@ def test_writers_round_trip(tmp_path):
     ]
     write_tabbed(tmp_path / "p.tsv", rows)
     back = read_tabbed(tmp_path / "p.tsv")
-    assert [r[:4] for r in back] == [r._replace(args=tuple(a.replace("\t", " ") for a in r.args))[:4] for r in rows]
+    assert [r[:4] for r in back] == [
+        r._replace(args=tuple(a.replace("\t", " ") for a in r.args))[:4] for r in rows
+    ]
     write_jsonl(tmp_path / "p.jsonl", rows)
     assert [r[:4] for r in read_jsonl(tmp_path / "p.jsonl")] == [r[:4] for r in rows]
     write_benchie(tmp_path / "p.txt", rows, sent_ids={"He ran home.": "7"})
     assert [(r.sent_id, r.args, r.relation) for r in read_benchie(tmp_path / "p.txt")] == [
-        ("7", ("He", "home"), "ran"), ("7", ("He", "home at night"), "ran to"), ("1", ("他", ""), "跑")]
+        ("7", ("He", "home"), "ran"),
+        ("7", ("He", "home at night"), "ran to"),
+        ("1", ("他", ""), "跑"),
+    ]
     assert oct((tmp_path / "p.tsv").stat().st_mode & 0o777) != "0o600"
 
 
@@ -134,7 +141,9 @@ def test_read_predictions_errors(tmp_path):
     bad = write_lines(tmp_path / "bad.jsonl", ['{"sentence": "x", "extractions": []}', "{oops"])
     with pytest.raises(ValueError, match=r"bad\.jsonl:2: invalid JSON"):
         read_jsonl(bad)
-    o4 = write_lines(tmp_path / "o4.txt", ["0.9\t\tSimpleArgument(he)\tRelation(ran,List([3, 6)))\tX\the ran"])
+    o4 = write_lines(
+        tmp_path / "o4.txt", ["0.9\t\tSimpleArgument(he)\tRelation(ran,List([3, 6)))\tX\the ran"]
+    )
     with pytest.raises(ValueError, match=r"o4\.txt:1: .*OpenIE-4"):
         read_predictions(o4, "openie4")
 
@@ -150,7 +159,8 @@ def _benchie_records(lang):
     records: dict[str, list] = {}
     for r in read_benchie(BENCH_DATA / f"m2oie_{lang}_explicit.txt"):
         records.setdefault(r.sent_id, []).append(
-            {"arg0": r.args[0], "relation": r.relation, "args": [r.args[1]], "confidence": 1.0})
+            {"arg0": r.args[0], "relation": r.relation, "args": [r.args[1]], "confidence": 1.0}
+        )
     return [{"sentence": id2sent[k], "extractions": v} for k, v in records.items()]
 
 
@@ -161,14 +171,23 @@ def test_evaluate_load_shipped_metric_script():
 
     metric = evaluate.load(metric_path("benchie"), config_name="de")
     res = metric.compute(predictions=_benchie_records("de"))
-    assert (round(res["precision"], 4), round(res["recall"], 4), round(res["f1"], 4)) == (0.0895, 0.0258, 0.04)
+    assert (round(res["precision"], 4), round(res["recall"], 4), round(res["f1"], 4)) == (
+        0.0895,
+        0.0258,
+        0.04,
+    )
     carb = evaluate.load(metric_path("carb"))
-    preds = [{"sentence": "He ran home .", "extractions": [
-        {"arg0": "He", "relation": "ran", "args": ["home"], "confidence": 0.9}]}]
+    preds = [
+        {
+            "sentence": "He ran home .",
+            "extractions": [{"arg0": "He", "relation": "ran", "args": ["home"], "confidence": 0.9}],
+        }
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert carb.compute(predictions=preds) == {
-            k: v for k, v in score_extractions("carb", preds).items() if k != "curve"}
+            k: v for k, v in score_extractions("carb", preds).items() if k != "curve"
+        }
 
 
 def test_trainer_compute_metrics(tmp_path):
@@ -186,16 +205,22 @@ def test_trainer_compute_metrics(tmp_path):
 
         def forward(self, idx, labels=None):
             logits = idx.float().unsqueeze(-1) + self.w
-            return {"loss": (logits ** 2).mean(), "logits": logits}
+            return {"loss": (logits**2).mean(), "logits": logits}
 
     eval_ds = [{"idx": i, "labels": i} for i in range(len(records))]
 
     def decode(eval_prediction):  # a real pipeline decodes tags into extractions here
         return [records[int(i)] for i in eval_prediction.label_ids]
 
-    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, per_device_eval_batch_size=64)
-    trainer = Trainer(model=Toy(), args=args, eval_dataset=eval_ds,
-                      compute_metrics=make_compute_metrics("benchie", decode, lang="en"))
+    args = TrainingArguments(
+        output_dir=str(tmp_path), report_to=[], use_cpu=True, per_device_eval_batch_size=64
+    )
+    trainer = Trainer(
+        model=Toy(),
+        args=args,
+        eval_dataset=eval_ds,
+        compute_metrics=make_compute_metrics("benchie", decode, lang="en"),
+    )
     metrics = trainer.evaluate()
     assert round(metrics["eval_precision"], 4) == 0.3924 and round(metrics["eval_f1"], 4) == 0.2281
 
@@ -207,8 +232,23 @@ def test_cli_compares_files_and_writes_json_and_png(tmp_path, capsys):
     out = tmp_path / "res" / "scores.json"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rc = main(["evaluate", "--benchmark", "carb", "--format", "openie4", str(o4), str(o4),
-                   "--label", "a", "--label", "b", "--json", str(out)])
+        rc = main(
+            [
+                "evaluate",
+                "--benchmark",
+                "carb",
+                "--format",
+                "openie4",
+                str(o4),
+                str(o4),
+                "--label",
+                "a",
+                "--label",
+                "b",
+                "--json",
+                str(out),
+            ]
+        )
     assert rc == 0
     text = capsys.readouterr().out
     assert "0.5526  0.4372  0.4882   0.272" in text
@@ -219,16 +259,44 @@ def test_cli_compares_files_and_writes_json_and_png(tmp_path, capsys):
     dat = tmp_path / "OpenIE-4.dat"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert main(["evaluate", "--benchmark", "carb", "--format", "openie4", str(o4), "--dat", str(dat),
-                     "--no-plot"]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--benchmark",
+                    "carb",
+                    "--format",
+                    "openie4",
+                    str(o4),
+                    "--dat",
+                    str(dat),
+                    "--no-plot",
+                ]
+            )
+            == 0
+        )
     assert dat.read_bytes() == gzip.decompress((BENCH_DATA / "OpenIE-4.dat.gz").read_bytes())
 
 
 def test_cli_benchie_and_bad_input(tmp_path, capsys):
     from molora_adapters.cli import main
 
-    assert main(["evaluate", "--benchmark", "benchie", "--lang", "zh", "--format", "benchie",
-                 str(BENCH_DATA / "m2oie_zh_explicit.txt"), "--no-plot"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--benchmark",
+                "benchie",
+                "--lang",
+                "zh",
+                "--format",
+                "benchie",
+                str(BENCH_DATA / "m2oie_zh_explicit.txt"),
+                "--no-plot",
+            ]
+        )
+        == 0
+    )
     assert "0.1756  0.1026  0.1295" in capsys.readouterr().out
     bad = write_lines(tmp_path / "bad.tsv", ["s\tx\tr\ta"])
     assert main(["evaluate", "--benchmark", "carb", str(bad)]) == 2
@@ -243,7 +311,10 @@ def test_scoring_benchmark_records_uses_their_sent_ids():
     expected = 0
     for rec in ds:
         synsets = json.loads(rec["meta"])["synsets"]
-        plain = {c for e, c in zip(rec["extractions"], synsets, strict=True)
-                 if "[" not in e["arg0"] + e["relation"] + "".join(e["args"])}
+        plain = {
+            c
+            for e, c in zip(rec["extractions"], synsets, strict=True)
+            if "[" not in e["arg0"] + e["relation"] + "".join(e["args"])
+        }
         expected += len(plain)
     assert res["unknown_predictions"] == 0 and 0.95 * expected <= res["true_positives"] <= expected

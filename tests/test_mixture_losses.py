@@ -50,7 +50,9 @@ def test_losses_ignore_masked_padding():
     assert torch.allclose(router_z_loss(logits), router_z_loss(padded, mask))
     target = torch.tensor([0, 1, 2, 0, 1, 2])
     tp = torch.cat([target, torch.zeros(4, dtype=torch.long)])
-    assert torch.allclose(language_supervision_loss(logits, target), language_supervision_loss(padded, tp, mask))
+    assert torch.allclose(
+        language_supervision_loss(logits, target), language_supervision_loss(padded, tp, mask)
+    )
 
 
 def test_z_loss_and_language_loss_known_values():
@@ -76,7 +78,11 @@ def test_collect_routing_statistics_per_language(tmp_path):
     model = tiny_adapter_model("bert")
     name = model.add_adapter_mixture(["en", "de"], top_k=1, granularity="language", set_active=True)
     ids = torch.randint(5, 1000, (4, 6))
-    batch = {"input_ids": ids, "attention_mask": torch.ones(4, 6, dtype=torch.long), "language_ids": ["en", "de", "de", "en"]}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones(4, 6, dtype=torch.long),
+        "language_ids": ["en", "de", "de", "en"],
+    }
     stats = collect_routing_statistics(model, [batch], progress=False)
     assert set(stats.counts) == {"en", "de"}
     n_linears = len(model.base_model.mixture_routers[name])

@@ -6,28 +6,26 @@ from .config import Granularity, MixtureConfig
 from .hub import MixtureHubMixin, download_mixture_expert
 from .layer import sparse_top_k_gates
 from .loading import MixtureRouterLoader
-from .losses import load_balancing_loss, language_supervision_loss, router_z_loss, routing_statistics
+from .losses import language_supervision_loss, load_balancing_loss, router_z_loss, routing_statistics
 from .model import MixtureModelMixin, mixture_parameters
 from .router import MixtureRouters, Router
 
-__all__ = sorted(
-    [
-        "Granularity",
-        "Mixture",
-        "MixtureConfig",
-        "MixtureHubMixin",
-        "MixtureModelMixin",
-        "MixtureRouterLoader",
-        "MixtureRouters",
-        "Router",
-        "RoutingStatistics",
-        "collect_routing_statistics",
-        "download_mixture_expert",
-        "language_supervision_loss",
-        "load_balancing_loss",
-        "mixture_parameters",
-        "router_z_loss",
-        "routing_statistics",
-        "sparse_top_k_gates",
-    ]
-)
+__all__ = [
+    "Granularity",
+    "Mixture",
+    "MixtureConfig",
+    "MixtureHubMixin",
+    "MixtureModelMixin",
+    "MixtureRouterLoader",
+    "MixtureRouters",
+    "Router",
+    "RoutingStatistics",
+    "collect_routing_statistics",
+    "download_mixture_expert",
+    "language_supervision_loss",
+    "load_balancing_loss",
+    "mixture_parameters",
+    "router_z_loss",
+    "routing_statistics",
+    "sparse_top_k_gates",
+]

@@ -29,7 +29,9 @@ class RoutingStatistics:
     top_k: int
     counts: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
-    def update(self, router_logits: dict[str, torch.Tensor], languages: list[str], attention_mask=None) -> None:
+    def update(
+        self, router_logits: dict[str, torch.Tensor], languages: list[str], attention_mask=None
+    ) -> None:
         """Add one forward pass's routing (``router_logits`` as returned with ``output_router_logits=True``)."""
         batch = len(languages)
         lang_index = {lang: i for i, lang in enumerate(sorted(set(languages)))}
@@ -41,9 +43,15 @@ class RoutingStatistics:
                 owner, keep = example_lang, torch.ones(n, dtype=torch.bool)
             elif n % batch == 0:  # one decision per token, (batch * seq) rows
                 owner = example_lang.repeat_interleave(n // batch)
-                keep = attention_mask.reshape(-1).bool().cpu() if attention_mask is not None else torch.ones(n, dtype=torch.bool)
+                keep = (
+                    attention_mask.reshape(-1).bool().cpu()
+                    if attention_mask is not None
+                    else torch.ones(n, dtype=torch.bool)
+                )
             else:
-                raise ValueError(f"Router logits of `{key}` have {n} rows, not a multiple of the batch size {batch}.")
+                raise ValueError(
+                    f"Router logits of `{key}` have {n} rows, not a multiple of the batch size {batch}."
+                )
             k = min(self.top_k, int(torch.isfinite(logits[0]).sum()))
             selected = top_k_selection(logits, k) * keep[:, None]  # (N, E)
             per_lang = torch.zeros(len(lang_index), logits.shape[-1]).index_add_(0, owner, selected)
@@ -59,10 +67,12 @@ class RoutingStatistics:
             grouped: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(self.experts))
             for key, row in layers.items():
                 group = key.split("-")[0] if by_layer else key
-                grouped[group] = [a + b for a, b in zip(grouped[group], row)]
+                grouped[group] = [a + b for a, b in zip(grouped[group], row, strict=True)]
             out[lang] = {
                 g: [c / (sum(row) or 1.0) for c in row]
-                for g, row in sorted(grouped.items(), key=lambda kv: (int(kv[0]) if kv[0].lstrip("-").isdigit() else 0, kv[0]))
+                for g, row in sorted(
+                    grouped.items(), key=lambda kv: (int(kv[0]) if kv[0].lstrip("-").isdigit() else 0, kv[0])
+                )
             }
         return out
 
@@ -86,12 +96,21 @@ class RoutingStatistics:
         shares = self.shares(by_layer=True)
         langs = sorted(shares)
         if not langs:
-            raise ValueError("No routing statistics collected yet; call `update` or `collect_routing_statistics`.")
-        fig, axes = plt.subplots(1, len(langs), figsize=(2.2 + 1.6 * len(langs), 0.6 + 0.35 * max(len(v) for v in shares.values())), squeeze=False)
+            raise ValueError(
+                "No routing statistics collected yet; call `update` or `collect_routing_statistics`."
+            )
+        fig, axes = plt.subplots(
+            1,
+            len(langs),
+            figsize=(2.2 + 1.6 * len(langs), 0.6 + 0.35 * max(len(v) for v in shares.values())),
+            squeeze=False,
+        )
         image = None
-        for ax, lang in zip(axes[0], langs):
+        for ax, lang in zip(axes[0], langs, strict=True):
             layers = list(shares[lang])
-            image = ax.imshow([shares[lang][g] for g in layers], vmin=0, vmax=1, cmap="viridis", aspect="auto")
+            image = ax.imshow(
+                [shares[lang][g] for g in layers], vmin=0, vmax=1, cmap="viridis", aspect="auto"
+            )
             ax.set_title(lang)
             ax.set_xticks(range(len(self.experts)), self.experts, rotation=90)
             ax.set_yticks(range(len(layers)), [f"L{g}" for g in layers])
@@ -137,7 +156,9 @@ def collect_routing_statistics(
             batch = dict(batch)
             languages = batch.pop("languages", None) or batch.get("language_ids")
             if languages is None:
-                raise ValueError("Each batch needs `languages` (or `language_ids`) to group routing by language.")
+                raise ValueError(
+                    "Each batch needs `languages` (or `language_ids`) to group routing by language."
+                )
             if isinstance(languages, torch.Tensor):
                 languages = [config.experts[i] for i in languages.tolist()]
             out = model(**batch, output_router_logits=True)

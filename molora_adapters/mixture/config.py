@@ -75,7 +75,11 @@ class MixtureConfig:
         bad = [e for e in self.experts if "." in e or "," in e]
         if bad:
             raise ValueError(f"Expert names may not contain '.' or ',', got {bad!r}; rename the adapters.")
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= len(self.experts):
+        if (
+            isinstance(self.top_k, bool)
+            or not isinstance(self.top_k, int)
+            or not 1 <= self.top_k <= len(self.experts)
+        ):
             raise ValueError(
                 f"`top_k` must be an int in [1, {len(self.experts)}] (the number of experts), got {self.top_k!r}."
             )

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from .composition import Mixture
 
 
-def sparse_top_k_gates(probs: torch.Tensor, top_k: int, n_present: int, renormalize: bool = True) -> torch.Tensor:
+def sparse_top_k_gates(
+    probs: torch.Tensor, top_k: int, n_present: int, renormalize: bool = True
+) -> torch.Tensor:
     """Keep the ``top_k`` largest probabilities of ``probs`` ``(..., E)`` (renormalised); the rest become exactly 0.
 
     With ``top_k >= n_present`` this is the dense softmax mixture itself.
@@ -82,7 +84,9 @@ def _route(
         router_in, decision_mask = x, mask
     else:
         if x.dim() != 3:
-            raise ValueError(f"granularity={granularity.value!r} needs (batch, seq, hidden) inputs, got {tuple(x.shape)}.")
+            raise ValueError(
+                f"granularity={granularity.value!r} needs (batch, seq, hidden) inputs, got {tuple(x.shape)}."
+            )
         if mask is None:
             router_in = x.mean(dim=1, keepdim=True)  # (B, 1, D)
         else:
@@ -100,7 +104,9 @@ def _route(
         gates = torch.zeros_like(logits).scatter_(-1, lang.view(-1, 1, 1), 1.0)  # (B, 1, E) hard routing
     else:
         n_present = len(router.present_experts)
-        gates = sparse_top_k_gates(logits.softmax(dim=-1), min(top_k, n_present), n_present, config.renormalize)
+        gates = sparse_top_k_gates(
+            logits.softmax(dim=-1), min(top_k, n_present), n_present, config.renormalize
+        )
     return gates, logits, decision_mask, lang
 
 
@@ -124,7 +130,9 @@ def _record_routing(context, key: str, config: MixtureConfig, gates, logits, dec
     context.mixture_aux_losses.append(aux)
 
 
-def compose_mixture_lora(layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, lvl: int = 0) -> LoRAState:
+def compose_mixture_lora(
+    layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, lvl: int = 0
+) -> LoRAState:
     """``LoRALinear`` composition function for a :class:`Mixture` block (see module docstring)."""
     context = ForwardContext.get_context()
     mixtures = getattr(context, "mixture_routers", None) if context is not None else None
@@ -143,10 +151,16 @@ def compose_mixture_lora(layer: LoRALinear, adapter_setup: Mixture, state: LoRAS
     expert_in = state.hidden_states if state.hidden_states is not None else x
 
     loras = [layer.loras[name] for name in router.present_experts]
-    lora_a = torch.cat([lora.lora_A for lora in loras], dim=0) if len(loras) > 1 else loras[0].lora_A  # (R, D_in)
-    lora_b = torch.cat([lora.lora_B for lora in loras], dim=1) if len(loras) > 1 else loras[0].lora_B  # (D_out, R)
+    lora_a = (
+        torch.cat([lora.lora_A for lora in loras], dim=0) if len(loras) > 1 else loras[0].lora_A
+    )  # (R, D_in)
+    lora_b = (
+        torch.cat([lora.lora_B for lora in loras], dim=1) if len(loras) > 1 else loras[0].lora_B
+    )  # (D_out, R)
 
-    gates, logits, decision_mask, lang = _route(router, config, adapter_setup.top_k, x, context, adapter_setup.name)
+    gates, logits, decision_mask, lang = _route(
+        router, config, adapter_setup.top_k, x, context, adapter_setup.name
+    )
     if getattr(context, "output_router_logits", False):
         _record_routing(context, key, config, gates, logits, decision_mask, lang)
 

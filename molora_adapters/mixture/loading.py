@@ -69,7 +69,9 @@ class MixtureRouterLoader(WeightsLoader):
         if self.use_safetensors:
             from safetensors.torch import save_file
 
-            save_file(state, os.path.join(save_directory, SAFE_MIXTURE_WEIGHTS_NAME), metadata={"format": "pt"})
+            save_file(
+                state, os.path.join(save_directory, SAFE_MIXTURE_WEIGHTS_NAME), metadata={"format": "pt"}
+            )
         else:
             torch.save(state, os.path.join(save_directory, MIXTURE_WEIGHTS_NAME))
 
@@ -80,7 +82,9 @@ class MixtureRouterLoader(WeightsLoader):
         try:
             saved = json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise FileNotFoundError(f"{file} not found; was this directory saved with save_adapter_mixture()?") from None
+            raise FileNotFoundError(
+                f"{file} not found; was this directory saved with save_adapter_mixture()?"
+            ) from None
         except json.JSONDecodeError as err:
             raise ValueError(f"{file} is not valid JSON ({err}); the save may be corrupted.") from None
         if not isinstance(saved, dict) or "name" not in saved or "config" not in saved:
@@ -99,7 +103,9 @@ class MixtureRouterLoader(WeightsLoader):
         elif legacy.is_file():
             state = torch.load(legacy, map_location="cpu", weights_only=True)
         else:
-            raise FileNotFoundError(f"No router weights ({SAFE_MIXTURE_WEIGHTS_NAME} or {MIXTURE_WEIGHTS_NAME}) in {path}.")
+            raise FileNotFoundError(
+                f"No router weights ({SAFE_MIXTURE_WEIGHTS_NAME} or {MIXTURE_WEIGHTS_NAME}) in {path}."
+            )
         routers = self.model._get_mixture_routers(name)
         missing, unexpected = routers.load_state_dict(state, strict=False)
         if missing or unexpected:

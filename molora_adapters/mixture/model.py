@@ -76,7 +76,9 @@ class MixtureModelMixin:
 
     def _lora_layers(self) -> list[LoRALinear]:
         layers: list[LoRALinear] = []
-        self.apply_to_adapter_layers(lambda i, layer: layers.append(layer) if isinstance(layer, LoRALinear) else None)
+        self.apply_to_adapter_layers(
+            lambda i, layer: layers.append(layer) if isinstance(layer, LoRALinear) else None
+        )
         return layers
 
     def _build_mixture_routers(self, config: MixtureConfig) -> MixtureRouters:
@@ -87,7 +89,9 @@ class MixtureModelMixin:
                 continue
             key = layer_key(layer)
             if key in routers:
-                raise ValueError(f"Two adapted layers share the key `{key}`; this model layout is not supported.")
+                raise ValueError(
+                    f"Two adapted layers share the key `{key}`; this model layout is not supported."
+                )
             first = next(p for p in present if p is not None)
             routers[key] = Router(
                 layer.in_features,
@@ -118,7 +122,9 @@ class MixtureModelMixin:
             )
         missing = [e for e in config.experts if e not in self.adapters_config]
         if missing and not create_missing:
-            raise ValueError(f"Unknown expert adapters {missing}; add them first or pass `create_missing=True`.")
+            raise ValueError(
+                f"Unknown expert adapters {missing}; add them first or pass `create_missing=True`."
+            )
         for expert in config.experts:
             if expert in self.adapters_config:
                 problem = _lora_problem(AdapterConfig.load(self.adapters_config.get(expert)))
@@ -127,7 +133,9 @@ class MixtureModelMixin:
         if missing:
             problem = _lora_problem(AdapterConfig.load(expert_config))
             if problem:
-                raise ValueError(f"`expert_config` {expert_config!r} cannot create mixture experts: {problem}.")
+                raise ValueError(
+                    f"`expert_config` {expert_config!r} cannot create mixture experts: {problem}."
+                )
         return missing
 
     def _check_dropout(self, config: MixtureConfig) -> None:
@@ -201,7 +209,9 @@ class MixtureModelMixin:
             self.set_active_adapters(self.get_adapter_mixture(name))
         return name
 
-    def train_adapter_mixture(self, name: str, train_experts: bool = True, train_embeddings: bool = False) -> None:
+    def train_adapter_mixture(
+        self, name: str, train_experts: bool = True, train_embeddings: bool = False
+    ) -> None:
         """Freeze the backbone, activate mixture ``name`` and make its routers (and experts) trainable.
 
         Args:
@@ -257,8 +267,12 @@ class MixtureModelMixin:
         with atomic_directory(save_directory) as tmp:
             for expert in routers.config.experts:
                 kwargs = {"with_head": False} if hasattr(self, "heads") else {}
-                self.save_adapter(str(tmp / expert), expert, meta_dict=meta_dict, use_safetensors=use_safetensors, **kwargs)
-            MixtureRouterLoader(self, use_safetensors=use_safetensors).save(str(tmp), name, meta_dict=meta_dict)
+                self.save_adapter(
+                    str(tmp / expert), expert, meta_dict=meta_dict, use_safetensors=use_safetensors, **kwargs
+                )
+            MixtureRouterLoader(self, use_safetensors=use_safetensors).save(
+                str(tmp), name, meta_dict=meta_dict
+            )
             if head is not None:
                 self.save_head(str(tmp / "head"), head, use_safetensors=use_safetensors)
 
@@ -311,7 +325,9 @@ class MixtureModelMixin:
             raise ValueError(f"A mixture named `{name}` already exists; delete it or pass `load_as`.")
         clash = [e for e in config.experts if e in self.adapters_config]
         if clash:
-            raise ValueError(f"Experts {clash} already exist in the model; delete them before loading this mixture.")
+            raise ValueError(
+                f"Experts {clash} already exist in the model; delete them before loading this mixture."
+            )
         expert_dirs = resolve_expert_dirs(path, saved, config.experts)  # subfolders, or pinned Hub repos
         for expert in config.experts:
             self.load_adapter(str(expert_dirs[expert]), load_as=expert, use_safetensors=use_safetensors)
@@ -355,7 +371,9 @@ def mixture_parameters(
     router_marker = f"{ROUTERS_ATTR}.{name}."
     out = {}
     for pname, param in model.named_parameters():
-        if (include_routers and router_marker in pname) or (include_experts and any(m in pname for m in expert_markers)):
+        if (include_routers and router_marker in pname) or (
+            include_experts and any(m in pname for m in expert_markers)
+        ):
             out[pname] = param
     return out
 
@@ -365,7 +383,9 @@ def resolve_mixture_path(name_or_path: str | os.PathLike, revision: str | None =
     path = Path(name_or_path)
     if path.is_dir():
         if not (path / MIXTURE_CONFIG_NAME).is_file():
-            raise FileNotFoundError(f"{path} has no {MIXTURE_CONFIG_NAME}; was it saved with save_adapter_mixture()?")
+            raise FileNotFoundError(
+                f"{path} has no {MIXTURE_CONFIG_NAME}; was it saved with save_adapter_mixture()?"
+            )
         return path
     if path.exists() or str(name_or_path).count("/") > 1 or str(name_or_path).startswith((".", "/")):
         raise FileNotFoundError(f"Mixture directory {str(name_or_path)!r} does not exist.")
@@ -378,4 +398,3 @@ def resolve_mixture_path(name_or_path: str | os.PathLike, revision: str | None =
             f"Could not find a local directory or a Hub repo {str(name_or_path)!r} ({type(err).__name__}: {err})."
         ) from err
     return resolve_mixture_path(local)
-

@@ -40,7 +40,11 @@ def naive_compose_mixture(layer: LoRALinear, adapter_setup, state, lvl: int = 0)
 
     if config.granularity is Granularity.LANGUAGE:
         lang = context.language_ids
-        idx = lang if isinstance(lang, torch.Tensor) else torch.tensor([config.expert_index(str(v)) for v in lang])
+        idx = (
+            lang
+            if isinstance(lang, torch.Tensor)
+            else torch.tensor([config.expert_index(str(v)) for v in lang])
+        )
         gates = torch.nn.functional.one_hot(idx.long().to(x.device), config.n_experts).float()[:, None, :]
     else:
         probs = logits.softmax(-1)

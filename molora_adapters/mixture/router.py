@@ -29,7 +29,9 @@ class ExpertLayout(NamedTuple):
     expert_index: torch.Tensor  # (E_present,) index of each present expert in the mixture's expert order
     missing_mask: torch.Tensor  # (E,) True where the expert has no module here: its logit is masked to -inf
     expert_scaling: torch.Tensor  # (E_present,) LoRA scaling alpha / r, folded into the gates
-    rank_owner: torch.Tensor  # (R,) for each stacked rank row, the position of its expert among the present ones
+    rank_owner: (
+        torch.Tensor
+    )  # (R,) for each stacked rank row, the position of its expert among the present ones
 
 
 class Router(nn.Module):
@@ -58,7 +60,9 @@ class Router(nn.Module):
         super().__init__()
         n = config.n_experts
         if len(expert_ranks) != n or len(expert_scalings) != n:
-            raise ValueError(f"Expected {n} expert ranks and scalings, got {len(expert_ranks)} / {len(expert_scalings)}.")
+            raise ValueError(
+                f"Expected {n} expert ranks and scalings, got {len(expert_ranks)} / {len(expert_scalings)}."
+            )
         self.in_features = in_features
         self.n_experts = n
         self.jitter_noise = config.jitter_noise

@@ -107,14 +107,16 @@ def build_oie_features(
         stats (`FeatureStats`, *optional*): receives counts.
 
     Returns:
-        `datasets.Dataset` with columns :data:`FEATURE_COLUMNS` plus ``record_id``.
+        `datasets.Dataset` with columns :data:`FEATURE_COLUMNS` plus ``record_id`` and ``language`` (the record's
+        language code, which :class:`~molora_adapters.oie.DataCollatorForOIE` passes on as ``language_ids`` for
+        language-routed or language-supervised mixtures).
     """
     stats = stats if stats is not None else FeatureStats()
     if max_length is None:
         max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
     records = list(dataset)
     ids, word_ids = encode_words(tokenizer, [r["words"] for r in records])
-    cols: dict[str, list] = {k: [] for k in (*FEATURE_COLUMNS, "record_id")}
+    cols: dict[str, list] = {k: [] for k in (*FEATURE_COLUMNS, "record_id", "language")}
     for rec, input_ids, wids in zip(records, ids, word_ids, strict=True):
         stats.sentences += 1
         exts = _extractions(rec)
@@ -152,6 +154,7 @@ def build_oie_features(
             cols["predicate_labels"].append(pred)
             cols["argument_labels"].append(word_labels_to_subwords(arg_tags, wids, ARG_LABEL2ID))
             cols["record_id"].append(rec["id"])
+            cols["language"].append(rec.get("language") or "")
             stats.examples += 1
     logger.info("OIE features: %s", stats.summary())
     return datasets.Dataset.from_dict(cols)

@@ -14,8 +14,11 @@ from .carb import _Prepared, carb_match, f1, group_sentences, trapezoid_auc
 from .rows import ExtractionRow
 
 
-def reference_carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[ExtractionRow],
-                         thresholds_subset: Sequence[int] | None = None):
+def reference_carb_curve(
+    gold_rows: Sequence[ExtractionRow],
+    pred_rows: Sequence[ExtractionRow],
+    thresholds_subset: Sequence[int] | None = None,
+):
     """Return ``(thresholds, precision, recall, (p, r, f1), auc)`` computed naively.
 
     Args:

@@ -68,8 +68,15 @@ def _warn_unknown(result: dict, benchmark: str) -> None:
 
 
 @register_scorer("carb")
-def score_carb(rows: Sequence[ExtractionRow], *, lang: str = "en", gold: str | os.PathLike | None = None,
-               split: str = "test", merge_duplicates: bool = False, exact_order: bool = True) -> dict:
+def score_carb(
+    rows: Sequence[ExtractionRow],
+    *,
+    lang: str = "en",
+    gold: str | os.PathLike | None = None,
+    split: str = "test",
+    merge_duplicates: bool = False,
+    exact_order: bool = True,
+) -> dict:
     """CaRB binary lenient match (see :mod:`.carb`).
 
     Args:
@@ -95,18 +102,31 @@ def score_carb(rows: Sequence[ExtractionRow], *, lang: str = "en", gold: str | o
         "auc_raw": res.auc,
         "best_threshold": None if res.best_index is None else float(res.thresholds[res.best_index]),
         # exactly what the official tool prints (3 decimals; F1 NaN when a threshold has P = R = 0)
-        "official": {"auc": auc_rounded, "precision": float(np.round(op, 3)), "recall": float(np.round(orec, 3)),
-                     "f1": float(np.round(of1, 3))},
-        "curve": {"thresholds": res.thresholds.tolist(), "precision": res.precision.tolist(),
-                  "recall": res.recall.tolist(), "kept": res.kept.astype(int).tolist()},
+        "official": {
+            "auc": auc_rounded,
+            "precision": float(np.round(op, 3)),
+            "recall": float(np.round(orec, 3)),
+            "f1": float(np.round(of1, 3)),
+        },
+        "curve": {
+            "thresholds": res.thresholds.tolist(),
+            "precision": res.precision.tolist(),
+            "recall": res.recall.tolist(),
+            "kept": res.kept.astype(int).tolist(),
+        },
         **res.stats,
     }
     return out
 
 
 @register_scorer("benchie")
-def score_benchie(rows: Sequence[ExtractionRow], *, lang: str = "en", gold: str | os.PathLike | None = None,
-                  tokenize_chars: bool | None = None) -> dict:
+def score_benchie(
+    rows: Sequence[ExtractionRow],
+    *,
+    lang: str = "en",
+    gold: str | os.PathLike | None = None,
+    tokenize_chars: bool | None = None,
+) -> dict:
     """BenchIE exact slot match (see :mod:`.benchie`).
 
     Args:
@@ -127,8 +147,14 @@ def _read_reoie(path: str) -> list[ExtractionRow]:
 
 
 @register_scorer("reoie2016")
-def score_reoie2016(rows: Sequence[ExtractionRow], *, lang: str = "en", gold: str | os.PathLike | None = None,
-                    binary: bool = False, merge_duplicates: bool = False) -> dict:
+def score_reoie2016(
+    rows: Sequence[ExtractionRow],
+    *,
+    lang: str = "en",
+    gold: str | os.PathLike | None = None,
+    binary: bool = False,
+    merge_duplicates: bool = False,
+) -> dict:
     """Re-OIE2016 lexical match (SpanOIE / Multi2OIE scorer, see :mod:`.lexical`).
 
     Args:
@@ -144,8 +170,14 @@ def score_reoie2016(rows: Sequence[ExtractionRow], *, lang: str = "en", gold: st
 
 
 @register_scorer("oie2016")
-def score_oie2016(rows: Sequence[ExtractionRow], *, lang: str = "en", gold: str | os.PathLike | None = None,
-                  split: str = "test", merge_duplicates: bool = False) -> dict:
+def score_oie2016(
+    rows: Sequence[ExtractionRow],
+    *,
+    lang: str = "en",
+    gold: str | os.PathLike | None = None,
+    split: str = "test",
+    merge_duplicates: bool = False,
+) -> dict:
     """OIE2016 lexical match with the original OIE2016 gold (SpanOIE / Multi2OIE scorer).
 
     Args:
@@ -172,8 +204,15 @@ def _finish(result: dict, benchmark: str, lang: str, n_rows: int, source: str) -
     return {"benchmark": benchmark, "lang": lang, **result}
 
 
-def score(benchmark: str, predictions: str | os.PathLike, *, lang: str = "en", format: str = "tabbed",
-          gold: str | os.PathLike | None = None, **options: Any) -> dict:
+def score(
+    benchmark: str,
+    predictions: str | os.PathLike,
+    *,
+    lang: str = "en",
+    format: str = "tabbed",
+    gold: str | os.PathLike | None = None,
+    **options: Any,
+) -> dict:
     """Score a system-output file on a benchmark with the official semantics.
 
     Args:
@@ -196,8 +235,14 @@ def score(benchmark: str, predictions: str | os.PathLike, *, lang: str = "en", f
     return _finish(result, benchmark, lang, len(rows), os.fspath(predictions))
 
 
-def score_extractions(benchmark: str, predictions: Any, *, lang: str = "en",
-                      gold: str | os.PathLike | None = None, **options: Any) -> dict:
+def score_extractions(
+    benchmark: str,
+    predictions: Any,
+    *,
+    lang: str = "en",
+    gold: str | os.PathLike | None = None,
+    **options: Any,
+) -> dict:
     """Score in-memory extractions (no files), e.g. decoded during evaluation in a training loop.
 
     Args:

@@ -29,11 +29,11 @@ from .rows import ExtractionRow, char_tokenize, normalize_key
 
 @dataclass
 class _GoldTriple:
-    raw: tuple[str, ...]                       # slots as written (brackets kept)
-    alts: tuple[frozenset[str], ...]           # realisations per slot (subject, relation, object)
+    raw: tuple[str, ...]  # slots as written (brackets kept)
+    alts: tuple[frozenset[str], ...]  # realisations per slot (subject, relation, object)
     alts_stripped: tuple[frozenset[str], ...]
     source: str = ""
-    stray: bool = False                        # a malformed non-triple line read as a pseudo-triple
+    stray: bool = False  # a malformed non-triple line read as a pseudo-triple
 
 
 @dataclass
@@ -90,7 +90,9 @@ def _realisations(units: list[str]) -> list[str]:
 def _make_triple(entry, source: str) -> _GoldTriple:
     slots = list(entry)  # a stray string is read character by character, as the official tool does
     if len(slots) < 3:
-        raise ValueError(f"{source}: a BenchIE triple needs `subject --> relation --> object`, got {entry!r}.")
+        raise ValueError(
+            f"{source}: a BenchIE triple needs `subject --> relation --> object`, got {entry!r}."
+        )
     units = [_units(s) for s in slots]
     alts = tuple(frozenset(_realisations(u)) for u in units[:3])
     stripped = tuple(frozenset(a.strip() for a in s) for s in alts)
@@ -189,9 +191,7 @@ def benchie_score(gold: BenchieGold, rows: Iterable[ExtractionRow], *, tokenize_
             slots = [char_tokenize(s) for s in slots]
         stripped = [s.strip() for s in slots]
         clusters = gold.synsets[sid]
-        is_tp = any(
-            all(stripped[k] in t.alts_stripped[k] for k in range(3)) for c in clusters for t in c
-        )
+        is_tp = any(all(stripped[k] in t.alts_stripped[k] for k in range(3)) for c in clusters for t in c)
         if not is_tp:
             fp += 1
             continue

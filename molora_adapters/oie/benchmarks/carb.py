@@ -70,8 +70,13 @@ def _overlap(a: dict[str, int], b: dict[str, int]) -> int:
     return n
 
 
-def _lenient(gold: _Prepared, pred_rel: dict[str, int], pred_rel_n: int, pred_args: list[dict[str, int]],
-             pred_args_n: list[int]) -> tuple[float, float]:
+def _lenient(
+    gold: _Prepared,
+    pred_rel: dict[str, int],
+    pred_rel_n: int,
+    pred_args: list[dict[str, int]],
+    pred_args_n: list[int],
+) -> tuple[float, float]:
     matched = _overlap(gold.rel, pred_rel)
     # official: one leftover predicted "be" matches any form of "be" in the gold relation
     if pred_rel.get("be", 0) > gold.rel.get("be", 0) and any(f in gold.rel for f in BE_FORMS):
@@ -102,7 +107,9 @@ def carb_match(gold: _Prepared, pred: _Prepared) -> tuple[float, float]:
     return max(straight, reverse)  # official: tuple comparison, precision first
 
 
-def match_tuples(gold_relation: str, gold_args: Sequence[str], relation: str, args: Sequence[str]) -> tuple[float, float]:
+def match_tuples(
+    gold_relation: str, gold_args: Sequence[str], relation: str, args: Sequence[str]
+) -> tuple[float, float]:
     """Convenience wrapper of :func:`carb_match` on raw strings.
 
     Args:
@@ -114,8 +121,9 @@ def match_tuples(gold_relation: str, gold_args: Sequence[str], relation: str, ar
     return carb_match(_Prepared(gold_relation, gold_args), _Prepared(relation, args))
 
 
-def group_sentences(rows: Sequence[ExtractionRow], *, strip: bool, merge_duplicates: bool = False
-                    ) -> tuple[dict[str, list[ExtractionRow]], int]:
+def group_sentences(
+    rows: Sequence[ExtractionRow], *, strip: bool, merge_duplicates: bool = False
+) -> tuple[dict[str, list[ExtractionRow]], int]:
     """Group rows by sentence string, then re-key by :func:`normalize_key`.
 
     official: when two different sentence strings share a key the later group *replaces* the earlier
@@ -197,7 +205,9 @@ def _sentence_levels(scores: list[list[tuple[float, float]]], confs: list[float]
         rank[j] = pos
     # greedy one-to-one matching by precision; ties -> lowest gold row, then lowest prediction index
     # (scanning pairs in this order and taking free ones equals the official repeated global argmax)
-    pairs = sorted((-scores[i][j][0], i, j) for i in range(n_gold) for j in range(n_pred) if scores[i][j][0] > 0)
+    pairs = sorted(
+        (-scores[i][j][0], i, j) for i in range(n_gold) for j in range(n_pred) if scores[i][j][0] > 0
+    )
     best_r = [0.0] * n_gold
     levels = []
     pos = 0
@@ -227,8 +237,13 @@ def _sentence_levels(scores: list[list[tuple[float, float]]], confs: list[float]
     return levels
 
 
-def carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[ExtractionRow], *,
-               merge_duplicates: bool = False, exact_order: bool = False) -> CurveResult:
+def carb_curve(
+    gold_rows: Sequence[ExtractionRow],
+    pred_rows: Sequence[ExtractionRow],
+    *,
+    merge_duplicates: bool = False,
+    exact_order: bool = False,
+) -> CurveResult:
     """Score predictions against CaRB gold with the official semantics.
 
     Args:
@@ -310,8 +325,13 @@ def carb_curve(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extractio
     return CurveResult(thresholds, precision, recall, best, auc, stats, official_best, pl)
 
 
-def format_pr_dat(precision: Sequence[float], recall: Sequence[float], thresholds: Sequence[float],
-                  kept: Sequence[float] | None = None, n_gold: int | None = None) -> str:
+def format_pr_dat(
+    precision: Sequence[float],
+    recall: Sequence[float],
+    thresholds: Sequence[float],
+    kept: Sequence[float] | None = None,
+    n_gold: int | None = None,
+) -> str:
     """The official scorer's PR-curve file (``--out``): ``Precision<TAB>Recall<TAB>Confidence`` rows
     stably sorted by recall, numbers written as Python prints them (``1`` / ``0`` where the official tool
     falls back to the integer: nothing kept / no gold).

@@ -105,7 +105,9 @@ def read_carb_gold(path: str | os.PathLike, *, with_context: bool = False):
         where = f"{os.fspath(path)}:{n}"
         data = line.strip().split("\t")
         if len(data) < 2:
-            raise ValueError(f"{where}: expected `sentence<TAB>relation<TAB>arg...`, got {len(data)} field(s).")
+            raise ValueError(
+                f"{where}: expected `sentence<TAB>relation<TAB>arg...`, got {len(data)} field(s)."
+            )
         args = tuple(a.strip() for a in data[2:] if "C: " not in a)
         contexts.append([a.strip() for a in data[2:] if "C: " in a])
         rows.append(ExtractionRow(data[0].strip(), data[1].strip(), args, 1.0, None, where))
@@ -130,8 +132,14 @@ def register_benchmark(name: str, loader: BenchmarkLoader | None = None, *, over
     return BENCHMARK_LOADERS.register(name, loader, overwrite=overwrite)
 
 
-def load_benchmark(name: str, lang: str = "en", *, split: str = "test", binary: bool = False,
-                   path: str | os.PathLike | None = None) -> datasets.Dataset:
+def load_benchmark(
+    name: str,
+    lang: str = "en",
+    *,
+    split: str = "test",
+    binary: bool = False,
+    path: str | os.PathLike | None = None,
+) -> datasets.Dataset:
     """Load a benchmark's gold set as a `datasets.Dataset` in the shared OIE schema.
 
     Covered: ``carb`` (en dev/test; zh, hi, te, es, pt test), ``reoie2016`` (en, es, pt; ``binary``),
@@ -178,8 +186,12 @@ def _load_carb(lang: str, split: str, variant: str, path) -> datasets.Dataset:
             )
             for i in idx
         ]
-        meta = {"benchmark": "carb", "split": split, "source": _rel(path),
-                "lines": [int(rows[i].source.rsplit(":", 1)[1]) for i in idx]}
+        meta = {
+            "benchmark": "carb",
+            "split": split,
+            "source": _rel(path),
+            "lines": [int(rows[i].source.rsplit(":", 1)[1]) for i in idx],
+        }
         records.append(OIERecord(f"carb-{lang}-{split}-{k}", sentence, sentence.split(), lang, exts, meta))
     return records_to_dataset(records)
 
@@ -200,15 +212,28 @@ def _load_reoie2016(lang: str, split: str, variant: str, path) -> datasets.Datas
         exts = []
         for t in tuples:
             names = [a for a in ("arg1", "arg2", "arg3", "temp", "loc") if t.get(a, "")]
-            exts.append(OIETuple(
-                arg0=t.get("arg0", ""), relation=t["pred"], args=[t[a] for a in names],
-                context=t.get("context") or None,
-                arg0_pos=_positions(t.get("arg0_index", [])), relation_pos=_positions(t.get("pred_index", [])),
-                args_pos=[_positions(t.get(f"{a}_index", [])) for a in names],
-            ))
-        meta = {"benchmark": "reoie2016", "variant": variant, "source": _rel(path),
-                "arg_roles": [[a for a in ("arg1", "arg2", "arg3", "temp", "loc") if t.get(a, "")] for t in tuples]}
-        records.append(OIERecord(f"reoie2016-{lang}-{variant}-{k}", sentence, sentence.split(), lang, exts, meta))
+            exts.append(
+                OIETuple(
+                    arg0=t.get("arg0", ""),
+                    relation=t["pred"],
+                    args=[t[a] for a in names],
+                    context=t.get("context") or None,
+                    arg0_pos=_positions(t.get("arg0_index", [])),
+                    relation_pos=_positions(t.get("pred_index", [])),
+                    args_pos=[_positions(t.get(f"{a}_index", [])) for a in names],
+                )
+            )
+        meta = {
+            "benchmark": "reoie2016",
+            "variant": variant,
+            "source": _rel(path),
+            "arg_roles": [
+                [a for a in ("arg1", "arg2", "arg3", "temp", "loc") if t.get(a, "")] for t in tuples
+            ],
+        }
+        records.append(
+            OIERecord(f"reoie2016-{lang}-{variant}-{k}", sentence, sentence.split(), lang, exts, meta)
+        )
     return records_to_dataset(records)
 
 
@@ -223,8 +248,13 @@ def _load_oie2016(lang: str, split: str, variant: str, path) -> datasets.Dataset
     records = []
     for k, (sentence, items) in enumerate(groups.items()):
         exts = [OIETuple(arg0=d[3] if len(d) > 3 else "", relation=d[2], args=list(d[4:])) for d, _ in items]
-        meta = {"benchmark": "oie2016", "split": split, "source": _rel(path),
-                "heads": [d[1] for d, _ in items], "lines": [n for _, n in items]}
+        meta = {
+            "benchmark": "oie2016",
+            "split": split,
+            "source": _rel(path),
+            "heads": [d[1] for d, _ in items],
+            "lines": [n for _, n in items],
+        }
         records.append(OIERecord(f"oie2016-{split}-{k}", sentence, sentence.split(), lang, exts, meta))
     return records_to_dataset(records)
 
@@ -235,8 +265,13 @@ def _load_benchie(lang: str, split: str, variant: str, path) -> datasets.Dataset
     records = []
     for sid, sentence, triples in benchie_records(gold):
         exts = [OIETuple(arg0=t[0], relation=t[1], args=[t[2]]) for t, _ in triples]
-        meta = {"benchmark": "benchie", "source": _rel(path), "sent_id": sid,
-                "synsets": [c for _, c in triples], "n_synsets": len(gold.synsets.get(sid, []))}
+        meta = {
+            "benchmark": "benchie",
+            "source": _rel(path),
+            "sent_id": sid,
+            "synsets": [c for _, c in triples],
+            "n_synsets": len(gold.synsets.get(sid, [])),
+        }
         records.append(OIERecord(f"benchie-{lang}-{sid}", sentence, sentence.split(), lang, exts, meta))
     return records_to_dataset(records)
 

@@ -103,8 +103,9 @@ def precision_recall_curve(y_true: np.ndarray, y_score: np.ndarray):
     return np.r_[precision[sl], 1], np.r_[recall[sl], 0], thresholds[sl]
 
 
-def lexical_score(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[ExtractionRow], *,
-                  merge_duplicates: bool = False) -> dict:
+def lexical_score(
+    gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[ExtractionRow], *, merge_duplicates: bool = False
+) -> dict:
     """Score predictions with the SpanOIE / Multi2OIE lexical matcher.
 
     Args:
@@ -155,12 +156,23 @@ def lexical_score(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extrac
     yt = np.asarray(y_true, dtype=np.float64)
     ys = np.asarray([s if math.isfinite(s) else 0.0 for s in y_score], dtype=np.float64)
     if yt.size == 0 or yt.sum() == 0:
-        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "auc": 0.0, "curve": {"precision": [], "recall": [],
-                "thresholds": []}, **stats}
+        return {
+            "precision": 0.0,
+            "recall": 0.0,
+            "f1": 0.0,
+            "auc": 0.0,
+            "curve": {"precision": [], "recall": [], "thresholds": []},
+            **stats,
+        }
     precision, recall, thresholds = precision_recall_curve(yt, ys)
     recall = recall * ((total - unmatched) / float(total))
     best = max(
-        ((p, r, _f1(p, r), t) for p, r, t in zip(precision[:-1].tolist(), recall[:-1].tolist(), thresholds.tolist(), strict=False)),
+        (
+            (p, r, _f1(p, r), t)
+            for p, r, t in zip(
+                precision[:-1].tolist(), recall[:-1].tolist(), thresholds.tolist(), strict=False
+            )
+        ),
         key=lambda x: x[2],
     )
     return {
@@ -169,6 +181,10 @@ def lexical_score(gold_rows: Sequence[ExtractionRow], pred_rows: Sequence[Extrac
         "f1": best[2],
         "auc": trapezoid_auc(recall, precision),
         "best_threshold": best[3],
-        "curve": {"precision": precision.tolist(), "recall": recall.tolist(), "thresholds": thresholds.tolist()},
+        "curve": {
+            "precision": precision.tolist(),
+            "recall": recall.tolist(),
+            "thresholds": thresholds.tolist(),
+        },
         **stats,
     }

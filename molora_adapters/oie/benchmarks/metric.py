@@ -63,8 +63,14 @@ class _OIEBenchmarkMetric(evaluate.Metric):
             features=PREDICTION_FEATURES,
         )
 
-    def _compute(self, predictions, lang: str | None = None, gold: str | None = None, curve: bool = False,
-                 **options: Any) -> dict:
+    def _compute(
+        self,
+        predictions,
+        lang: str | None = None,
+        gold: str | None = None,
+        curve: bool = False,
+        **options: Any,
+    ) -> dict:
         lang = lang or (self.config_name if self.config_name not in (None, "default") else "en")
         result = score_extractions(self.BENCHMARK, predictions, lang=lang, gold=gold, **options)
         if not curve:
@@ -98,8 +104,9 @@ def metric_path(name: str) -> str:
     return str(Path(__file__).parent / "metrics" / name / f"{name}.py")
 
 
-def make_compute_metrics(benchmark: str, decode: Callable[[Any], Any], *, lang: str = "en",
-                         gold: str | None = None, **options: Any) -> Callable[[Any], dict[str, float]]:
+def make_compute_metrics(
+    benchmark: str, decode: Callable[[Any], Any], *, lang: str = "en", gold: str | None = None, **options: Any
+) -> Callable[[Any], dict[str, float]]:
     """A ``compute_metrics`` for `transformers.Trainer` that scores decoded extractions.
 
     Args:
@@ -116,6 +123,8 @@ def make_compute_metrics(benchmark: str, decode: Callable[[Any], Any], *, lang: 
 
     def compute_metrics(eval_prediction: Any) -> dict[str, float]:
         result = score_extractions(benchmark, decode(eval_prediction), lang=lang, gold=gold, **options)
-        return {k: float(result[k]) for k in ("precision", "recall", "f1", "auc") if result.get(k) is not None}
+        return {
+            k: float(result[k]) for k in ("precision", "recall", "f1", "auc") if result.get(k) is not None
+        }
 
     return compute_metrics

@@ -13,9 +13,7 @@ def _pyplot():
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "PR-curve plots need matplotlib: `pip install molora-adapters[plot]`."
-        ) from e
+        raise ImportError("PR-curve plots need matplotlib: `pip install molora-adapters[plot]`.") from e
     return plt
 
 

@@ -75,7 +75,9 @@ def read_tabbed(path: str | os.PathLike) -> list[ExtractionRow]:
             raise ValueError(
                 f"{where}: expected `sentence<TAB>confidence<TAB>relation[<TAB>arg...]`, got {len(data)} field(s)."
             )
-        rows.append(ExtractionRow(data[0], data[2], tuple(data[3:]), _confidence(data[1], where), None, where))
+        rows.append(
+            ExtractionRow(data[0], data[2], tuple(data[3:]), _confidence(data[1], where), None, where)
+        )
     return rows
 
 
@@ -83,7 +85,9 @@ def _openie4_text(field: str, where: str) -> str:
     try:
         return field[field.index("(") + 1 : field.index(",List(")]
     except ValueError:
-        raise ValueError(f"{where}: `{field[:60]}` is not an OpenIE-4 `Kind(text,List(...))` field.") from None
+        raise ValueError(
+            f"{where}: `{field[:60]}` is not an OpenIE-4 `Kind(text,List(...))` field."
+        ) from None
 
 
 @register_prediction_reader("openie4")
@@ -126,7 +130,9 @@ def read_benchie(path: str | os.PathLike) -> list[ExtractionRow]:
         where = f"{os.fspath(path)}:{n}"
         data = line.strip().split("\t")
         if len(data) < 3:
-            raise ValueError(f"{where}: expected `sent_id<TAB>subject<TAB>relation<TAB>object`, got {len(data)} field(s).")
+            raise ValueError(
+                f"{where}: expected `sent_id<TAB>subject<TAB>relation<TAB>object`, got {len(data)} field(s)."
+            )
         obj = data[3] if len(data) > 3 else ""
         rows.append(ExtractionRow("", data[2], (data[1], obj), 1.0, data[0], where))
     return rows
@@ -197,8 +203,14 @@ def _row(sentence: str, ext: Any, where: str, sent_id: str | None = None) -> Ext
     conf = _get(ext, "confidence", 1.0)
     conf = 1.0 if conf is None else float(conf)
     sid = _get(ext, "sent_id", sent_id)
-    return ExtractionRow(str(sentence), str(relation), tuple(str(a) for a in args), conf,
-                         None if sid is None else str(sid), where)
+    return ExtractionRow(
+        str(sentence),
+        str(relation),
+        tuple(str(a) for a in args),
+        conf,
+        None if sid is None else str(sid),
+        where,
+    )
 
 
 def _record_sent_id(record: Any) -> str | None:

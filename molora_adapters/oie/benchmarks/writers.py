@@ -80,7 +80,9 @@ def format_benchie(predictions: Any, sent_ids: Mapping[str, str] | None = None) 
     return "".join(line + "\n" for line in lines)
 
 
-def write_benchie(path: str | os.PathLike, predictions: Any, sent_ids: Mapping[str, str] | None = None) -> int:
+def write_benchie(
+    path: str | os.PathLike, predictions: Any, sent_ids: Mapping[str, str] | None = None
+) -> int:
     """Write predictions in BenchIE explicit format; returns the number of rows.
 
     Args:
