@@ -61,6 +61,7 @@ class Chunk:
     input_ids: list[int]
     word_ids: list[int | None]  # sub-word -> word index within the chunk
     n_words: int
+    language: str | None = None  # passed to the model as `language_ids` (language-routed mixtures)
 
 
 @dataclass
@@ -189,9 +190,11 @@ class OIEPipeline:
         ids, wids = encode_words(self.tokenizer, [[w for w, _, _ in words[i]] for i in todo])
         for i, input_ids, word_ids in zip(todo, ids, wids, strict=True):
             if len(input_ids) <= self.max_length:
-                chunks.append(Chunk(i, 0, input_ids, word_ids, len(words[i])))
+                chunks.append(Chunk(i, 0, input_ids, word_ids, len(words[i]), languages[i]))
             else:
-                chunks.extend(self._split_long(i, [w for w, _, _ in words[i]], word_ids))
+                for chunk in self._split_long(i, [w for w, _, _ in words[i]], word_ids):
+                    chunk.language = languages[i]
+                    chunks.append(chunk)
         return words, chunks
 
     def _split_long(self, index: int, words: list[str], word_ids: list[int | None]) -> list[Chunk]:
@@ -243,8 +246,11 @@ class OIEPipeline:
                     first[b, t] = w
                 prev = w if w is not None else prev
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        extra = {}
+        if all(c.language for c in chunks) and getattr(self.model, "adapter_mixtures", None):
+            extra["language_ids"] = [c.language for c in chunks]  # for language-routed mixtures
         out = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, head=self.head_name, return_dict=True
+            input_ids=input_ids, attention_mask=attention_mask, head=self.head_name, return_dict=True, **extra
         )
         head: OIEHead = self.model.heads[self.head_name]
         pred_probs = out.predicate_logits.float().softmax(-1).cpu()  # (b, t, 3)

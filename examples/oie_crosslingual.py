@@ -1,0 +1,388 @@
+"""Cross-lingual Open Information Extraction, end to end (MT4CrossOIE on `adapters`).
+
+1. Encoder: the embedded multilingual-e5-small by default (offline), or any HF id / path (`--model`).
+2. Data: English OIE corpora shipped with the package (OIE2016 train, IMoJIE subsets, GPT-LSOIE) plus few-shot
+   in-language data (the first 300 Re-OIE2016 sentences of es and pt), optionally LLM-generated languages
+   (`--llm-data`, output of `molora annotate`).
+3. Disentangled stage tuning with a Multi2OIE head: (1) word embeddings, (2) the rest of the encoder, (3) a
+   Mixture-of-LoRA with 6 language experts (en, de, zh, es, pt, ar), top-2 routing.
+4. Evaluation with scorers that reproduce the official tools: CaRB en, BenchIE en/de/zh, Re-OIE2016 es/pt (held-out
+   part, CaRB format and lexical match) and multilingual CaRB zh/hi/te.
+
+    python examples/oie_crosslingual.py                        # ~10 min on 2 CPU cores, offline
+    python examples/oie_crosslingual.py --full --model bert-base-multilingual-cased   # paper scale, on a GPU
+
+Writes `results.json`, `routing_heatmap.png` and `pr_curves.png` into `--output-dir`; Ctrl-C and rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+EXPERTS = ["en", "de", "zh", "es", "pt", "ar"]
+STAGE_NAMES = ("embeddings", "backbone", "mixture")
+# (benchmark, language, scorer, what): the evaluation protocol of benchmarks/quality_oie.py
+EVALUATIONS = [
+    ("carb", "en", "carb", "CaRB en test"),
+    ("benchie", "en", "benchie", "BenchIE en"),
+    ("benchie", "de", "benchie", "BenchIE de"),
+    ("benchie", "zh", "benchie", "BenchIE zh"),
+    ("carb", "es", "carb", "Re-OIE2016 es held-out (CaRB format)"),
+    ("carb", "pt", "carb", "Re-OIE2016 pt held-out (CaRB format)"),
+    ("reoie2016", "es", "reoie2016", "Re-OIE2016 es held-out (lexical)"),
+    ("reoie2016", "pt", "reoie2016", "Re-OIE2016 pt held-out (lexical)"),
+    ("carb", "zh", "carb", "multilingual CaRB zh"),
+    ("carb", "hi", "carb", "multilingual CaRB hi"),
+    ("carb", "te", "carb", "multilingual CaRB te"),
+]
+FEW_SHOT = {"es": 300, "pt": 300}
+DEFAULT_CORPORA = "oie2016,imojie,lsoie-gpt"
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="embedded:multilingual-e5-small", help="HF id, local path or embedded:<name>")
+    p.add_argument("--train-data", default=DEFAULT_CORPORA, help="comma-separated corpus names or JSONL paths")
+    p.add_argument("--llm-data", action="append", default=[], metavar="DIR", help="output of `molora annotate`")
+    p.add_argument("--stages", default=",".join(STAGE_NAMES), help="comma-separated subset of " + ",".join(STAGE_NAMES))
+    p.add_argument("--experts", default=",".join(EXPERTS))
+    p.add_argument("--top-k", type=int, default=2)
+    p.add_argument("--granularity", choices=["token", "sentence", "language"], default="token")
+    p.add_argument("--max-steps", default="25,50,60", help="steps per stage: one int, or one per stage")
+    p.add_argument("--learning-rates", default="1e-4,1e-4,5e-4", help="one per stage")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=64, help="sub-words per training example")
+    p.add_argument("--max-train-sentences", type=int, default=1200, help="English sentences used (0 = all)")
+    p.add_argument("--eval-max-sentences", type=int, default=600, help="per benchmark; larger sets are sampled (0 = all)")
+    p.add_argument("--output-dir", default="runs/oie_crosslingual")
+    p.add_argument("--push-to-hub", metavar="REPO", default=None)
+    p.add_argument("--full", action="store_true", help="paper scale (use a GPU): all data, 3 epochs per stage, r=16")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    args = p.parse_args(argv)
+
+    args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    bad = [s for s in args.stages if s not in STAGE_NAMES]
+    if bad or not args.stages:
+        p.error(f"--stages: unknown stage(s) {bad or '(none)'}; choose from {','.join(STAGE_NAMES)}")
+    args.experts = [e.strip() for e in args.experts.split(",") if e.strip()]
+    if not 1 <= args.top_k <= len(args.experts):
+        p.error(f"--top-k must be in [1, {len(args.experts)}] (the number of experts), got {args.top_k}")
+    try:
+        steps = [int(x) for x in args.max_steps.split(",")]
+        lrs = [float(x) for x in args.learning_rates.split(",")]
+    except ValueError:
+        p.error("--max-steps and --learning-rates take comma-separated numbers, e.g. 25,50,60 and 1e-4,1e-4,5e-4")
+    args.steps = dict(zip(STAGE_NAMES, steps * 3 if len(steps) == 1 else steps, strict=False))
+    args.lrs = dict(zip(STAGE_NAMES, lrs * 3 if len(lrs) == 1 else lrs, strict=False))
+    if len(args.steps) < 3 or len(args.lrs) < 3 or min(args.steps.values()) < 1:
+        p.error("--max-steps / --learning-rates need one value or one per stage (3), steps >= 1")
+    if args.full:
+        args.max_train_sentences = args.eval_max_sentences = 0
+        args.max_length = 128
+    return args
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def load_training_data(args, log) -> "datasets.Dataset":  # noqa: F821
+    import datasets
+
+    from molora_adapters.data import CORPUS_LOADERS, load_training_corpus
+    from molora_adapters.oie.benchmarks import load_benchmark
+
+    parts = []
+    for spec in [s.strip() for s in args.train_data.split(",") if s.strip()]:
+        if spec in CORPUS_LOADERS:
+            ds = load_training_corpus(spec)
+        elif os.path.exists(spec):
+            ds = load_training_corpus("jsonl", path=spec)
+        else:
+            raise UserError(f"--train-data: `{spec}` is neither a corpus ({', '.join(CORPUS_LOADERS.names())}) nor a file")
+        log(f"  {spec}: {len(ds)} sentences")
+        parts.append(ds)
+    if not parts:
+        raise UserError("--train-data is empty: give at least one corpus name or JSONL path")
+    english = datasets.concatenate_datasets(parts).shuffle(seed=args.seed)
+    if args.max_train_sentences:
+        english = english.select(range(min(args.max_train_sentences, len(english))))
+    data = [english]
+    for lang, n in FEW_SHOT.items():  # few-shot in-language data; evaluation uses only the rest
+        gold = load_benchmark("reoie2016", lang)
+        data.append(gold.select(range(min(n, len(gold)))))
+        log(f"  few-shot reoie2016 {lang}: first {n} sentences")
+    for d in args.llm_data:
+        if not os.path.isdir(d):
+            raise UserError(f"--llm-data: `{d}` is not a directory (give the --out of `molora annotate`)")
+        gen = load_training_corpus("llm-augmented", path=d)
+        log(f"  llm-augmented {d}: {len(gen)} sentences")
+        data.append(gen)
+    return datasets.concatenate_datasets(data)
+
+
+# ---------------------------------------------------------------------------------------------------- model
+def build_model(args, log):
+    import torch
+    from adapters import AutoAdapterModel, LoRAConfig
+    from transformers import AutoTokenizer
+
+    import molora_adapters  # noqa: F401
+    from molora_adapters.models import resolve_model_name_or_path
+
+    try:
+        path = resolve_model_name_or_path(args.model)
+        tok_kwargs = {"fix_mistral_regex": False} if args.model.startswith("embedded:") else {}
+        tokenizer = AutoTokenizer.from_pretrained(path, **tok_kwargs)
+        torch.manual_seed(args.seed)
+        model = AutoAdapterModel.from_pretrained(path)
+    except (OSError, ValueError, ImportError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"--model {args.model}: cannot load it ({first})") from None
+    model.add_oie_head("oie", n_arg_layers=2 if not args.full else 4, d_feedforward=512 if not args.full else 2048)
+    r = 16 if args.full else 8
+    languages = {e: e for e in args.experts}
+    for lang in ("hi", "te"):  # evaluation languages without an expert route to English for language routing
+        languages.setdefault(lang, "en" if "en" in args.experts else args.experts[0])
+    name = model.add_adapter_mixture(
+        args.experts,
+        name="oie_mixture",
+        top_k=args.top_k,
+        granularity=args.granularity,
+        languages=languages,
+        expert_config=LoRAConfig(r=r, alpha=2 * r, dropout=0.1, selfattn_lora=True, intermediate_lora=True, output_lora=True),
+    )
+    log(f"model {args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, mixture `{name}`")
+    return model, tokenizer, name
+
+
+def train(args, model, tokenizer, features, mixture, log):
+    from dataclasses import replace
+
+    import torch
+    from transformers import TrainingArguments
+
+    from molora_adapters.oie import DataCollatorForOIE
+    from molora_adapters.training import MT4CROSSOIE_STAGES, StagedTrainer
+
+    by_name = {s.name: s for s in MT4CROSSOIE_STAGES}
+    stages = []
+    for s in args.stages:
+        stage = replace(by_name[s], learning_rate=args.lrs[s])
+        stage = replace(stage, num_train_epochs=3.0) if args.full else replace(stage, max_steps=args.steps[s])
+        stages.append(stage)
+    targs = TrainingArguments(
+        output_dir=str(Path(args.output_dir) / "train"),
+        per_device_train_batch_size=args.batch_size,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        logging_steps=10,
+        save_steps=25,
+        save_total_limit=2,
+        report_to=[],
+        remove_unused_columns=False,
+        seed=args.seed,
+        bf16=bool(args.full and torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+    )
+    trainer = StagedTrainer(
+        model=model,
+        args=targs,
+        stages=stages,
+        train_dataset=features,
+        data_collator=DataCollatorForOIE(tokenizer.pad_token_id),
+    )
+    train_dir = Path(targs.output_dir)
+    resume = (not args.no_resume) and train_dir.is_dir() and any(train_dir.glob("stage-*"))
+    if resume:
+        log(f"resuming from {train_dir}")
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    return trainer
+
+
+# ---------------------------------------------------------------------------------------------------- evaluation
+def _subset_gold(benchmark: str, lang: str, keep_sentences: set[str] | None, out_dir: Path) -> str | None:
+    """Write the gold restricted to ``keep_sentences`` (CaRB tsv / Re-OIE2016 JSON), or None for the full gold."""
+    from molora_adapters.oie.benchmarks import gold_path
+    from molora_adapters.utils.io import atomic_write_text
+
+    if keep_sentences is None:
+        return None
+    src = Path(gold_path(benchmark, lang))
+    opener = gzip.open if src.suffix == ".gz" else open
+    out = out_dir / f"{benchmark}_{lang}_{src.name.removesuffix('.gz')}"
+    with opener(src, "rt", encoding="utf-8") as f:
+        if benchmark == "reoie2016":
+            data = json.load(f)
+            atomic_write_text(out, json.dumps({k: v for k, v in data.items() if k.strip() in keep_sentences}))
+        else:  # CaRB: one tuple per line, the sentence in the first column
+            atomic_write_text(out, "".join(line for line in f if line.split("\t", 1)[0].strip() in keep_sentences))
+    return str(out)
+
+
+def evaluation_sets(args) -> list[dict]:
+    """Per evaluation: the sentences to extract from, and a gold override for held-out / sampled subsets."""
+    from molora_adapters.oie.benchmarks import load_benchmark
+
+    held_out = {lang: set(load_benchmark("reoie2016", lang)["sentence"][:n]) for lang, n in FEW_SHOT.items()}
+    gold_dir = Path(args.output_dir) / "gold_subsets"
+    sets = []
+    for bench, lang, scorer, what in EVALUATIONS:
+        sentences = [s.strip() for s in load_benchmark(bench, lang)["sentence"]]
+        keep = None
+        if lang in held_out and bench in ("carb", "reoie2016"):
+            few = {s.strip() for s in held_out[lang]}
+            sentences = [s for s in sentences if s not in few]
+            keep = set(sentences)
+        if args.eval_max_sentences and len(sentences) > args.eval_max_sentences and bench != "benchie":
+            sentences = sorted(random.Random(args.seed).sample(sentences, args.eval_max_sentences), key=sentences.index)
+            keep = set(sentences)
+        gold = _subset_gold(bench, lang, keep, gold_dir)
+        sets.append(dict(benchmark=bench, lang=lang, scorer=scorer, what=what, sentences=sentences, gold=gold))
+    return sets
+
+
+def evaluate_all(args, model, tokenizer, log) -> tuple[list[dict], dict]:
+    from molora_adapters.oie import OIEPipeline
+    from molora_adapters.oie.benchmarks import score_extractions
+
+    pipe = OIEPipeline(model, tokenizer)
+    rows, curves, cache = [], {}, {}
+    for ev in evaluation_sets(args):
+        key = (ev["lang"], tuple(ev["sentences"]))
+        if key not in cache:  # CaRB and lexical scoring of es/pt share one extraction pass
+            t0 = time.time()
+            cache[key] = pipe.extract(ev["sentences"], language=ev["lang"], batch_size=32)
+            log(f"  extracted {ev['what']}: {len(ev['sentences'])} sentences in {time.time() - t0:.0f}s")
+        extractions = cache[key]
+        preds = [(s, exts) for s, exts in zip(ev["sentences"], extractions, strict=True)]
+        res = score_extractions(ev["scorer"], preds, lang=ev["lang"], gold=ev["gold"])
+        row = {
+            "benchmark": ev["what"],
+            "scorer": ev["scorer"],
+            "lang": ev["lang"],
+            "sentences": len(ev["sentences"]),
+            "extractions": sum(len(e) for e in extractions),
+            **{k: res.get(k) for k in ("precision", "recall", "f1", "auc")},
+        }
+        rows.append(row)
+        if res.get("curve"):
+            curves[f"{ev['scorer']} {ev['lang']}"] = res
+    return rows, curves
+
+
+def write_outputs(args, rows, curves, model, tokenizer, mixture, elapsed, log) -> dict:
+    from molora_adapters.mixture import collect_routing_statistics
+    from molora_adapters.utils.io import atomic_write_text
+
+    out = Path(args.output_dir)
+    files = {}
+    try:
+        from molora_adapters.oie.benchmarks.plot import plot_pr_curves
+
+        files["pr_curves"] = plot_pr_curves(curves, out / "pr_curves.png", title="PR curves (CaRB / lexical)")
+    except ImportError as err:
+        log(f"  no PR-curve plot: {err}")
+    # Routing heatmap: expert share per language per layer, on a few evaluation sentences of each language.
+    batches = []
+    for lang, sents in _routing_samples(args).items():
+        enc = tokenizer(sents, padding=True, truncation=True, max_length=args.max_length, return_tensors="pt")
+        batches.append({**enc, "languages": [lang] * len(sents)})
+    model.set_active_adapters(model.get_adapter_mixture(mixture))
+    stats = collect_routing_statistics(model, batches, mixture=mixture, progress=False)
+    stats.save_json(out / "routing_statistics.json")
+    try:
+        files["routing_heatmap"] = stats.plot_heatmap(out / "routing_heatmap.png")
+    except ImportError as err:
+        log(f"  no routing heatmap: {err}")
+    results = {
+        "model": args.model,
+        "stages": args.stages,
+        "experts": args.experts,
+        "top_k": args.top_k,
+        "granularity": args.granularity,
+        "seconds": round(elapsed, 1),
+        "results": rows,
+        "files": files,
+    }
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    return results
+
+
+def _routing_samples(args, n: int = 16) -> dict[str, list[str]]:
+    from molora_adapters.oie.benchmarks import load_benchmark
+
+    samples = {}
+    for bench, lang in [("carb", "en"), ("benchie", "de"), ("carb", "zh"), ("carb", "es"), ("carb", "pt"), ("carb", "hi")]:
+        samples[lang] = list(load_benchmark(bench, lang)["sentence"][:n])
+    return samples
+
+
+def format_table(rows: list[dict]) -> str:
+    def f(v):
+        return "  -  " if v is None else f"{v:.3f}"
+
+    lines = [f"{'benchmark':40s} {'n':>5s} {'P':>6s} {'R':>6s} {'F1':>6s} {'AUC':>6s}"]
+    for r in rows:
+        lines.append(
+            f"{r['benchmark']:40s} {r['sentences']:5d} {f(r['precision']):>6s} {f(r['recall']):>6s} "
+            f"{f(r['f1']):>6s} {f(r['auc']):>6s}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    start = time.time()
+
+    def log(msg: str) -> None:
+        print(f"[{time.time() - start:6.0f}s] {msg}", flush=True)
+
+    try:
+        import torch
+
+        from molora_adapters.oie import build_oie_features
+
+        torch.manual_seed(args.seed)
+        random.seed(args.seed)
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        model, tokenizer, mixture = build_model(args, log)
+        log("loading training data")
+        records = load_training_data(args, log)
+        features = build_oie_features(records, tokenizer, max_length=args.max_length)
+        log(f"{len(records)} sentences -> {len(features)} training examples (one per predicate)")
+        train(args, model, tokenizer, features, mixture, log)
+        log("evaluating")
+        model.eval()
+        model.set_active_adapters(model.get_adapter_mixture(mixture) if "mixture" in args.stages else None)
+        rows, curves = evaluate_all(args, model, tokenizer, log)
+        results = write_outputs(args, rows, curves, model, tokenizer, mixture, time.time() - start, log)
+        if args.push_to_hub:
+            urls = model.push_adapter_mixture_to_hub(args.push_to_hub, mixture, with_head="oie")
+            log(f"pushed to {args.push_to_hub}: {len(urls)} commit(s)")
+    except KeyboardInterrupt:
+        print("\ninterrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print()
+    print(format_table(rows))
+    print(f"\ntotal time {results['seconds']:.0f}s; results in {Path(args.output_dir) / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
