@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 EXPERTS = ["en", "de", "zh", "es", "pt", "ar"]
-STAGE_NAMES = ("embeddings", "backbone", "mixture")
+STAGE_NAMES = ("embeddings", "backbone", "mixture", "full")  # "full": one-stage full fine-tuning (Multi2OIE)
 # (benchmark, language, scorer, what): the evaluation protocol of benchmarks/quality_oie.py
 EVALUATIONS = [
     ("carb", "en", "carb", "CaRB en test"),
@@ -52,23 +52,46 @@ class UserError(Exception):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="embedded:multilingual-e5-small", help="HF id, local path or embedded:<name>")
-    p.add_argument("--train-data", default=DEFAULT_CORPORA, help="comma-separated corpus names or JSONL paths")
-    p.add_argument("--llm-data", action="append", default=[], metavar="DIR", help="output of `molora annotate`")
-    p.add_argument("--stages", default=",".join(STAGE_NAMES), help="comma-separated subset of " + ",".join(STAGE_NAMES))
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--model", default="embedded:multilingual-e5-small", help="HF id, local path or embedded:<name>"
+    )
+    p.add_argument(
+        "--train-data", default=DEFAULT_CORPORA, help="comma-separated corpus names or JSONL paths"
+    )
+    p.add_argument(
+        "--llm-data", action="append", default=[], metavar="DIR", help="output of `molora annotate`"
+    )
+    p.add_argument(
+        "--stages",
+        default="embeddings,backbone,mixture",
+        help="comma-separated, in order, from "
+        + ",".join(STAGE_NAMES)
+        + " (full = one-stage full fine-tuning)",
+    )
     p.add_argument("--experts", default=",".join(EXPERTS))
     p.add_argument("--top-k", type=int, default=2)
     p.add_argument("--granularity", choices=["token", "sentence", "language"], default="token")
-    p.add_argument("--max-steps", default="25,50,60", help="steps per stage: one int, or one per stage")
-    p.add_argument("--learning-rates", default="1e-4,1e-4,5e-4", help="one per stage")
+    p.add_argument("--max-steps", default="40,80,100", help="steps per stage: one int, or one per stage")
+    p.add_argument("--learning-rates", default="1e-4,1e-4,5e-4", help="one value, or one per stage")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=64, help="sub-words per training example")
     p.add_argument("--max-train-sentences", type=int, default=1200, help="English sentences used (0 = all)")
-    p.add_argument("--eval-max-sentences", type=int, default=600, help="per benchmark; larger sets are sampled (0 = all)")
+    p.add_argument(
+        "--eval-max-sentences", type=int, default=600, help="per benchmark; larger sets are sampled (0 = all)"
+    )
+    p.add_argument(
+        "--eval",
+        default="all",
+        help="evaluations to run, e.g. carb:en,benchie:de,reoie2016:es (default: all of the protocol)",
+    )
     p.add_argument("--output-dir", default="runs/oie_crosslingual")
     p.add_argument("--push-to-hub", metavar="REPO", default=None)
-    p.add_argument("--full", action="store_true", help="paper scale (use a GPU): all data, 3 epochs per stage, r=16")
+    p.add_argument(
+        "--full", action="store_true", help="paper scale (use a GPU): all data, 3 epochs per stage, r=16"
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     args = p.parse_args(argv)
@@ -84,11 +107,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         steps = [int(x) for x in args.max_steps.split(",")]
         lrs = [float(x) for x in args.learning_rates.split(",")]
     except ValueError:
-        p.error("--max-steps and --learning-rates take comma-separated numbers, e.g. 25,50,60 and 1e-4,1e-4,5e-4")
-    args.steps = dict(zip(STAGE_NAMES, steps * 3 if len(steps) == 1 else steps, strict=False))
-    args.lrs = dict(zip(STAGE_NAMES, lrs * 3 if len(lrs) == 1 else lrs, strict=False))
-    if len(args.steps) < 3 or len(args.lrs) < 3 or min(args.steps.values()) < 1:
-        p.error("--max-steps / --learning-rates need one value or one per stage (3), steps >= 1")
+        p.error(
+            "--max-steps and --learning-rates take comma-separated numbers, e.g. 40,80,100 and 1e-4,1e-4,5e-4"
+        )
+    n = len(args.stages)
+    steps, lrs = (steps * n if len(steps) == 1 else steps), (lrs * n if len(lrs) == 1 else lrs)
+    if len(steps) != n or len(lrs) != n or min(steps) < 1 or min(lrs) <= 0:
+        p.error(
+            f"--max-steps / --learning-rates need one value or one per stage ({n}); steps >= 1, rates > 0"
+        )
+    args.steps, args.lrs = (
+        dict(zip(args.stages, steps, strict=True)),
+        dict(zip(args.stages, lrs, strict=True)),
+    )
+    known = {f"{b}:{lang}" for b, lang, _, _ in EVALUATIONS}
+    args.eval = (
+        sorted(known) if args.eval == "all" else [e.strip() for e in args.eval.split(",") if e.strip()]
+    )
+    unknown = sorted(set(args.eval) - known)
+    if unknown or not args.eval:
+        p.error(f"--eval: unknown {unknown or '(none)'}; choose from {','.join(sorted(known))}")
     if args.full:
         args.max_train_sentences = args.eval_max_sentences = 0
         args.max_length = 128
@@ -96,7 +134,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------------------------------------------- data
-def load_training_data(args, log) -> "datasets.Dataset":  # noqa: F821
+def load_training_data(args, log):
+    """English corpora (sampled), few-shot es/pt Re-OIE2016 and LLM-generated data, as one `datasets.Dataset`."""
     import datasets
 
     from molora_adapters.data import CORPUS_LOADERS, load_training_corpus
@@ -109,7 +148,9 @@ def load_training_data(args, log) -> "datasets.Dataset":  # noqa: F821
         elif os.path.exists(spec):
             ds = load_training_corpus("jsonl", path=spec)
         else:
-            raise UserError(f"--train-data: `{spec}` is neither a corpus ({', '.join(CORPUS_LOADERS.names())}) nor a file")
+            raise UserError(
+                f"--train-data: `{spec}` is neither a corpus ({', '.join(CORPUS_LOADERS.names())}) nor a file"
+            )
         log(f"  {spec}: {len(ds)} sentences")
         parts.append(ds)
     if not parts:
@@ -149,7 +190,9 @@ def build_model(args, log):
     except (OSError, ValueError, ImportError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"--model {args.model}: cannot load it ({first})") from None
-    model.add_oie_head("oie", n_arg_layers=2 if not args.full else 4, d_feedforward=512 if not args.full else 2048)
+    model.add_oie_head(
+        "oie", n_arg_layers=2 if not args.full else 4, d_feedforward=512 if not args.full else 2048
+    )
     r = 16 if args.full else 8
     languages = {e: e for e in args.experts}
     for lang in ("hi", "te"):  # evaluation languages without an expert route to English for language routing
@@ -160,9 +203,13 @@ def build_model(args, log):
         top_k=args.top_k,
         granularity=args.granularity,
         languages=languages,
-        expert_config=LoRAConfig(r=r, alpha=2 * r, dropout=0.1, selfattn_lora=True, intermediate_lora=True, output_lora=True),
+        expert_config=LoRAConfig(
+            r=r, alpha=2 * r, dropout=0.1, selfattn_lora=True, intermediate_lora=True, output_lora=True
+        ),
     )
-    log(f"model {args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, mixture `{name}`")
+    log(
+        f"model {args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, mixture `{name}`"
+    )
     return model, tokenizer, name
 
 
@@ -173,9 +220,10 @@ def train(args, model, tokenizer, features, mixture, log):
     from transformers import TrainingArguments
 
     from molora_adapters.oie import DataCollatorForOIE
-    from molora_adapters.training import MT4CROSSOIE_STAGES, StagedTrainer
+    from molora_adapters.training import MT4CROSSOIE_STAGES, Stage, StagedTrainer
 
     by_name = {s.name: s for s in MT4CROSSOIE_STAGES}
+    by_name["full"] = Stage("full", train=("embeddings", "backbone", "heads"), train_position_embeddings=True)
     stages = []
     for s in args.stages:
         stage = replace(by_name[s], learning_rate=args.lrs[s])
@@ -195,6 +243,7 @@ def train(args, model, tokenizer, features, mixture, log):
         bf16=bool(args.full and torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
         disable_tqdm=False,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     trainer = StagedTrainer(
         model=model,
@@ -227,7 +276,9 @@ def _subset_gold(benchmark: str, lang: str, keep_sentences: set[str] | None, out
             data = json.load(f)
             atomic_write_text(out, json.dumps({k: v for k, v in data.items() if k.strip() in keep_sentences}))
         else:  # CaRB: one tuple per line, the sentence in the first column
-            atomic_write_text(out, "".join(line for line in f if line.split("\t", 1)[0].strip() in keep_sentences))
+            atomic_write_text(
+                out, "".join(line for line in f if line.split("\t", 1)[0].strip() in keep_sentences)
+            )
     return str(out)
 
 
@@ -239,6 +290,8 @@ def evaluation_sets(args) -> list[dict]:
     gold_dir = Path(args.output_dir) / "gold_subsets"
     sets = []
     for bench, lang, scorer, what in EVALUATIONS:
+        if f"{bench}:{lang}" not in args.eval:
+            continue
         sentences = [s.strip() for s in load_benchmark(bench, lang)["sentence"]]
         keep = None
         if lang in held_out and bench in ("carb", "reoie2016"):
@@ -246,18 +299,23 @@ def evaluation_sets(args) -> list[dict]:
             sentences = [s for s in sentences if s not in few]
             keep = set(sentences)
         if args.eval_max_sentences and len(sentences) > args.eval_max_sentences and bench != "benchie":
-            sentences = sorted(random.Random(args.seed).sample(sentences, args.eval_max_sentences), key=sentences.index)
+            sentences = sorted(
+                random.Random(args.seed).sample(sentences, args.eval_max_sentences), key=sentences.index
+            )
             keep = set(sentences)
         gold = _subset_gold(bench, lang, keep, gold_dir)
-        sets.append(dict(benchmark=bench, lang=lang, scorer=scorer, what=what, sentences=sentences, gold=gold))
+        sets.append(
+            dict(benchmark=bench, lang=lang, scorer=scorer, what=what, sentences=sentences, gold=gold)
+        )
     return sets
 
 
 def evaluate_all(args, model, tokenizer, log) -> tuple[list[dict], dict]:
     from molora_adapters.oie import OIEPipeline
-    from molora_adapters.oie.benchmarks import score_extractions
+    from molora_adapters.oie.benchmarks import score_extractions, write_tabbed
 
     pipe = OIEPipeline(model, tokenizer)
+    pred_dir = Path(args.output_dir) / "predictions"
     rows, curves, cache = [], {}, {}
     for ev in evaluation_sets(args):
         key = (ev["lang"], tuple(ev["sentences"]))
@@ -267,6 +325,9 @@ def evaluate_all(args, model, tokenizer, log) -> tuple[list[dict], dict]:
             log(f"  extracted {ev['what']}: {len(ev['sentences'])} sentences in {time.time() - t0:.0f}s")
         extractions = cache[key]
         preds = [(s, exts) for s, exts in zip(ev["sentences"], extractions, strict=True)]
+        write_tabbed(
+            pred_dir / f"{ev['benchmark']}_{ev['lang']}.tsv", preds
+        )  # CaRB format, for `molora evaluate`
         res = score_extractions(ev["scorer"], preds, lang=ev["lang"], gold=ev["gold"])
         row = {
             "benchmark": ev["what"],
@@ -324,7 +385,14 @@ def _routing_samples(args, n: int = 16) -> dict[str, list[str]]:
     from molora_adapters.oie.benchmarks import load_benchmark
 
     samples = {}
-    for bench, lang in [("carb", "en"), ("benchie", "de"), ("carb", "zh"), ("carb", "es"), ("carb", "pt"), ("carb", "hi")]:
+    for bench, lang in [
+        ("carb", "en"),
+        ("benchie", "de"),
+        ("carb", "zh"),
+        ("carb", "es"),
+        ("carb", "pt"),
+        ("carb", "hi"),
+    ]:
         samples[lang] = list(load_benchmark(bench, lang)["sentence"][:n])
     return samples
 
@@ -345,6 +413,8 @@ def format_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Stages 1-2 train with the mixture added but inactive: adapters would warn on every forward.
+    logging.getLogger("adapters.model_mixin").addFilter(lambda r: "none are activated" not in r.getMessage())
     start = time.time()
 
     def log(msg: str) -> None:
@@ -358,9 +428,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(args.seed)
         random.seed(args.seed)
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-        model, tokenizer, mixture = build_model(args, log)
         log("loading training data")
         records = load_training_data(args, log)
+        model, tokenizer, mixture = build_model(args, log)
         features = build_oie_features(records, tokenizer, max_length=args.max_length)
         log(f"{len(records)} sentences -> {len(features)} training examples (one per predicate)")
         train(args, model, tokenizer, features, mixture, log)

@@ -1,0 +1,82 @@
+"""examples/oie_crosslingual.py end to end on the embedded encoder (tiny budget), and its one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "oie_crosslingual.py"
+
+
+@pytest.fixture(scope="module")
+def example():
+    spec = importlib.util.spec_from_file_location("oie_crosslingual", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_example_runs_end_to_end(example, embedded_e5_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "--max-steps",
+        "2",
+        "--max-train-sentences",
+        "16",
+        "--eval-max-sentences",
+        "8",
+        "--batch-size",
+        "4",
+        "--eval",
+        "carb:en,reoie2016:es,carb:zh",
+        "--experts",
+        "en,de,zh",
+        "--output-dir",
+        str(out),
+    ]
+    assert example.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [r["benchmark"] for r in results["results"]] == [
+        "CaRB en test",
+        "Re-OIE2016 es held-out (lexical)",
+        "multilingual CaRB zh",
+    ]
+    assert all(r["sentences"] == 8 for r in results["results"])
+    assert {"precision", "recall", "f1", "auc"} <= set(results["results"][0])
+    assert (out / "routing_heatmap.png").stat().st_size > 1000
+    routing = json.loads((out / "routing_statistics.json").read_text())
+    assert routing["experts"] == ["en", "de", "zh"] and "zh" in routing["counts"]
+    # the held-out es gold excludes the 300 few-shot training sentences
+    gold = json.loads(next((out / "gold_subsets").glob("reoie2016_es_*")).read_text())
+    assert len(gold) == 8
+    assert "total time" in capsys.readouterr().out
+    # a rerun resumes from the finished stages instead of training again
+    assert example.main(argv) == 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "/nonexistent/model/dir"], "--model /nonexistent/model/dir: cannot load it"),
+        (["--train-data", "no-such-corpus"], "--train-data: `no-such-corpus` is neither a corpus"),
+    ],
+)
+def test_user_errors_are_one_line(example, argv, message, tmp_path, capsys, embedded_e5_dir):
+    assert example.main([*argv, "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {message}") and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--stages", "embeddings,nope"], ["--top-k", "9"], ["--max-steps", "1,2"], ["--eval", "carb:xx"]],
+)
+def test_bad_flags_exit_2(example, argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        example.parse_args(argv)
+    assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err
