@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+from adapters import LoRAConfig
 from conftest import tiny_adapter_model
 
 from molora_adapters.oie import Extraction, LineResult, OIEPipeline, add_oie_head, write_results
@@ -199,3 +200,24 @@ def test_cli_end_to_end(pipe, tmp_path, monkeypatch, capsys, multilingual_senten
     assert main(["extract", "--model", str(model_dir), "--format", "carb", "--min-args", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines and all(line.startswith("Lisboa é a capital de Portugal .\t") for line in lines)
+
+
+def test_language_routed_mixture_gets_language_ids(tiny_tokenizer, multilingual_sentences):
+    """The pipeline passes each sentence's language on, so a language-routed mixture can run (and routes by it)."""
+    model = tiny_adapter_model("xlm-roberta")
+    add_oie_head(model, "oie")
+    name = model.add_adapter_mixture(
+        ["en", "de"], granularity="language", expert_config=LoRAConfig(init_weights="bert")
+    )
+    model.set_active_adapters(model.get_adapter_mixture(name))
+    pipe = OIEPipeline(model, tiny_tokenizer, min_args=0)
+    sentence = multilingual_sentences[5]
+    pipe.extract([sentence], language="de")  # would raise without `language_ids`
+    with pytest.raises(ValueError, match="language_ids"):
+        pipe.extract([sentence])  # no language given: the mixture cannot route
+    model.eval()
+    enc = tiny_tokenizer([sentence], return_tensors="pt")
+    with torch.no_grad():
+        de = model(**enc, language_ids=["de"], head="oie").predicate_logits
+        en = model(**enc, language_ids=["en"], head="oie").predicate_logits
+    assert not torch.allclose(de, en)
