@@ -7,7 +7,7 @@ Modelled on peft's ``register_peft_method``: names are validated, duplicates rai
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -59,6 +59,3 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
-
-
-Factory = Callable[..., object]

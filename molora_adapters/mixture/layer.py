@@ -71,8 +71,9 @@ def _language_index(context, config: MixtureConfig, name: str, device: torch.dev
 
 def _route(
     router: Router, config: MixtureConfig, top_k: int, x: torch.Tensor, context, name: str
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-    """Gates ``(B, T or 1, E)`` (or ``(N, E)`` for 2-D input), router logits, decision mask and language targets."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Gates ``(B, T or 1, E)`` (or ``(N, E)`` for 2-D input), router logits, routing probabilities (None for hard
+    language routing), decision mask and language targets."""
     granularity = config.granularity
     mask = _token_mask(context, x)
     # language ids matter only for hard routing and for the language-supervision loss
@@ -101,26 +102,32 @@ def _route(
                 "This mixture routes by language (granularity='language'): pass `language_ids` to the forward, "
                 "one language code or expert index per example."
             )
+        probs = None
         gates = torch.zeros_like(logits).scatter_(-1, lang.view(-1, 1, 1), 1.0)  # (B, 1, E) hard routing
     else:
         n_present = len(router.present_experts)
-        gates = sparse_top_k_gates(
-            logits.softmax(dim=-1), min(top_k, n_present), n_present, config.renormalize
-        )
-    return gates, logits, decision_mask, lang
+        probs = logits.softmax(dim=-1)
+        gates = sparse_top_k_gates(probs, min(top_k, n_present), n_present, config.renormalize)
+    return gates, logits, probs, decision_mask, lang
 
 
-def _record_routing(context, key: str, config: MixtureConfig, gates, logits, decision_mask, lang) -> None:
-    """Store the layer's router logits and add its weighted auxiliary loss to the forward context."""
+def _record_routing(
+    context, key: str, config: MixtureConfig, n_present: int, gates, logits, probs, decision_mask, lang
+) -> None:
+    """Store the layer's router logits and add its weighted auxiliary loss to the forward context.
+
+    ``probs`` are the routing probabilities ``_route`` already computed (None for hard language routing).
+    """
     flat_logits = logits.reshape(-1, logits.shape[-1])  # (N, E)
     flat_mask = decision_mask.reshape(-1) if decision_mask is not None else None
     context.router_logits[key] = flat_logits
     aux = flat_logits.new_zeros(())
-    if config.load_balancing_coef > 0 and config.granularity is not Granularity.LANGUAGE:
-        probs = flat_logits.softmax(dim=-1)
+    if config.load_balancing_coef > 0 and probs is not None:
+        flat_probs = probs.reshape(-1, probs.shape[-1])  # (N, E)
         selected = (gates.reshape(-1, gates.shape[-1]) > 0).float()
-        n_present = int(torch.isfinite(flat_logits[0]).sum())
-        aux = aux + config.load_balancing_coef * load_balancing_loss(probs, selected, n_present, flat_mask)
+        aux = aux + config.load_balancing_coef * load_balancing_loss(
+            flat_probs, selected, n_present, flat_mask
+        )
     if config.router_z_loss_coef > 0:
         aux = aux + config.router_z_loss_coef * router_z_loss(flat_logits, flat_mask)
     if config.language_loss_coef > 0 and lang is not None:
@@ -158,11 +165,12 @@ def compose_mixture_lora(
         torch.cat([lora.lora_B for lora in loras], dim=1) if len(loras) > 1 else loras[0].lora_B
     )  # (D_out, R)
 
-    gates, logits, decision_mask, lang = _route(
+    gates, logits, probs, decision_mask, lang = _route(
         router, config, adapter_setup.top_k, x, context, adapter_setup.name
     )
     if getattr(context, "output_router_logits", False):
-        _record_routing(context, key, config, gates, logits, decision_mask, lang)
+        n_present = len(router.present_experts)
+        _record_routing(context, key, config, n_present, gates, logits, probs, decision_mask, lang)
 
     layout = router.layout(x.device)
     if not router.all_present:

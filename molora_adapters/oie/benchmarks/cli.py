@@ -12,8 +12,8 @@ import json
 import os
 import sys
 
+from ...utils.io import atomic_write_text
 from .readers import PREDICTION_READERS
-from .writers import _atomic_write
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,14 +105,14 @@ def run(args: argparse.Namespace) -> int:
 
         res = results[labels[0]]
         c = res["curve"]
-        _atomic_write(
+        atomic_write_text(
             args.dat,
             format_pr_dat(c["precision"], c["recall"], c["thresholds"], c["kept"], res["gold_tuples"]),
         )
         print(f"wrote {args.dat}")
     if args.json:
         payload = results[labels[0]] if len(results) == 1 else {"results": results}
-        _atomic_write(args.json, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(args.json, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {args.json}")
     plot = args.plot or (os.path.splitext(args.json)[0] + ".png" if args.json else None)
     if plot and not args.no_plot:

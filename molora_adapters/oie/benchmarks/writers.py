@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from ...utils.io import atomic_write_text
 from .readers import rows_from_extractions
 from .rows import ExtractionRow, normalize_key
 
@@ -19,24 +19,6 @@ from .rows import ExtractionRow, normalize_key
 def _clean(text: str) -> str:
     """Tabs and newlines would break the line formats: replace them with spaces."""
     return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
-
-
-def _atomic_write(path: str | os.PathLike, text: str) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def format_tabbed(predictions: Any) -> str:
@@ -57,7 +39,7 @@ def write_tabbed(path: str | os.PathLike, predictions: Any) -> int:
         predictions: extractions in any shape :func:`~.readers.rows_from_extractions` accepts.
     """
     text = format_tabbed(predictions)
-    _atomic_write(path, text)
+    atomic_write_text(path, text)
     return text.count("\n")
 
 
@@ -92,7 +74,7 @@ def write_benchie(
             ``load_benchmark("benchie", lang)``: ``dict(zip(ds["sentence"], json meta sent_id))``).
     """
     text = format_benchie(predictions, sent_ids)
-    _atomic_write(path, text)
+    atomic_write_text(path, text)
     return text.count("\n")
 
 
@@ -119,5 +101,5 @@ def write_jsonl(path: str | os.PathLike, predictions: Any) -> int:
             for r in group
         ]
         lines.append(json.dumps(rec, ensure_ascii=False))
-    _atomic_write(path, "".join(line + "\n" for line in lines))
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
     return len(rows)
