@@ -15,7 +15,10 @@ Every such touch lives here, is idempotent, and is guarded by the supported ``ad
 6. prediction heads: the ``"oie"`` custom head type is registered on every flex-head model at construction (so
    saved OIE heads reload with ``from_pretrained`` / ``load_head``), and ``model.add_oie_head`` exists;
 7. the model methods of :class:`~molora_adapters.mixture.model.MixtureModelMixin` and
-   :class:`~molora_adapters.mixture.hub.MixtureHubMixin`.
+   :class:`~molora_adapters.mixture.hub.MixtureHubMixin`;
+8. X-STA (:func:`register_xsta`): the GDKS dispatch in BERT / RoBERTa / XLM-R self-attention, the
+   ``xsta_paired`` context argument, ``xsta`` config persistence, the ``"xsta_qa"`` head type and the
+   ``*_xsta`` model methods. The heavy parts of :mod:`molora_adapters.xsta` load only when used.
 
 Nothing else in the package modifies third-party objects.
 """
@@ -283,4 +286,143 @@ def register() -> None:
         for attr, value in vars(mixin).items():
             if not attr.startswith("__"):
                 setattr(ModelAdaptersMixin, attr, value)
+
+    # 8. X-STA
+    register_xsta()
     _registered = True
+
+
+# ---- 8. X-STA ------------------------------------------------------------------------------------------------------
+_XSTA_MARK = "__molora_xsta_patched__"
+XSTA_ATTENTION_CLASSES = (
+    ("adapters.models.bert.modeling_bert", "BertSelfAttentionWithAdapters"),
+    ("adapters.models.bert.modeling_bert", "BertSdpaSelfAttentionWithAdapters"),
+    ("adapters.models.roberta.modeling_roberta", "RobertaSelfAttentionWithAdapters"),
+    ("adapters.models.roberta.modeling_roberta", "RobertaSdpaSelfAttentionWithAdapters"),
+    ("adapters.models.xlm_roberta.modeling_xlm_roberta", "XLMRobertaSelfAttentionWithAdapters"),
+    ("adapters.models.xlm_roberta.modeling_xlm_roberta", "XLMRobertaSdpaSelfAttentionWithAdapters"),
+)
+_XSTA_METHODS = ("add_xsta", "train_xsta", "save_xsta", "load_xsta", "delete_xsta")
+
+
+def _patch_xsta(owner: type, name: str, make) -> None:
+    """Like :func:`_patch`, with its own marker, so X-STA wraps the mixture's patches instead of being skipped."""
+    original = owner.__dict__.get(name)
+    if original is not None and getattr(original, _XSTA_MARK, False):
+        return
+    patched = make(original)
+    setattr(patched, _XSTA_MARK, True)
+    setattr(owner, name, patched)
+
+
+def _make_xsta_attention_forward(original):
+    @functools.wraps(original)
+    def forward(self, hidden_states, *args, **kwargs):
+        context = ForwardContext.get_context()
+        state = getattr(context, "xsta_state", None) if context is not None else None
+        if state is not None and state.gdks is not None and state.gdks.layer == self.layer_idx:
+            from .xsta.layer import gdks_attention
+
+            return gdks_attention(self, hidden_states, state, context)
+        return original(self, hidden_states, *args, **kwargs)
+
+    return forward
+
+
+def _make_xsta_forward_context(original):
+    @functools.wraps(original)
+    def forward_context(self, context, *args, **kwargs):
+        result = original(self, context, *args, **kwargs)
+        context.xsta_state = None
+        context.xsta_cross_attention = None
+        if getattr(context, "xsta_paired", None):
+            from .xsta.layer import begin_paired_forward
+
+            input_ids = kwargs.get("input_ids", args[0] if args else None)
+            context.xsta_state = begin_paired_forward(
+                self, context, getattr(context, "mixture_attention_mask", None), input_ids
+            )
+        return result
+
+    return forward_context
+
+
+def _make_xsta_config_init(original):
+    @functools.wraps(original)
+    def __init__(self, **kwargs):
+        xsta = kwargs.pop("xsta", None) or {}
+        original(self, **kwargs)
+        self.__dict__["_molora_xsta"] = {k: dict(v) for k, v in xsta.items()}
+
+    return __init__
+
+
+def _make_xsta_config_to_dict(original):
+    @functools.wraps(original)
+    def to_dict(self):
+        out = original(self)
+        out["xsta"] = {k: dict(v) for k, v in self.xsta.items()}
+        return out
+
+    return to_dict
+
+
+def _make_xsta_init_adapters(original):
+    @functools.wraps(original)
+    def init_adapters(self, model_config, adapters_config):
+        original(self, model_config, adapters_config)
+        saved = self.adapters_config.xsta
+        if saved:
+            from .xsta.config import XSTAConfig
+            from .xsta.layer import GDKS_ATTR
+
+            store = getattr(self.base_model, GDKS_ATTR, None)
+            for name, cfg in list(saved.items()):
+                if store is None or name not in store:
+                    self._register_xsta(name, XSTAConfig.from_dict(cfg))
+
+    return init_adapters
+
+
+def _make_xsta_init_head_modules(original):
+    @functools.wraps(original)
+    def _init_head_modules(self):
+        from .xsta.head import register_xsta_head
+
+        register_xsta_head(self)  # before the original rebuilds saved heads from the config
+        return original(self)
+
+    return _init_head_modules
+
+
+def _xsta_method(name: str):
+    def method(self, *args, **kwargs):
+        from .xsta.model import XSTAModelMixin
+
+        return getattr(XSTAModelMixin, name)(self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f"See :meth:`molora_adapters.xsta.model.XSTAModelMixin.{name}`."
+    return method
+
+
+def register_xsta() -> None:
+    """Install the X-STA seam (idempotent; called by :func:`register`)."""
+    import importlib
+
+    for module_name, cls_name in XSTA_ATTENTION_CLASSES:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+        _patch_xsta(cls, "forward", _make_xsta_attention_forward)
+    ForwardContext.context_args.add("xsta_paired")
+    _patch_xsta(ModelAdaptersMixin, "forward_context", _make_xsta_forward_context)
+    if not isinstance(ModelAdaptersConfig.__dict__.get("xsta"), property):
+        ModelAdaptersConfig.xsta = property(lambda self: self.__dict__.setdefault("_molora_xsta", {}))
+    _patch_xsta(ModelAdaptersConfig, "__init__", _make_xsta_config_init)
+    _patch_xsta(ModelAdaptersConfig, "to_dict", _make_xsta_config_to_dict)
+    _patch_xsta(ModelAdaptersMixin, "init_adapters", _make_xsta_init_adapters)
+    _patch_xsta(ModelWithFlexibleHeadsAdaptersMixin, "_init_head_modules", _make_xsta_init_head_modules)
+    for name in _XSTA_METHODS:
+        setattr(ModelAdaptersMixin, name, _xsta_method(name))
+    ModelAdaptersMixin._register_xsta = _xsta_method("_register_xsta")
+    ModelAdaptersMixin._xsta_store = _xsta_method("_xsta_store")
+    ModelAdaptersMixin._get_xsta_config = _xsta_method("_get_xsta_config")
