@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert-embedded": ("molora_adapters.models.cli", "Convert the embedded encoder into an HF directory."),
     "extract": ("molora_adapters.oie.cli", "Extract OIE tuples from sentences on stdin."),
+    "answer": ("molora_adapters.xsta.cli", "Answer questions (JSONL) with an X-STA model."),
     "evaluate": ("molora_adapters.oie.benchmarks.cli", "Score predictions on an OIE benchmark."),
     "annotate": ("molora_adapters.data.llm.cli", "Build multilingual training data with an LLM."),
 }

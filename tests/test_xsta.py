@@ -460,3 +460,39 @@ def test_pipeline_paired_and_source_free(tiny_tokenizer):
     assert all(o["answer"] and o["answer"] in ctx for o in out)
     with pytest.raises(ValueError, match="`context`"):
         pipe({"question": "q", "context": " ", "language": "de"})
+
+
+def test_cli_answer_error_records(tmp_path, tiny_tokenizer):
+    import json
+
+    from molora_adapters.cli import main
+
+    model = _model()
+    model.save_pretrained(tmp_path / "m")
+    tiny_tokenizer.save_pretrained(tmp_path / "m")
+    ctx = "Die Hauptstadt von Frankreich ist Paris."
+    lines = [
+        json.dumps({"id": "a", "question": "Was ist die Hauptstadt?", "context": ctx}),
+        "",
+        "not json",
+        json.dumps({"id": "b", "question": "Wo?", "context": ctx, "source_question": "Where?"}),
+        json.dumps(
+            {
+                "id": "c",
+                "question": "Was?",
+                "context": ctx,
+                "language": "de",
+                "source_question": "What?",
+                "source_context": "The capital of France is Paris.",
+            }
+        ),
+    ]
+    (tmp_path / "in.jsonl").write_bytes(("\n".join(lines) + "\n").encode() + b"\xff\xfe\n")
+    argv = ["answer", "--model", str(tmp_path / "m"), "--lang", "de", "--max-length", "64", "--doc-stride", "16"]
+    assert main([*argv, "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl")]) == 0
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in out] == [1, 2, 3, 4, 5, 6]
+    assert out[0]["id"] == "a" and out[0]["answer"] in ctx and out[0]["paired"] is False
+    assert out[1]["error"] == "empty line" and out[2]["error"].startswith("invalid JSON")
+    assert "source_context" in out[3]["error"] and out[4]["paired"] is True
+    assert out[5]["error"].startswith("invalid UTF-8")
