@@ -117,7 +117,11 @@ def evaluate(model, tokenizer, data, test_titles, languages, args, paired: bool)
     from molora_adapters.xsta import XSTAQuestionAnsweringPipeline, predict_answers, squad_scores
 
     pipe = XSTAQuestionAnsweringPipeline(
-        model, tokenizer, max_length=args.max_length, doc_stride=args.doc_stride, batch_size=args.eval_batch_size
+        model,
+        tokenizer,
+        max_length=args.max_length,
+        doc_stride=args.doc_stride,
+        batch_size=args.eval_batch_size,
     )
     en = {e.id: e for e in data["en"]}
     out = {}
@@ -134,7 +138,9 @@ def summarise(name, scores, languages, rng, n_boot):
     f1 = {lang: round(scores[lang]["f1"], 2) for lang in languages}
     em = {lang: round(scores[lang]["exact_match"], 2) for lang in languages}
     ids = list(scores[non_en[0]]["per_question"])
-    mat = np.array([[scores[lang]["per_question"][q][1] for q in ids] for lang in non_en])  # (langs, questions)
+    mat = np.array(
+        [[scores[lang]["per_question"][q][1] for q in ids] for lang in non_en]
+    )  # (langs, questions)
     boots = [100 * mat[:, rng.integers(0, len(ids), len(ids))].mean() for _ in range(n_boot)]
     return {
         "name": name,
@@ -163,7 +169,9 @@ def paired_diff(a, b, rng, n_boot):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="Reduced protocol within ~20 min on 2 CPU cores.")
+    parser.add_argument(
+        "--quick", action="store_true", help="Reduced protocol within ~20 min on 2 CPU cores."
+    )
     parser.add_argument("--model", default="embedded:multilingual-e5-small")
     parser.add_argument("--arms", nargs="+", choices=ARMS)
     parser.add_argument("--steps", type=int, default=1000)
@@ -172,9 +180,13 @@ def main(argv=None) -> int:
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--doc-stride", type=int, default=128)
     parser.add_argument("--max-query-length", type=int, default=64)
-    parser.add_argument("--eval-questions", type=int, default=0, help="Held-out questions per language (0: all).")
+    parser.add_argument(
+        "--eval-questions", type=int, default=0, help="Held-out questions per language (0: all)."
+    )
     parser.add_argument("--eval-batch-size", type=int, default=32)
-    parser.add_argument("--train-languages", nargs="+", default=None, help="Target languages trained (default all).")
+    parser.add_argument(
+        "--train-languages", nargs="+", default=None, help="Target languages trained (default all)."
+    )
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1)
@@ -204,7 +216,9 @@ def main(argv=None) -> int:
     train_titles, test_titles = split_articles([e.title for e in data["en"]], args.folds, args.fold, seed=0)
     train_langs = ["en", *(args.train_languages or [lang for lang in languages if lang != "en"])]
     en_feats_all, pairs = build_items(tokenizer, data, set(train_titles), train_langs, args)
-    print(f"train: {len(train_titles)} articles, {len(pairs)} pairs over {train_langs[1:]}; test: {len(test_titles)}")
+    print(
+        f"train: {len(train_titles)} articles, {len(pairs)} pairs over {train_langs[1:]}; test: {len(test_titles)}"
+    )
 
     rng = np.random.default_rng(0)
     arms_out, mats, timings, logs = [], {}, {}, {}
@@ -227,8 +241,11 @@ def main(argv=None) -> int:
                 timings[f"{name}/{seed}/eval"] = round(time.time() - t0, 1)
                 arms_out.append(summary)
                 mats[(name, seed)] = mat
-                print(f"{name:18s} seed {seed}: mean F1 {summary['mean_f1']:.2f} EM {summary['mean_em']:.2f} "
-                      f"CI95 {summary['ci95']} ro F1 {summary['ro_f1']}", flush=True)
+                print(
+                    f"{name:18s} seed {seed}: mean F1 {summary['mean_f1']:.2f} EM {summary['mean_em']:.2f} "
+                    f"CI95 {summary['ci95']} ro F1 {summary['ro_f1']}",
+                    flush=True,
+                )
     comparison = {}
     for seed in range(args.seeds):
         for name in ("xsta_paired", "xsta_source_free"):
@@ -246,13 +263,18 @@ def main(argv=None) -> int:
         "anchors": [{"name": n, "mean_f1": f, "mean_em": e, "note": x} for n, f, e, x in ANCHORS],
         "anchor_note": "Anchors train on the whole of SQuAD v1.1 (87k questions), not on a fold of XQuAD.",
         "config": {k: v for k, v in vars(args).items() if k not in ("output", "work_dir")},
-        "data": {"train_articles": len(train_titles), "test_articles": len(test_titles), "pairs": len(pairs),
-                 "loader": report.summary()},
+        "data": {
+            "train_articles": len(train_titles),
+            "test_articles": len(test_titles),
+            "pairs": len(pairs),
+            "loader": report.summary(),
+        },
         "seconds": timings,
         "total_seconds": round(time.time() - t_start, 1),
         "train_logs": logs,
         "command": " ".join(["python", *sys.argv]),
-        "machine": f"CPU, torch threads {args.threads}, shared with other jobs" if not torch.cuda.is_available()
+        "machine": f"CPU, torch threads {args.threads}, shared with other jobs"
+        if not torch.cuda.is_available()
         else torch.cuda.get_device_name(),
     }
     from molora_adapters.utils.io import atomic_write_text

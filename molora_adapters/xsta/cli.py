@@ -24,7 +24,9 @@ from typing import Any, TextIO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="Model directory saved with an X-STA head, or a model id.")
+    parser.add_argument(
+        "--model", required=True, help="Model directory saved with an X-STA head, or a model id."
+    )
     parser.add_argument("--xsta", help="X-STA directory saved with `save_xsta` to load onto --model.")
     parser.add_argument("--head", dest="head_name", help="X-STA head to use when the model has several.")
     parser.add_argument("--lang", dest="language", help="Language of lines that do not give one.")

@@ -457,5 +457,5 @@ def postprocess_predictions(
                 score = s_log[s] + e_log[e]
                 prev = best.get(feat["example_id"])
                 if prev is None or score > prev[0]:
-                    best[feat["example_id"]] = (score, context[offsets[s][0] : offsets[e][1]])
+                    best[feat["example_id"]] = (score, context[offsets[s][0] : offsets[e][1]].strip())
     return {k: v[1] for k, v in best.items()}
