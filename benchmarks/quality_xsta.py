@@ -197,9 +197,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.arms = args.arms or list(QUICK_ARMS)
-        args.steps, args.batch_pairs, args.lr = min(args.steps, 60), 4, 1e-4
-        args.max_length, args.doc_stride, args.max_query_length = 192, 64, 32
-        args.eval_questions = args.eval_questions or 15
+        args.steps, args.batch_pairs, args.lr = min(args.steps, 30), 4, 1e-4
+        args.max_length, args.doc_stride, args.max_query_length = 128, 48, 32
+        args.eval_questions = args.eval_questions or 8
     args.arms = args.arms or list(ARMS)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

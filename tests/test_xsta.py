@@ -488,7 +488,17 @@ def test_cli_answer_error_records(tmp_path, tiny_tokenizer):
         ),
     ]
     (tmp_path / "in.jsonl").write_bytes(("\n".join(lines) + "\n").encode() + b"\xff\xfe\n")
-    argv = ["answer", "--model", str(tmp_path / "m"), "--lang", "de", "--max-length", "64", "--doc-stride", "16"]
+    argv = [
+        "answer",
+        "--model",
+        str(tmp_path / "m"),
+        "--lang",
+        "de",
+        "--max-length",
+        "64",
+        "--doc-stride",
+        "16",
+    ]
     assert main([*argv, "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl")]) == 0
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["line"] for r in out] == [1, 2, 3, 4, 5, 6]
@@ -496,3 +506,55 @@ def test_cli_answer_error_records(tmp_path, tiny_tokenizer):
     assert out[1]["error"] == "empty line" and out[2]["error"].startswith("invalid JSON")
     assert "source_context" in out[3]["error"] and out[4]["paired"] is True
     assert out[5]["error"].startswith("invalid UTF-8")
+
+
+def test_staged_trainer_composes(tmp_path, tiny_tokenizer):
+    from transformers import TrainingArguments
+
+    from molora_adapters.training import Stage, StagedTrainer
+    from molora_adapters.xsta import DataCollatorForXSTA, XSTATrainerMixin
+
+    class StagedXSTATrainer(XSTATrainerMixin, StagedTrainer):
+        pass
+
+    model = _model()
+    model.train_xsta("xsta")
+    g = torch.Generator().manual_seed(1)
+
+    def feat(lang):
+        ids = torch.randint(5, 900, (8,), generator=g).tolist()
+        return {
+            "input_ids": ids,
+            "attention_mask": [1] * 8,
+            "start_positions": 1,
+            "end_positions": 3,
+            "language": lang,
+        }
+
+    items = [{"source": feat("en"), "target": feat("de")} for _ in range(8)]
+    stages = [
+        Stage("recipe", train=["xsta"], max_steps=2),
+        Stage("encoder", train=["backbone", "heads"], max_steps=1),
+    ]
+    args = TrainingArguments(
+        str(tmp_path),
+        per_device_train_batch_size=2,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+    )
+    before = model.base_model.encoder.layer[0].attention.self.query.weight.detach().clone()
+    gdks_before = model.base_model.xsta_gdks["xsta"].correction.weight.detach().clone()
+    trainer = StagedXSTATrainer(
+        model=model,
+        args=args,
+        train_dataset=items,
+        data_collator=DataCollatorForXSTA(tiny_tokenizer),
+        stages=stages,
+    )
+    trainer.train()
+    assert [h["stage"] for h in trainer.stage_history] == [0, 1] or len(trainer.stage_history) == 2
+    assert not torch.equal(gdks_before, model.base_model.xsta_gdks["xsta"].correction.weight)
+    assert not torch.equal(before, model.base_model.encoder.layer[0].attention.self.query.weight)
+    assert any("teacher_loss" in h for h in trainer.state.log_history)

@@ -3,6 +3,7 @@
 :class:`XSTATrainerMixin` overrides two public hooks only: ``get_train_dataloader`` (a :class:`PairBatchSampler`
 over the training items) and ``compute_loss`` (records the head's loss parts, logged as their means). It composes
 with the project's staged trainer (``class T(XSTATrainerMixin, StagedTrainer)``) and with adapters (LoRA, Mixture).
+Importing this module registers the stage target ``"xsta"`` (GDKS modules and X-STA heads).
 """
 
 from __future__ import annotations
@@ -14,8 +15,21 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer
 
+from ..training.targets import STAGE_TARGETS, register_stage_target
 from .data import PairBatchSampler
-from .head import LOSS_PARTS
+from .head import LOSS_PARTS, XSTAQAHead
+from .layer import GDKS_ATTR
+
+
+def _xsta_target(model: torch.nn.Module, stage) -> set[str]:
+    """Stage target ``"xsta"``: every GDKS module and every X-STA head (the recipe's own parameters)."""
+    heads = [n for n, h in getattr(model, "heads", {}).items() if isinstance(h, XSTAQAHead)]
+    markers = (f"{GDKS_ATTR}.", *(f"heads.{n}." for n in heads))
+    return {n for n, _ in model.named_parameters() if any(m in n for m in markers)}
+
+
+if "xsta" not in STAGE_TARGETS:
+    register_stage_target("xsta", _xsta_target)
 
 
 class XSTATrainerMixin:
