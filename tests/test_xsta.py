@@ -558,3 +558,12 @@ def test_staged_trainer_composes(tmp_path, tiny_tokenizer):
     assert not torch.equal(gdks_before, model.base_model.xsta_gdks["xsta"].correction.weight)
     assert not torch.equal(before, model.base_model.encoder.layer[0].attention.self.query.weight)
     assert any("teacher_loss" in h for h in trainer.state.log_history)
+
+
+def test_import_does_not_load_xsta():
+    import subprocess
+    import sys
+
+    code = "import sys, molora_adapters; print(sorted(m for m in sys.modules if 'xsta' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
