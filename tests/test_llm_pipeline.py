@@ -19,7 +19,7 @@ from molora_adapters.data.llm import (
     build_openie4pp,
     register_llm_backend,
 )
-from molora_adapters.data.llm.pipeline import _RunLock, detokenize
+from molora_adapters.data.llm.pipeline import _run_lock, detokenize
 from molora_adapters.data.llm.shards import read_jsonl
 from molora_adapters.data.registry import CORPUS_LOADERS, register_corpus_loader
 
@@ -99,7 +99,7 @@ def test_repeated_sentence_is_asked_once(tmp_path):
 
 
 def test_run_lock(tmp_path):
-    with _RunLock(tmp_path), pytest.raises(RuntimeError, match="Another `molora annotate` run"):
+    with _run_lock(tmp_path), pytest.raises(RuntimeError, match="Another `molora annotate` run"):
         annotate(ENGLISH, ScriptedBackend(), _config(tmp_path))
     annotate(ENGLISH, ScriptedBackend(), _config(tmp_path, limit=1))  # released
 

@@ -7,7 +7,6 @@ Every reader keeps file order (the official scorers depend on it) and raises ``V
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -15,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from ...registry import Registry
+from ...utils.io import open_text
 from .rows import ExtractionRow
 
 PredictionFormat = Literal["tabbed", "openie4", "benchie", "jsonl"]
@@ -33,17 +33,9 @@ def register_prediction_reader(name: str, reader: PredictionReader | None = None
     return PREDICTION_READERS.register(name, reader, overwrite=overwrite)
 
 
-def open_text(path: str | os.PathLike) -> io.TextIOBase:
-    """Open a UTF-8 text file, gunzipping ``*.gz``; newlines are kept as written."""
-    path = os.fspath(path)
-    if path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """``(line_number, line)`` for every line; line endings are split the way Python's text mode does."""
-    with open_text(path) as f:
+    with open_text(path, newline="") as f:
         text = f.read()
     # universal newlines, as `open()` in text mode (which the official tools use) would split them
     yield from enumerate(io.StringIO(text, newline=None), start=1)
