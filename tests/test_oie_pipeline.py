@@ -12,8 +12,8 @@ from adapters import LoRAConfig
 from conftest import tiny_adapter_model
 
 from molora_adapters.oie import Extraction, LineResult, OIEPipeline, add_oie_head, write_results
+from molora_adapters.oie.benchmarks.writers import format_jsonl, format_tabbed
 from molora_adapters.oie.cli import extract_lines, read_lines
-from molora_adapters.oie.formats import format_jsonl
 from molora_adapters.oie.pipeline import LongSentenceWarning, find_oie_head
 
 
@@ -132,12 +132,16 @@ def test_output_formats():
         LineResult(1, "Obama was born in Hawaii .", "en", [_ext(), _ext(args=["Hawaii", "in 1961"])]),
         LineResult(2, error="empty line"),
     ]
-    buf = io.StringIO()
-    write_results(results, buf, "carb")
-    assert buf.getvalue().splitlines() == [
-        "Obama was born in Hawaii .\t0.500000\twas born in\tObama\tHawaii",
-        "Obama was born in Hawaii .\t0.500000\twas born in\tObama\tHawaii\tin 1961",
+    tabbed = [
+        "Obama was born in Hawaii .\t0.5\twas born in\tObama\tHawaii",
+        "Obama was born in Hawaii .\t0.5\twas born in\tObama\tHawaii\tin 1961",
     ]
+    for name in ("tabbed", "carb"):  # one format, two names
+        buf = io.StringIO()
+        write_results(results, buf, name)
+        assert buf.getvalue().splitlines() == tabbed
+    # the same lines as the in-memory writer (one I/O module: same cleaning, same confidence encoding)
+    assert format_tabbed([e for r in results for e in r.extractions]).splitlines() == tabbed
     buf = io.StringIO()
     write_results(results, buf, "benchie")
     assert buf.getvalue().splitlines() == [
@@ -151,6 +155,51 @@ def test_output_formats():
     assert second == {"line": 2, "error": "empty line"}
     with pytest.raises(ValueError, match="`fmt`"):
         write_results(results, io.StringIO(), "xml")
+
+
+@pytest.mark.parametrize(
+    "benchmark,fmt", [("carb", "jsonl"), ("carb", "tabbed"), ("carb", "carb"), ("benchie", "benchie")]
+)
+def test_extract_then_evaluate_round_trip(pipe, tmp_path, capsys, benchmark, fmt):
+    """`molora extract` output, error records included, scores with `molora evaluate --format` of the same
+    name, exactly as the in-memory extractions do."""
+    from molora_adapters.cli import main
+    from molora_adapters.oie.benchmarks import load_benchmark, score_extractions
+
+    sentences = [s.strip() for s in load_benchmark(benchmark, "en")["sentence"][:3]]
+    expected_exts = pipe.extract(sentences)
+    assert sum(map(len, expected_exts)) > 0
+    model_dir = tmp_path / "model"
+    pipe.model.save_pretrained(str(model_dir))
+    pipe.tokenizer.save_pretrained(str(model_dir))
+    inp = tmp_path / "in.txt"  # bad lines last: BenchIE ids are input line numbers
+    inp.write_bytes("".join(s + "\n" for s in sentences).encode() + b"\n   \n\xff\xfe\n")
+    out = tmp_path / f"out.{fmt}"
+    argv = ["extract", "--model", str(model_dir), "--input", str(inp), "--output", str(out), "--format", fmt]
+    assert main([*argv, "--min-args", "0"]) == 0
+    assert "3 line(s) could not be processed" in capsys.readouterr().err
+    scores = tmp_path / "scores.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gold sentences without predictions
+        rc = main(
+            [
+                "evaluate",
+                "--benchmark",
+                benchmark,
+                "--format",
+                fmt,
+                str(out),
+                "--json",
+                str(scores),
+                "--no-plot",
+            ]
+        )
+        assert rc == 0, capsys.readouterr().err
+        expected = score_extractions(benchmark, list(zip(sentences, expected_exts, strict=True)), lang="en")
+    got = json.loads(scores.read_text())
+    assert {k: got[k] for k in ("precision", "recall", "f1", "auc")} == {
+        k: expected[k] for k in ("precision", "recall", "f1", "auc")
+    }
 
 
 def test_cli_end_to_end(pipe, tmp_path, monkeypatch, capsys, multilingual_sentences):

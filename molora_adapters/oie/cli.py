@@ -3,7 +3,8 @@
 Example::
 
     molora extract --model DIR --lang zh < in.txt > out.jsonl
-    molora extract --model DIR --format carb --input sents.txt --output carb.tsv
+    molora extract --model DIR --format tabbed --input sents.txt --output carb.tsv
+    molora evaluate --benchmark carb --format tabbed carb.tsv
 
 Bad input never stops a run: a line that is empty or whitespace-only, is not valid UTF-8, or fails for
 any other reason gets an ``{"line": N, "error": ...}`` record in JSONL (and a message on stderr for the
@@ -21,7 +22,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .formats import OUTPUT_FORMATS, LineResult, write_results
+from .benchmarks.readers import FORMAT_ALIASES
+from .benchmarks.writers import OUTPUT_FORMATS, LineResult, write_results
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lang", dest="language", help="Language code of the input (zh/ja: character level)."
     )
     parser.add_argument(
-        "--format", choices=OUTPUT_FORMATS, default="jsonl", help="Output format (default: jsonl)."
+        "--format",
+        choices=sorted({*OUTPUT_FORMATS, *(a for a, c in FORMAT_ALIASES.items() if c in OUTPUT_FORMATS)}),
+        default="jsonl",
+        help="Output format (default: jsonl; `carb` is an alias of `tabbed`). Every format reads back "
+        "with `molora evaluate --format` of the same name.",
     )
     parser.add_argument("--input", help="Input file (default: stdin).")
     parser.add_argument("--output", help="Output file, written atomically (default: stdout).")
