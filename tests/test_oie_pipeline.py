@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 
 import pytest
@@ -14,7 +15,12 @@ from conftest import tiny_adapter_model
 from molora_adapters.oie import Extraction, LineResult, OIEPipeline, add_oie_head, write_results
 from molora_adapters.oie.benchmarks.writers import format_jsonl, format_tabbed
 from molora_adapters.oie.cli import extract_lines, read_lines
-from molora_adapters.oie.pipeline import LongSentenceWarning, find_oie_head
+from molora_adapters.oie.pipeline import (
+    DEFAULT_MAX_PREDICATES_PER_CHUNK,
+    LongSentenceWarning,
+    PredicateCapWarning,
+    find_oie_head,
+)
 
 
 @pytest.fixture
@@ -270,3 +276,58 @@ def test_language_routed_mixture_gets_language_ids(tiny_tokenizer, multilingual_
         de = model(**enc, language_ids=["de"], head="oie").predicate_logits
         en = model(**enc, language_ids=["en"], head="oie").predicate_logits
     assert not torch.allclose(de, en)
+
+
+def _count_argument_rows(pipe, monkeypatch) -> list[int]:
+    head = pipe.model.heads[pipe.head_name]
+    rows, original = [], head.argument_logits
+
+    def counted(seq, *args, **kwargs):
+        rows.append(seq.shape[0])
+        return original(seq, *args, **kwargs)
+
+    monkeypatch.setattr(head, "argument_logits", counted)
+    return rows
+
+
+def test_hostile_line_has_bounded_cost(pipe, monkeypatch):
+    """A line of repeated words, every one tagged a predicate by the biased head: only
+    `max_predicates_per_chunk` predicates per chunk get an argument pass, and a warning names the sentence."""
+    assert pipe.max_predicates_per_chunk == DEFAULT_MAX_PREDICATES_PER_CHUNK == 32  # the documented default
+    hostile = " ".join(["born"] * 300)  # 8 chunks of 128 sub-words, 17 predicates in each full chunk
+    capped = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, max_predicates_per_chunk=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LongSentenceWarning)
+        _, chunks = capped.preprocess(["Obama was born in Hawaii .", hostile], [None, None])
+    n_chunks = sum(c.sentence_index == 1 for c in chunks)
+    assert n_chunks == 8
+    rows = _count_argument_rows(capped, monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = capped.extract(["Obama was born in Hawaii .", hostile])
+    cap_warnings = [str(w.message) for w in caught if w.category is PredicateCapWarning]
+    assert len(cap_warnings) == 7 and all(
+        re.match(
+            r"Sentence 1: a chunk of \d+ words has 17 predicates, more than `max_predicates_per_chunk`=4", m
+        )
+        for m in cap_warnings
+    )
+    # the short sentence keeps all its predicates; the hostile one at most 4 per chunk
+    assert sum(rows) <= len(capped.extract("Obama was born in Hawaii .")) + 4 * n_chunks
+    assert 0 < len(out[1]) <= 4 * n_chunks
+    with pytest.raises(ValueError, match="`max_predicates_per_chunk`"):
+        OIEPipeline(pipe.model, pipe.tokenizer, max_predicates_per_chunk=0)
+
+
+def test_cli_warnings_name_the_input_line(pipe):
+    capped = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, max_predicates_per_chunk=4)
+    hostile = " ".join(["born"] * 100)
+    lines = [(1, "Obama was born in Hawaii .", None), (2, None, "empty line"), (3, hostile, None)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = list(extract_lines(capped, lines, language=None, batch_size=8, lines_per_chunk=10))
+    messages = [
+        str(w.message) for w in caught if issubclass(w.category, (PredicateCapWarning, LongSentenceWarning))
+    ]
+    assert len(messages) == 3 and all(m.startswith("Input line 3") for m in messages)  # long + 2 capped
+    assert [r.line for r in results] == [1, 2, 3]
