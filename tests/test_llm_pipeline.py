@@ -139,7 +139,7 @@ def test_openie4pp(tmp_path):
         ds = load_training_corpus("openie4pp", path=[str(tmp_path / "run1")], english="test-english")
         assert len(ds) == 6 + 8 and ds.features == english.features
     finally:
-        del CORPUS_LOADERS._items["test-english"]
+        CORPUS_LOADERS.unregister("test-english")
     # the same directory twice gives no duplicates
     assert len(load_training_corpus("llm-augmented", path=[tmp_path / "run2", tmp_path / "run2"])) == 4
 
@@ -159,7 +159,7 @@ def test_backend_registry():
     try:
         assert build_backend("test-scripted", model="m").model == "m"
     finally:
-        del LLM_BACKENDS._items["test-scripted"]
+        LLM_BACKENDS.unregister("test-scripted")
     with pytest.raises(KeyError, match="Unknown LLM backend `nope`"):
         build_backend("nope")
 

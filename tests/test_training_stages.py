@@ -63,7 +63,7 @@ def test_predicate_and_registered_targets():
         with pytest.raises(ValueError, match="already registered"):
             register_stage_target("test_layer0", lambda m, s: set())
     finally:
-        STAGE_TARGETS._items.pop("test_layer0")
+        STAGE_TARGETS.unregister("test_layer0")
 
 
 @pytest.mark.parametrize(

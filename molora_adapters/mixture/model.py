@@ -107,9 +107,7 @@ class MixtureModelMixin:
 
     def _register_mixture(self, name: str, config: MixtureConfig) -> None:
         """Create the routers of ``name`` and record its config in the model's adapters config."""
-        from .._integration import ensure_layer_dispatch
-
-        ensure_layer_dispatch(self)
+        self._ensure_mixture_dispatch()  # attached by the seam: layers built before the plugin was imported
         self._mixture_store(create=True)[name] = self._build_mixture_routers(config)
         self.adapters_config.mixtures[name] = config.to_dict()
 

@@ -26,7 +26,6 @@ Empty and whitespace-only sentences have no words and give no extractions (docum
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from .decoding import (
 )
 from .extraction import Extraction
 from .features import encode_words
-from .heads import OIE_HEAD_TYPE, OIEHead
+from .heads import OIEHead
 from .labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS
 
 logger = logging.getLogger(__name__)
@@ -94,15 +93,6 @@ class ChunkResult:
     predicates: list[list[int]] = field(default_factory=list)  # chunk-local word positions
     arg_tags: list[list[str]] = field(default_factory=list)
     arg_probs: list[list[float]] = field(default_factory=list)
-
-
-def _resolve(name: str) -> str:
-    """Map ids such as ``embedded:multilingual-e5-small`` to a local path when the models package exists."""
-    try:
-        from ..models import resolve_model_name_or_path  # type: ignore[attr-defined]
-    except ImportError:
-        return name
-    return resolve_model_name_or_path(name)
 
 
 def find_oie_head(model, head_name: str | None = None) -> str:
@@ -454,68 +444,16 @@ class OIEPipeline:
             head_name (`str`, *optional*): OIE head to use.
             **kwargs: passed to :class:`OIEPipeline`.
         """
+        from adapters import AutoAdapterModel
         from transformers import AutoTokenizer
 
-        path = _resolve(model_name_or_path)
-        model = load_oie_model(path)
+        from ..models import resolve_model_name_or_path
+
+        path = resolve_model_name_or_path(model_name_or_path)
+        model = AutoAdapterModel.from_pretrained(path)  # saved OIE heads come back (the seam's head hook)
+        model.eval()
         if adapter is not None:
             name = model.load_adapter(adapter, with_head=True)
             model.set_active_adapters(name)
         tokenizer = AutoTokenizer.from_pretrained(path)
         return cls(model, tokenizer, head_name=head_name, **kwargs)
-
-
-def load_oie_model(path: str):
-    """``AutoAdapterModel.from_pretrained`` for a directory whose config lists OIE heads.
-
-    `adapters` rebuilds saved heads while the model is constructed, before a custom head type can be
-    registered on it, so OIE heads are taken out of the config, the model is loaded, the head type is
-    registered and the heads are re-added with their saved weights.
-
-    Args:
-        path (`str`): a directory written by ``model.save_pretrained``.
-    """
-    from adapters import AutoAdapterModel
-    from transformers import AutoConfig
-    from transformers.modeling_utils import load_state_dict
-    from transformers.utils import logging as hf_logging
-
-    from .heads import register_oie_head
-
-    config = AutoConfig.from_pretrained(path)
-    heads = dict(getattr(config, "prediction_heads", None) or {})
-    oie = {n: dict(c) for n, c in heads.items() if c.get("head_type") == OIE_HEAD_TYPE}
-    config.prediction_heads = {n: c for n, c in heads.items() if n not in oie}
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the OIE head weights are "unused" until re-added below
-    try:
-        model = AutoAdapterModel.from_pretrained(path, config=config)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    if not oie:
-        return model
-    register_oie_head(model)
-    for name, head_config in oie.items():
-        model.add_prediction_head_from_config(name, head_config, overwrite_ok=True, set_active=False)
-    weights = next(
-        (
-            os.path.join(path, f)
-            for f in ("model.safetensors", "pytorch_model.bin")
-            if os.path.isfile(os.path.join(path, f))
-        ),
-        None,
-    )
-    if weights is None:
-        raise FileNotFoundError(
-            f"No `model.safetensors` / `pytorch_model.bin` in `{path}` to load the OIE heads from."
-        )
-    state = load_state_dict(weights)
-    prefixes = tuple(f"heads.{n}." for n in oie)
-    head_state = {k: v for k, v in state.items() if k.startswith(prefixes)}
-    missing = [k for k in model.state_dict() if k.startswith(prefixes) and k not in head_state]
-    if missing:
-        raise ValueError(f"Saved model at `{path}` lacks OIE head weights {missing[:3]}...; re-save it.")
-    model.load_state_dict(head_state, strict=False)  # encoder weights came with from_pretrained
-    model.active_head = next(iter(oie))
-    model.eval()
-    return model
