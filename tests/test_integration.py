@@ -151,3 +151,15 @@ def test_registry_lazy_entries_and_unregister():
     assert reg.unregister("later") == "json:loads"  # never imported
     with pytest.raises(KeyError, match="Unknown thing `later`"):
         reg.unregister("later")
+
+
+@pytest.mark.parametrize(
+    "module", ["transformers.modeling_utils", "huggingface_hub.file_download", "adapters.loading"]
+)
+@pytest.mark.parametrize("category", [DeprecationWarning, FutureWarning])
+def test_upstream_deprecations_are_errors_in_tests(module, category):
+    """pyproject's filterwarnings: upstream breakage shows up as a failing test, not a log line."""
+    import warnings
+
+    with pytest.raises(category, match="upstream"):
+        warnings.warn_explicit("upstream deprecation", category, "upstream.py", 1, module=module)
