@@ -15,6 +15,7 @@ from conftest import tiny_adapter_model
 from molora_adapters.oie import Extraction, LineResult, OIEPipeline, add_oie_head, write_results
 from molora_adapters.oie.benchmarks.writers import format_jsonl, format_tabbed
 from molora_adapters.oie.cli import extract_lines, read_lines
+from molora_adapters.oie.labels import IGNORE_INDEX, PRED_LABELS
 from molora_adapters.oie.pipeline import (
     DEFAULT_MAX_PREDICATES_PER_CHUNK,
     LongSentenceWarning,
@@ -270,12 +271,29 @@ def test_language_routed_mixture_gets_language_ids(tiny_tokenizer, multilingual_
     pipe.extract([sentence], language="de")  # would raise without `language_ids`
     with pytest.raises(ValueError, match="language_ids"):
         pipe.extract([sentence])  # no language given: the mixture cannot route
-    model.eval()
-    enc = tiny_tokenizer([sentence], return_tensors="pt")
-    with torch.no_grad():
-        de = model(**enc, language_ids=["de"], head="oie").predicate_logits
-        en = model(**enc, language_ids=["en"], head="oie").predicate_logits
-    assert not torch.allclose(de, en)
+    # the pipeline's predicate probabilities are those of a direct forward with `language_ids=["de"]`, and
+    # differ from routing to another expert
+    _, chunks = pipe.preprocess([sentence], ["de"])
+    (res,) = pipe._forward(chunks)
+    (chunk,) = chunks
+    ids = torch.tensor([chunk.input_ids])
+    first = torch.full((len(chunk.input_ids),), IGNORE_INDEX)
+    for t, w in enumerate(chunk.word_ids):
+        if w is not None and (t == 0 or chunk.word_ids[t - 1] != w):
+            first[t] = w
+
+    def direct(language):
+        model.eval()
+        with torch.no_grad():
+            logits = model(
+                input_ids=ids, attention_mask=torch.ones_like(ids), language_ids=[language], head="oie"
+            )
+        return OIEPipeline._word_level(
+            logits.predicate_logits.float().softmax(-1)[0], first, chunk.n_words, PRED_LABELS
+        )
+
+    assert (res.pred_tags, res.pred_probs) == direct("de")
+    assert res.pred_probs != direct("en")[1]
 
 
 def _count_argument_rows(pipe, monkeypatch) -> list[int]:
