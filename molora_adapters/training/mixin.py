@@ -27,6 +27,7 @@ from adapters.trainer import AdapterTrainer, AdapterTrainerCallback
 from torch import nn
 from transformers.trainer_utils import TrainOutput, enable_full_determinism, set_seed
 
+from .._integration import relink_prefix_pools
 from ..mixture import routing_statistics
 from .callback import StageCallback
 from .checkpointing import (
@@ -35,7 +36,6 @@ from .checkpointing import (
     find_resume_point,
     has_full_weights,
     read_stage_state,
-    relink_prefix_pools,
     restore_delta,
     save_checkpoint_extras,
     save_final_model,
