@@ -10,7 +10,10 @@ A pair batch holds ``B`` source rows followed by ``B`` target rows, ``(2B, L)``.
   target-side gradient reaches the source stream. Same-language pairs skip ``F`` (the source is used as is, still
   behind the stop-gradient).
 
-The rest of the layer (output projection, residual, layer norm, feed-forward, adapters) is untouched. The dispatch
+The rest of the layer (output projection, residual, layer norm, feed-forward, adapters) is untouched. Adapters on
+the Q/K/V projections (LoRA, a Mixture) apply to every projection, including the corrected-source keys and values;
+those are projected as a ``(2B, L, H)`` batch (the target half a placeholder) so that per-row routing by
+``language_ids`` keeps its shape, which also means a mixture records this layer's key/value router outputs twice. The dispatch
 into this module is installed by :mod:`molora_adapters._integration` and switched on per forward call with
 ``xsta_paired=True``.
 """

@@ -135,7 +135,7 @@ class XSTAModelMixin:
 
     def train_xsta(self, name: str, adapter_setup=None, train_embeddings: bool = False) -> None:
         """Put the model in training mode for X-STA ``name``: its GDKS module and head train, plus either the whole
-        encoder (the paper's full fine-tuning, word embeddings frozen unless ``train_embeddings``) or, with
+        encoder (the paper's full fine-tuning; the embedding layer stays frozen unless ``train_embeddings``) or, with
         ``adapter_setup``, only those adapters (``train_adapter`` freezes the backbone).
 
         Args:
