@@ -56,6 +56,12 @@ def _embedded_model():
     return EMBEDDED_MODELS.get("multilingual-e5-small")
 
 
+def _xsta():
+    from molora_adapters.xsta import XSTAConfig
+
+    return XSTAConfig(layer=3, languages=["en", "de"], use_mgsa=False, teacher_weight=0.2, teacher_heads=4)
+
+
 CONFIG_CASES = {
     "MixtureConfig": _mixture,
     "OIEHeadConfig": _oie_head,
@@ -65,6 +71,7 @@ CONFIG_CASES = {
     "OpenAIHTTPConfig": _openai_http,
     "TransformersLocalConfig": _transformers_local,
     "EmbeddedModelSpec": _embedded_model,
+    "XSTAConfig": _xsta,
 }
 
 
