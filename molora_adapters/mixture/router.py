@@ -103,7 +103,12 @@ class Router(nn.Module):
         if self.training and self.jitter_noise > 0:
             noise = torch.empty_like(router_input).uniform_(1.0 - self.jitter_noise, 1.0 + self.jitter_noise)
             router_input = router_input * noise
-        logits = nn.functional.linear(router_input.to(self.weight.dtype), self.weight).float()
+        return self.finish(nn.functional.linear(router_input.to(self.weight.dtype), self.weight))
+
+    def finish(self, raw_logits: torch.Tensor) -> torch.Tensor:
+        """``router_input @ weight.T`` ``(..., n_experts)`` computed elsewhere (e.g. fused with the experts' matmul)
+        -> the router logits: float32, ``-inf`` for experts absent from this layer."""
+        logits = raw_logits.float()
         if not self.all_present:
             logits = logits.masked_fill(self.layout(logits.device).missing_mask, float("-inf"))
         return logits
