@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import molora_adapters  # noqa: E402,F401  (registers the plugin)
+from molora_adapters.mixture.compute import expert_compute, use_sparse  # noqa: E402
 from molora_adapters.mixture.reference import use_reference_forward  # noqa: E402
 
 TOP_K = 2
@@ -151,7 +152,9 @@ def _adapters_model(config, arch: str, device, dtype):
     return model.to(device=device, dtype=dtype)
 
 
-def _adapters_systems(config, arch, device, dtype, rank: int, expert_counts, naive: bool) -> dict:
+def _adapters_systems(
+    config, arch, device, dtype, rank: int, expert_counts, naive: bool, both_paths: bool = False
+) -> dict:
     """One backbone with a single LoRA and one mixture per expert count; systems differ in what is active."""
     model = _adapters_model(config, arch, device, dtype)
     model.add_adapter("single", _lora_config(rank))
@@ -165,7 +168,13 @@ def _adapters_systems(config, arch, device, dtype, rank: int, expert_counts, nai
             experts, name=f"mix{n}", top_k=TOP_K, expert_config=_lora_config(rank)
         )
         activate = (lambda nm: lambda: model.train_adapter_mixture(nm))(name)
-        systems[f"mixture_E{n}"] = (model, activate, {"output_router_logits": True}, nullcontext, True)
+        extra = {"output_router_logits": True}
+        if n <= TOP_K or not both_paths:
+            systems[f"mixture_E{n}"] = (model, activate, extra, nullcontext, True)
+        else:  # both expert paths, measured side by side; "mixture_E{n}" is the one the switch picks
+            for mode in ("dense", "sparse"):
+                ctx = (lambda m: lambda: expert_compute(m))(mode)
+                systems[f"mixture_E{n}_{mode}"] = (model, activate, extra, ctx, True)
         if naive:
             systems[f"naive_loop_E{n}"] = (
                 model,
@@ -266,7 +275,9 @@ def run_grid(args, device, batch, errors: dict) -> dict:
             for rank in [int(r) for r in args.ranks.split(",")]:
                 experts = [int(e) for e in args.experts.split(",")]
                 cfg = _hf_config(arch, dims, VOCAB)
-                systems = _adapters_systems(cfg, arch, device, dtype, rank, experts, naive=False)
+                systems = _adapters_systems(
+                    cfg, arch, device, dtype, rank, experts, naive=False, both_paths=True
+                )
                 tmp = tempfile.mkdtemp()
                 try:
                     if arch == "causal" and not args.no_xlora:
@@ -284,6 +295,10 @@ def run_grid(args, device, batch, errors: dict) -> dict:
                     res = _round_robin(systems, batch, args.repeats, device, key)
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
+                for n in experts:
+                    if f"mixture_E{n}_dense" in res:
+                        pick = "sparse" if use_sparse(n, TOP_K, True, rank, dtype) else "dense"
+                        res[f"mixture_E{n}"] = dict(res[f"mixture_E{n}_{pick}"], path=pick)
                 _ratios(res)
                 h = dims["hidden_size"]
                 out[key] = {
@@ -314,16 +329,16 @@ def run_kernels(args, device) -> dict:
     data = {}
     for dtype, rank, n in cells:
         x = torch.randn(n_tok, 1, d, generator=g).to(device, dtype)
-        a = (torch.randn(n, rank, d, generator=g) * 0.02).to(device, dtype)
-        b = (torch.randn(n, d, rank, generator=g) * 0.02).to(device, dtype)
+        a = (torch.randn(n, rank, d, generator=g) * 0.02).to(device, dtype)  # (E, r, D): A_e
+        b = (torch.randn(n, d, rank, generator=g) * 0.02).to(device, dtype)  # (E, O, r): B_e
         probs = torch.randn(n_tok, n, generator=g).softmax(-1)
         vals, idx = probs.topk(TOP_K, -1)
         gates = torch.zeros_like(probs).scatter(-1, idx, vals).to(device, dtype)
         data[dtype, rank, n] = (
             x,
             gates,
-            a,
-            b,
+            a.transpose(1, 2).contiguous(),
+            b.transpose(1, 2).contiguous(),
             a.reshape(n * rank, d),
             b.permute(1, 0, 2).reshape(d, n * rank),
         )
@@ -331,13 +346,13 @@ def run_kernels(args, device) -> dict:
     with torch.no_grad():
         for round_ in tqdm(range(3 * args.repeats + 1), desc="kernels", leave=False):
             for c in cells:
-                x, gates, a, b, a_cat, b_cat = data[c]
+                x, gates, a_t, b_t, a_cat, b_cat = data[c]
                 _sync(device)
                 t0 = time.perf_counter()
                 dense_experts(x, gates, a_cat, b_cat, c[1], None)
                 _sync(device)
                 t1 = time.perf_counter()
-                sparse_experts(x, gates, TOP_K, a, b)
+                sparse_experts(x, gates, TOP_K, a_t, b_t)
                 _sync(device)
                 if round_:
                     times[c]["dense"].append(t1 - t0)
@@ -389,18 +404,30 @@ def _tables(report: dict) -> str:
         lines += [
             f"Grid: top-{TOP_K}, batch {report['batch_grid']}; ratios to one LoRA of the same rank (forward / train step)",
             "",
-            "| arch | dtype | r | E | mixture fwd | mixture step | X-LoRA fwd | X-LoRA step | FLOP floor |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| arch | dtype | r | E | mixture fwd | mixture step | path | dense fwd / step | sparse fwd / step "
+            "| X-LoRA fwd | X-LoRA step | FLOP floor |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for cell in report["grid"].values():
             s = cell["systems"]
-            for n in [int(k.split("E")[1]) for k in s if k.startswith("mixture_E")]:
+            ns = sorted({int(k.split("_")[1][1:]) for k in s if k.startswith("mixture_E")})
+            for n in ns:
                 m, x = s[f"mixture_E{n}"], s.get(f"xlora_E{n}")
+
+                def pair(t):
+                    return (
+                        f"{t['forward_vs_single_lora']:.2f}x / {t['train_step_vs_single_lora']:.2f}x"
+                        if t
+                        else ""
+                    )
+
                 xf = f"{x['forward_vs_single_lora']:.2f}x" if x else ""
                 xs = f"{x['train_step_vs_single_lora']:.2f}x" if x else ""
                 lines.append(
                     f"| {cell['arch']} | {cell['dtype']} | {cell['rank']} | {n} | {m['forward_vs_single_lora']:.2f}x | "
-                    f"{m['train_step_vs_single_lora']:.2f}x | {xf} | {xs} | {cell['flop_floor']['ratio']:.3f}x |"
+                    f"{m['train_step_vs_single_lora']:.2f}x | {m.get('path', 'dense')} | "
+                    f"{pair(s.get(f'mixture_E{n}_dense'))} | {pair(s.get(f'mixture_E{n}_sparse'))} | {xf} | {xs} | "
+                    f"{cell['flop_floor']['ratio']:.3f}x |"
                 )
     return "\n".join(lines)
 
@@ -418,11 +445,19 @@ def plot(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(2, len(cells), figsize=(3.2 * len(cells), 6), squeeze=False, sharex=True)
     for col, cell in enumerate(cells):
         s = cell["systems"]
-        ns = sorted(int(k.split("E")[1]) for k in s if k.startswith("mixture_E"))
+        ns = sorted({int(k.split("_")[1][1:]) for k in s if k.startswith("mixture_E")})
         for row, metric in enumerate(["forward", "train_step"]):
             ax = axes[row][col]
             key = f"{metric}_vs_single_lora"
-            ax.plot(ns, [s[f"mixture_E{n}"][key] for n in ns], "o-", label="mixture (ours)")
+            ax.plot(ns, [s[f"mixture_E{n}"][key] for n in ns], "o-", label="mixture (ours, auto)")
+            sparse_ns = [n for n in ns if f"mixture_E{n}_sparse" in s]
+            if sparse_ns:
+                ax.plot(
+                    sparse_ns, [s[f"mixture_E{n}_sparse"][key] for n in sparse_ns], "x:", label="sparse path"
+                )
+                ax.plot(
+                    sparse_ns, [s[f"mixture_E{n}_dense"][key] for n in sparse_ns], "+:", label="dense path"
+                )
             if any(f"xlora_E{n}" in s for n in ns):
                 ax.plot(ns, [s[f"xlora_E{n}"][key] for n in ns], "s--", label="peft X-LoRA")
             ax.axhline(1.0, color="gray", lw=1, label="one LoRA")

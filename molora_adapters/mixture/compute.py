@@ -8,7 +8,7 @@ folded in), exactly ``k`` of them non-zero. Experts have ranks ``r_e``, ``R = su
   ``h @ cat(B_e, dim=1).T``. Cost per token ``R (D + O)``: it grows with the number of experts ``E``.
 - **sparse** (equal ranks): the ``U k`` (decision, expert) pairs are sorted by expert into a padded
   ``(E, C, S, D)`` buffer (``C`` the largest expert load), run as two batched matmuls against the stacked
-  ``A`` ``(E, D, r)`` and ``B`` ``(E, r, O)``, and added back to their decisions.
+  ``A_e.T`` ``(E, D, r)`` and ``B_e.T`` ``(E, r, O)``, and added back to their decisions.
   Cost per token ``k r (D + O)`` times the padding waste ``E C / (U k)``, plus gathering ``k`` copies of each
   token: it grows with ``k``, not ``E``.
 
@@ -40,7 +40,7 @@ class ExpertCompute(str, enum.Enum):
 # Fixed cost of the sparse path (k input copies gathered, k outputs added back, bookkeeping) in rank columns per
 # selected expert and token, by dtype: sparse runs when  k * (r + overhead) < E * r.  Measured on a 2-core Xeon
 # (AMX, so bfloat16 matmuls are cheap and the gathers weigh more) with benchmarks/bench_mixture.py --part kernels.
-SPARSE_OVERHEAD = {torch.float32: 64, torch.bfloat16: 256, torch.float16: 256}
+SPARSE_OVERHEAD = {torch.float32: 192, torch.bfloat16: 256, torch.float16: 256}
 _mode = ExpertCompute.AUTO
 
 
@@ -98,10 +98,11 @@ def dense_experts(
 
 
 def sparse_experts(
-    x: torch.Tensor, gates: torch.Tensor, top_k: int, a_stack: torch.Tensor, b_stack: torch.Tensor
+    x: torch.Tensor, gates: torch.Tensor, top_k: int, a_t: torch.Tensor, b_t: torch.Tensor
 ) -> torch.Tensor:
     """Only the selected experts, grouped per expert: ``x`` ``(U, S, D)``, ``gates`` ``(U, E)`` with ``top_k``
-    non-zeros per row, ``a_stack`` ``(E, r, D)``, ``b_stack`` ``(E, O, r)``; returns ``(U, S, O)``."""
+    non-zeros per row, ``a_t`` ``(E, D, r)`` (the stacked ``A_e.T``), ``b_t`` ``(E, r, O)`` (the stacked ``B_e.T``);
+    returns ``(U, S, O)``."""
     n_units, seq, d_in = x.shape
     n_exp = gates.shape[-1]
     vals, idx = gates.topk(top_k, dim=-1)  # (U, k): the selected experts (the others have gate 0)
@@ -116,8 +117,8 @@ def sparse_experts(
     unit_of_slot = x.new_zeros(n_exp * cap, dtype=torch.long).index_copy_(0, slot_sorted, order // top_k)
     g_pad = gates.new_zeros(n_exp * cap).index_copy_(0, slot_sorted, vals.reshape(-1)[order])  # (E C,)
     x_pad = x.index_select(0, unit_of_slot)  # (E C, S, D)
-    h = torch.bmm(x_pad.view(n_exp, cap * seq, d_in), a_stack.transpose(1, 2))  # (E, C S, r)
+    h = torch.bmm(x_pad.view(n_exp, cap * seq, d_in), a_t)  # (E, C S, r)
     h = h.view(n_exp * cap, seq, -1) * g_pad[:, None, None]  # (E C, S, r)
-    y = torch.bmm(h.view(n_exp, cap * seq, -1), b_stack.transpose(1, 2))  # (E, C S, O)
+    y = torch.bmm(h.view(n_exp, cap * seq, -1), b_t)  # (E, C S, O)
     # each decision sums its k rows; padded rows are exact zeros added to decision 0
     return x.new_zeros(n_units, seq, y.shape[-1]).index_add_(0, unit_of_slot, y.view(n_exp * cap, seq, -1))

@@ -249,9 +249,9 @@ def compose_mixture_lora(
         units = expert_in  # (U = sequences, T, D), gates (B, 1, E)
     flat_gates = gates.reshape(-1, gates.shape[-1])  # (U, E_present)
     if sparse:
-        a_stack = torch.stack([lora.lora_A for lora in loras]).to(dtype)  # (E, r, D_in)
-        b_stack = torch.stack([lora.lora_B for lora in loras]).to(dtype)  # (E, D_out, r)
-        out = sparse_experts(units, flat_gates, k, a_stack, b_stack)
+        a_t = torch.stack([lora.lora_A.t() for lora in loras]).to(dtype)  # (E, D_in, r) contiguous for bmm
+        b_t = torch.stack([lora.lora_B.t() for lora in loras]).to(dtype)  # (E, r, D_out)
+        out = sparse_experts(units, flat_gates, k, a_t, b_t)
     else:
         lora_b = (
             torch.cat([lora.lora_B for lora in loras], 1) if len(loras) > 1 else loras[0].lora_B
