@@ -88,15 +88,21 @@ class Router(nn.Module):
         """
         layout = self._layouts.get(device)
         if layout is None:
-            ranks = torch.tensor(self._ranks, device=device)
-            layout = ExpertLayout(
-                expert_index=torch.tensor(self._present, dtype=torch.long, device=device),
-                missing_mask=torch.tensor(self._missing, dtype=torch.bool, device=device),
-                expert_scaling=torch.tensor(self._scalings, dtype=torch.float32, device=device),
-                rank_owner=torch.repeat_interleave(torch.arange(len(self._ranks), device=device), ranks),
-            )
+            # ordinary tensors even when first built under torch.inference_mode() (an inference pipeline), so that a
+            # later training forward can save them for backward
+            with torch.inference_mode(False):
+                layout = self._build_layout(device)
             self._layouts[device] = layout
         return layout
+
+    def _build_layout(self, device: torch.device) -> ExpertLayout:
+        ranks = torch.tensor(self._ranks, device=device)
+        return ExpertLayout(
+            expert_index=torch.tensor(self._present, dtype=torch.long, device=device),
+            missing_mask=torch.tensor(self._missing, dtype=torch.bool, device=device),
+            expert_scaling=torch.tensor(self._scalings, dtype=torch.float32, device=device),
+            rank_owner=torch.repeat_interleave(torch.arange(len(self._ranks), device=device), ranks),
+        )
 
     def forward(self, router_input: torch.Tensor) -> torch.Tensor:
         """Router logits ``(..., n_experts)`` in float32 for ``router_input`` of shape ``(..., in_features)``."""
