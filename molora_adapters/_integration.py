@@ -10,7 +10,8 @@ Every such touch lives here, is idempotent, and is guarded by the supported ``ad
 3. config persistence: ``ModelAdaptersConfig`` carries a ``mixtures`` entry through ``to_dict`` / ``__init__``, so
    ``save_pretrained`` / ``from_pretrained`` rebuild the routers (``init_adapters``);
 4. forward context: ``output_router_logits`` and ``language_ids`` become context arguments, and outputs gain
-   ``router_logits`` and ``mixture_aux_loss``;
+   ``router_logits`` and ``mixture_aux_loss``; ``LoRALinear``'s ``BatchSplit`` / ``Parallel`` record which batch rows
+   each slice covers (``context.mixture_rows``), so a mixture slices the mask and the language ids alike;
 5. lifecycle: deleting an adapter that a mixture uses is rejected;
 6. prediction heads: the ``"oie"`` custom head type is registered on every flex-head model at construction (so
    saved OIE heads reload with ``from_pretrained`` / ``load_head``), and ``model.add_oie_head`` exists;
@@ -254,13 +255,21 @@ def _make_row_tracking_repeat(original):
 
 
 def track_lora_rows() -> None:
-    """Install the row tracking on ``LoRALinear`` (idempotent)."""
-    for name in ("compose_batch_split", "compose_parallel"):
-        _patch(
-            LoRALinear, name, lambda orig, n=name: _make_row_tracking_block(orig or getattr(LoRALinear, n))
-        )
-    _patch(LoRALinear, "vslice", _make_row_tracking_vslice)
-    _patch(LoRALinear, "repeat", _make_row_tracking_repeat)
+    """Install the row tracking on ``LoRALinear`` (idempotent; the block methods are inherited, so the originals
+    are looked up through the class, not its ``__dict__``)."""
+    makers = {
+        "compose_batch_split": _make_row_tracking_block,
+        "compose_parallel": _make_row_tracking_block,
+        "vslice": _make_row_tracking_vslice,
+        "repeat": _make_row_tracking_repeat,
+    }
+    for name, make in makers.items():
+        original = getattr(LoRALinear, name)
+        if getattr(original, _MARK, False):
+            continue
+        patched = make(original)
+        setattr(patched, _MARK, True)
+        setattr(LoRALinear, name, patched)
 
 
 # ---- 5. lifecycle --------------------------------------------------------------------------------------------------

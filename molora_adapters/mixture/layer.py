@@ -206,16 +206,14 @@ def compose_mixture_lora(
 
     loras = [layer.loras[name] for name in router.present_experts]
     n_present, dtype = len(router.present_experts), expert_in.dtype
-    k = (
-        1 if config.granularity is Granularity.LANGUAGE else min(top_k, n_present)
-    )  # non-zero gates per decision
+    # non-zero gates per decision
+    k = 1 if config.granularity is Granularity.LANGUAGE else min(top_k, n_present)
     sparse = use_sparse(n_present, k, router.equal_ranks, router.rank, dtype)
     dropout = loras[0].lora_dropout
     raw_logits = h = lora_a = None
     if not sparse:
-        lora_a = (
-            torch.cat([lora.lora_A for lora in loras]) if len(loras) > 1 else loras[0].lora_A
-        )  # (R, D_in)
+        # (R, D_in): all experts' A stacked
+        lora_a = torch.cat([lora.lora_A for lora in loras]) if len(loras) > 1 else loras[0].lora_A
         lora_a = lora_a.to(dtype)
         if (
             config.granularity is Granularity.TOKEN
@@ -253,9 +251,8 @@ def compose_mixture_lora(
         b_t = torch.stack([lora.lora_B.t() for lora in loras]).to(dtype)  # (E, r, D_out)
         out = sparse_experts(units, flat_gates, k, a_t, b_t)
     else:
-        lora_b = (
-            torch.cat([lora.lora_B for lora in loras], 1) if len(loras) > 1 else loras[0].lora_B
-        )  # (D_out, R)
+        # (D_out, R): all experts' B side by side
+        lora_b = torch.cat([lora.lora_B for lora in loras], 1) if len(loras) > 1 else loras[0].lora_B
         out = dense_experts(units, flat_gates, lora_a, lora_b.to(dtype), router.rank, layout.rank_owner, h)
     hidden_states = out.reshape(*expert_in.shape[:-1], out.shape[-1])  # (..., D_out)
     return state._replace(hidden_states=hidden_states, last=router.present_experts[0])
