@@ -79,13 +79,14 @@ def _sync(device: torch.device) -> None:
 
 
 def _run_once(model, batch, extra: dict, train: bool, device: torch.device) -> float:
-    """Seconds for one forward (eval, no grad) or one train step (train-mode forward + backward)."""
+    """Seconds for one forward (eval, no grad) or one train step (train-mode forward + backward, the mixture's
+    auxiliary loss included)."""
     _sync(device)
     t0 = time.perf_counter()
-    if not train:
+    if not train:  # inference, as a pipeline runs it: no router outputs requested
         model.eval()
         with torch.no_grad():
-            model(**batch, **extra)
+            model(**batch, **{k: v for k, v in extra.items() if k != "output_router_logits"})
     else:
         model.train()
         out = model(**batch, **extra)
