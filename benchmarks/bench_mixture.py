@@ -472,12 +472,17 @@ def plot(report: dict, path: Path) -> None:
                 ax.set_ylabel("time / one LoRA")
             if row == 1:
                 ax.set_xlabel("experts E")
-    axes[0][0].legend(fontsize=7)
+    labels = {}
+    for ax in axes.flat:  # one legend for all panels (X-LoRA appears only on causal-LM panels)
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labels.setdefault(label, handle)
+    fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=len(labels), fontsize=8)
     fig.suptitle(
-        f"Mixture-of-LoRA (top-{TOP_K}) vs one LoRA and X-LoRA; {report['device']} (shared machine)",
+        f"Mixture-of-LoRA (top-{TOP_K}) vs one LoRA and peft X-LoRA; {report['device']}, "
+        f"{report['threads']} thread(s), batch {report['batch_grid']}",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
 
 
@@ -504,7 +509,15 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", action="store_true", help="also write the figure (needs matplotlib)")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--replot", default=None, metavar="JSON", help="only redraw the figure of a saved run"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        path = Path(args.replot)
+        plot(json.loads(path.read_text()), path.with_suffix(".png"))
+        print(f"wrote {path.with_suffix('.png')}")
+        return 0
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_grad_enabled(True)
     if args.threads:
