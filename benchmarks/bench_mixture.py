@@ -296,10 +296,6 @@ def run_grid(args, device, batch, errors: dict) -> dict:
                     res = _round_robin(systems, batch, args.repeats, device, key)
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
-                for n in experts:
-                    if f"mixture_E{n}_dense" in res:
-                        pick = "sparse" if use_sparse(n, TOP_K, True, rank, dtype) else "dense"
-                        res[f"mixture_E{n}"] = dict(res[f"mixture_E{n}_{pick}"], path=pick)
                 _ratios(res)
                 h = dims["hidden_size"]
                 out[key] = {
@@ -371,11 +367,26 @@ def run_kernels(args, device) -> dict:
     return out
 
 
+def apply_switch(report: dict) -> None:
+    """``mixture_E{n}`` := the measured path (dense or sparse) that the committed switch picks for that cell, and the
+    kernels' ``auto_picks``; both paths were measured side by side, so the switch can be re-applied to a saved run."""
+    for cell in report.get("grid", {}).values():
+        s, dtype = cell["systems"], getattr(torch, cell["dtype"])
+        for key in [k for k in s if k.endswith("_dense")]:
+            n = int(key.split("_")[1][1:])
+            pick = "sparse" if use_sparse(n, TOP_K, True, cell["rank"], dtype) else "dense"
+            s[f"mixture_E{n}"] = dict(s[f"mixture_E{n}_{pick}"], path=pick)
+    for key, k in report.get("kernels", {}).items():
+        dtype_name, rank, n = key.split("/")
+        picks = use_sparse(int(n[1:]), TOP_K, True, int(rank[1:]), getattr(torch, dtype_name))
+        k["auto_picks"] = "sparse" if picks else "dense"
+
+
 def _tables(report: dict) -> str:
     lines = []
     if report.get("kernels"):
         lines += [
-            "Kernels: one adapted linear 384 -> 384, 1024 tokens, top-2 (the dense/sparse switch)",
+            "Kernels: one adapted linear 384 -> 384, 1024 tokens, top-2, alone (dense vs sparse)",
             "",
             "| dtype/r/E | dense (ms) | sparse (ms) | sparse / dense | auto picks |",
             "|---|---|---|---|---|",
@@ -513,10 +524,17 @@ def main(argv=None) -> int:
         "--replot", default=None, metavar="JSON", help="only redraw the figure of a saved run"
     )
     args = parser.parse_args(argv)
-    if args.replot:
+    if args.replot:  # re-apply the switch, rewrite the tables and the figure of a saved run
+        from molora_adapters.utils.io import atomic_write_text
+
         path = Path(args.replot)
-        plot(json.loads(path.read_text()), path.with_suffix(".png"))
-        print(f"wrote {path.with_suffix('.png')}")
+        report = json.loads(path.read_text())
+        apply_switch(report)
+        report["table_markdown"] = _tables(report)
+        atomic_write_text(path, json.dumps(report, indent=2))
+        plot(report, path.with_suffix(".png"))
+        print(report["table_markdown"])
+        print(f"wrote {path} and {path.with_suffix('.png')}")
         return 0
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_grad_enabled(True)
@@ -550,6 +568,7 @@ def main(argv=None) -> int:
     if args.part in ("all", "grid"):
         report["errors"] = {}
         report["grid"] = run_grid(args, device, make_batch(bs_g, VOCAB), report["errors"])
+    apply_switch(report)
     table = _tables(report)
     print(table)
     for key, err in report.get("errors", {}).items():

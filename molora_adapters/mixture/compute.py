@@ -38,9 +38,10 @@ class ExpertCompute(str, enum.Enum):
 
 
 # Fixed cost of the sparse path (k input copies gathered, k outputs added back, bookkeeping) in rank columns per
-# selected expert and token, by dtype: sparse runs when  k * (r + overhead) < E * r.  Measured on a 2-core Xeon
-# (AMX, so bfloat16 matmuls are cheap and the gathers weigh more) with benchmarks/bench_mixture.py --part kernels.
-SPARSE_OVERHEAD = {torch.float32: 192, torch.bfloat16: 256, torch.float16: 256}
+# selected expert and token, by dtype: sparse runs when  k * (r + overhead) < E * r.  Measured in whole models with
+# benchmarks/bench_mixture.py (both paths side by side, 2-core Xeon with AMX, shared machine): in float32 sparse wins
+# from E * r ~ 1000 (r=64, E>=16); in bfloat16 (AMX makes the dense matmuls cheap) it did not win up to E=32, r=64.
+SPARSE_OVERHEAD = {torch.float32: 192, torch.bfloat16: 1024, torch.float16: 1024}
 _mode = ExpertCompute.AUTO
 
 
