@@ -76,7 +76,7 @@ def test_nested_matches_reference(arch, granularity, nesting):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("granularity", ["token", "sentence"])
+@pytest.mark.parametrize("granularity", GRANULARITIES)
 @pytest.mark.parametrize("path", ["dense", "sparse"])
 def test_padding_invariance(arch, granularity, path):
     model, _ = tiny_mixture_model(
