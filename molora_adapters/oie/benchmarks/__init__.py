@@ -8,6 +8,7 @@ from .benchie import parse_benchie_gold
 from .carb import match_tuples
 from .gold import BENCHMARK_LOADERS, GOLD_SETS, gold_path, load_benchmark, read_carb_gold, register_benchmark
 from .readers import (
+    FORMAT_ALIASES,
     PREDICTION_READERS,
     read_benchie,
     read_jsonl,
@@ -15,15 +16,28 @@ from .readers import (
     read_predictions,
     read_tabbed,
     register_prediction_reader,
+    resolve_format,
     rows_from_extractions,
 )
 from .rows import ExtractionRow, normalize_key
-from .writers import format_benchie, format_tabbed, write_benchie, write_jsonl, write_tabbed
+from .writers import (
+    OUTPUT_FORMATS,
+    LineResult,
+    format_benchie,
+    format_tabbed,
+    write_benchie,
+    write_jsonl,
+    write_results,
+    write_tabbed,
+)
 
 __all__ = [
     "BENCHMARK_LOADERS",
     "ExtractionRow",
+    "FORMAT_ALIASES",
     "GOLD_SETS",
+    "LineResult",
+    "OUTPUT_FORMATS",
     "PREDICTION_READERS",
     "SCORERS",
     "format_benchie",
@@ -42,10 +56,12 @@ __all__ = [
     "register_benchmark",
     "register_prediction_reader",
     "register_scorer",
+    "resolve_format",
     "rows_from_extractions",
     "score",
     "score_extractions",
     "write_benchie",
     "write_jsonl",
+    "write_results",
     "write_tabbed",
 ]
