@@ -41,7 +41,7 @@ def _first_piece(word_ids):
 def test_round_trip_through_subword_labels(index, tiny_tokenizer):
     records = gold_records().select([index])
     rec = records[0]
-    feats = build_oie_features(records, tiny_tokenizer)
+    feats = build_oie_features(records, tiny_tokenizer, layout="predicate")
     assert len(feats) == len(rec["extractions"])  # one example per (sentence, predicate)
     _, (word_ids,) = encode_words(tiny_tokenizer, [rec["words"]])
     assert len([w for w in word_ids if w is not None]) > len(rec["words"])  # sub-word splits are exercised

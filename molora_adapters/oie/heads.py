@@ -256,13 +256,23 @@ class OIEHead(PredictionHead):
         predicate_mask: torch.Tensor | None = None,
         predicate_labels: torch.Tensor | None = None,
         argument_labels: torch.Tensor | None = None,
+        predicate_rows: torch.Tensor | None = None,
         **kwargs,
     ):
+        """Both taggers; ``predicate_rows`` (``(n_predicates,)``) gives each ``predicate_mask`` /
+        ``argument_labels`` row its sentence row, so one encoder pass serves all predicates of a sentence
+        (without it, row ``i`` of the masks belongs to sentence ``i``)."""
         sequence_output = outputs[0]
         pred_logits = self.predicate_logits(sequence_output)
         arg_logits = None
         if predicate_mask is not None:
-            arg_logits = self.argument_logits(sequence_output, predicate_mask, attention_mask)
+            arg_states, arg_attention = sequence_output, attention_mask
+            if predicate_rows is not None:
+                rows = predicate_rows.to(sequence_output.device)
+                arg_states = sequence_output.index_select(0, rows)  # (n_predicates, t, hidden)
+                if attention_mask is not None:
+                    arg_attention = attention_mask.index_select(0, rows)
+            arg_logits = self.argument_logits(arg_states, predicate_mask, arg_attention)
 
         pred_loss = _token_ce(pred_logits, predicate_labels)
         arg_loss = _token_ce(arg_logits, argument_labels) if arg_logits is not None else None
