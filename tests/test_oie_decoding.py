@@ -15,9 +15,10 @@ from molora_adapters.oie.decoding import (
     decode_predicates,
     repair_bio,
 )
-from molora_adapters.oie.features import build_oie_features, encode_words
+from molora_adapters.oie.features import build_oie_features
 from molora_adapters.oie.labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS, argument_tags, predicate_tags
 from molora_adapters.oie.pipeline import OIEPipeline
+from molora_adapters.oie.tokenization import tokenize_words
 
 
 def _oracle_probs(labels: list[int], n_labels: int) -> torch.Tensor:
@@ -28,36 +29,30 @@ def _oracle_probs(labels: list[int], n_labels: int) -> torch.Tensor:
     return probs
 
 
-def _first_piece(word_ids):
-    first, prev = torch.full((len(word_ids),), IGNORE_INDEX), None
-    for t, w in enumerate(word_ids):
-        if w is not None and w != prev:
-            first[t] = w
-        prev = w if w is not None else prev
-    return first
-
-
 @pytest.mark.parametrize("index", range(len(GOLD_SAMPLES)), ids=[s[0] for s in GOLD_SAMPLES])
 def test_round_trip_through_subword_labels(index, tiny_tokenizer):
     records = gold_records().select([index])
     rec = records[0]
     feats = build_oie_features(records, tiny_tokenizer)
     assert len(feats) == len(rec["extractions"])  # one example per (sentence, predicate)
-    _, (word_ids,) = encode_words(tiny_tokenizer, [rec["words"]])
-    assert len([w for w in word_ids if w is not None]) > len(rec["words"])  # sub-word splits are exercised
+    enc = tokenize_words(
+        tiny_tokenizer, [rec["words"]], languages=rec["language"], sentences=[rec["sentence"]]
+    )
+    (word_ids,), (word_tokens,) = enc.word_ids, enc.word_tokens
+    if not enc.unspaced[0]:  # sub-word splits are exercised
+        assert len([w for w in word_ids if w is not None]) > len(rec["words"])
     words = split_words(rec["sentence"], rec["language"])
     assert [w for w, _, _ in words] == rec["words"]
     offsets = [(s, e) for _, s, e in words]
-    first = _first_piece(word_ids)
 
     pred_tags, _ = OIEPipeline._word_level(
-        _oracle_probs(feats[0]["predicate_labels"], len(PRED_LABELS)), first, len(words), PRED_LABELS
+        _oracle_probs(feats[0]["predicate_labels"], len(PRED_LABELS)), word_tokens, PRED_LABELS
     )
     predicates = decode_predicates(pred_tags)
     assert predicates == [sorted(e["relation_pos"]) for e in rec["extractions"]]
     for gold, feat, predicate in zip(rec["extractions"], feats, predicates, strict=True):
         arg_tags, _ = OIEPipeline._word_level(
-            _oracle_probs(feat["argument_labels"], len(ARG_LABELS)), first, len(words), ARG_LABELS
+            _oracle_probs(feat["argument_labels"], len(ARG_LABELS)), word_tokens, ARG_LABELS
         )
         ext = build_extraction(rec["sentence"], offsets, predicate, arg_tags, language=rec["language"])
         assert (ext.arg0, ext.relation, ext.args) == (gold["arg0"], gold["relation"], gold["args"])
