@@ -120,6 +120,47 @@ def test_best_span_strategy_keeps_the_most_probable_span():
         decode_arguments(tags, strategy="longest")
 
 
+def test_nearest_and_merge_near_strategies_limit_scattered_pieces():
+    #       0       1       2      3      4      5       6      7      8       9
+    tags = ["A1-B", "O", "O", "O", "A0-B", "P-B", "A1-B", "A1-I", "O", "A1-B"]
+    probs = [0.9, 1.0, 1.0, 1.0, 0.8, 1.0, 0.6, 0.5, 1.0, 0.7]
+    assert decode_arguments(tags, [5]) == {"A0": [4], "A1": [0, 6, 7, 9]}
+    assert decode_arguments(tags, [5], strategy="nearest", probs=probs) == {"A0": [4], "A1": [6, 7]}
+    # merge_near: best A1 span is [0]; 4 words (1-4, the predicate not counted) separate it from [6, 7]
+    assert decode_arguments(tags, [5], strategy="merge_near", probs=probs) == {"A0": [4], "A1": [0]}
+    probs[0] = 0.1  # now [9] is the best A1 span; [6, 7] is one word away, then [0] four words away
+    assert decode_arguments(tags, [5], strategy="merge_near", probs=probs) == {"A0": [4], "A1": [6, 7, 9]}
+    # a discontinuous argument around the predicate is kept whole: the predicate is not part of the gap
+    assert decode_arguments(["A1-B", "P-B", "P-I", "A1-B"], [1, 2], strategy="merge_near") == {"A1": [0, 3]}
+
+
+def test_span_strategies_are_a_registry():
+    from molora_adapters.oie.decoding import (
+        SPAN_SELECTORS,
+        SPAN_STRATEGIES,
+        SpanSelector,
+        register_span_strategy,
+    )
+
+    assert tuple(SPAN_STRATEGIES) == ("merge", "best", "nearest", "merge_near")
+
+    class Last(SpanSelector):
+        name = "last_for_test"
+
+        def select(self, spans, predicate, probs):
+            return spans[-1]
+
+    register_span_strategy(Last())
+    try:
+        assert decode_arguments(["A0-B", "O", "A0-B"], strategy="last_for_test") == {"A0": [2]}
+        with pytest.raises(ValueError, match="already registered"):
+            register_span_strategy(Last())
+    finally:
+        del SPAN_SELECTORS["last_for_test"]
+    with pytest.raises(TypeError, match="SpanSelector"):
+        register_span_strategy("merge")
+
+
 def test_confidence_matches_hand_computation():
     roles = {"A0": [0, 1], "A1": [3, 5]}  # A1 has two runs -> two B positions
     pred_probs = [0.0, 0.0, 0.9, 0.0, 0.0, 0.0]

@@ -124,8 +124,9 @@ class OIEPipeline:
         confidence_mode (`str`, *optional*, defaults to `"multi2oie"`): see :mod:`molora_adapters.oie.decoding`.
         min_args (`int`, *optional*, defaults to 1): tuples with fewer arguments are dropped.
         span_strategy (`str`, *optional*, defaults to `"merge"`): what to do with several spans of one
-            argument role: ``"merge"`` them or keep the ``"best"`` (see
-            :func:`~molora_adapters.oie.decoding.decode_arguments`).
+            argument role, a name in :data:`~molora_adapters.oie.decoding.SPAN_STRATEGIES` (``"merge"``,
+            ``"best"``, ``"nearest"``, ``"merge_near"``; see :func:`~molora_adapters.oie.decoding.decode_arguments`).
+            The defaults of ``span_strategy`` and ``min_args`` were chosen on CaRB dev (see the README).
         argument_batch_size (`int`, *optional*, defaults to 256): predicates per argument-tagger pass (a
             batch of sentences can contain many more predicates than sentences).
         precision (`str`, *optional*, defaults to `"auto"`): ``"bf16"`` runs the model under bf16 autocast,
@@ -170,6 +171,14 @@ class OIEPipeline:
         self.confidence_mode = confidence_mode
         self.min_args = min_args
         self.progress = progress
+
+    def decoding_config(self) -> dict[str, Any]:
+        """The decoding options in use, for results files (``span_strategy``, ``min_args``, ``confidence_mode``)."""
+        return {
+            "span_strategy": self.span_strategy,
+            "min_args": self.min_args,
+            "confidence_mode": self.confidence_mode,
+        }
 
     def _default_max_length(self) -> int:
         limits = [512, int(getattr(self.tokenizer, "model_max_length", 512) or 512)]
