@@ -13,7 +13,8 @@ tagger once per predicate, as :class:`~molora_adapters.oie.OIEPipeline` does at 
 ``layout="predicate"`` gives one row per (sentence, predicate) with a single ``predicate_mask`` / ``argument_labels``
 and re-encodes a sentence once per predicate (2.1x the encoder work on the shipped corpora).
 
-Word tags go on the first sub-word of each word; continuation pieces, special tokens and padding get
+Sentences are tokenised by :func:`~molora_adapters.oie.tokenization.tokenize_words` (scripts without spaces
+as unspaced text). Word tags go on the first sub-word of each word; continuation pieces, special tokens and padding get
 :data:`~molora_adapters.oie.labels.IGNORE_INDEX` so they are not scored. Tuples whose predicate span
 repeats an earlier tuple's are skipped (one argument target per predicate) and sentences longer than
 ``max_length`` sub-words are skipped for training; both are counted in :class:`FeatureStats`.
@@ -31,6 +32,7 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from .labels import ARG_LABEL2ID, IGNORE_INDEX, PRED_LABEL2ID, argument_tags, predicate_tags
+from .tokenization import encode_words, tokenize_words  # noqa: F401  (encode_words: re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -66,35 +68,6 @@ class FeatureStats:
         return (
             f"{self.sentences} sentences -> {self.examples} examples in {self.rows} rows; skipped: {skipped}"
         )
-
-
-def encode_words(
-    tokenizer: PreTrainedTokenizerBase,
-    words: Sequence[Sequence[str]],
-    *,
-    max_length: int | None = None,
-    truncation: bool = False,
-) -> tuple[list[list[int]], list[list[int | None]]]:
-    """Tokenise pre-split sentences; returns input ids and, per sub-word, its word index (``None`` for specials).
-
-    Args:
-        tokenizer (`PreTrainedTokenizerBase`): a *fast* tokenizer (``word_ids`` is needed).
-        words (`Sequence[Sequence[str]]`): the words of each sentence.
-        max_length (`int`, *optional*): truncation length when ``truncation`` is set.
-        truncation (`bool`, *optional*, defaults to `False`): truncate to ``max_length``.
-    """
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("OIE features need a fast tokenizer (`use_fast=True`) to map sub-words to words.")
-    enc = tokenizer(
-        [list(w) for w in words],
-        is_split_into_words=True,
-        truncation=truncation,
-        max_length=max_length,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-        verbose=False,  # long inputs are chunked by the pipeline / skipped by build_oie_features
-    )
-    return enc["input_ids"], [enc.word_ids(i) for i in range(len(words))]
 
 
 def word_labels_to_subwords(
@@ -145,7 +118,13 @@ def build_oie_features(
     if max_length is None:
         max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
     records = list(dataset)
-    ids, word_ids = encode_words(tokenizer, [r["words"] for r in records])
+    enc = tokenize_words(  # unspaced scripts (zh, ja, th ...) are tokenised without spaces
+        tokenizer,
+        [r["words"] for r in records],
+        languages=[r.get("language") for r in records],
+        sentences=[r.get("sentence") for r in records],
+    )
+    ids, word_ids = enc.input_ids, enc.word_ids
     per_sentence = layout == "sentence"
     columns = SENTENCE_FEATURE_COLUMNS if per_sentence else FEATURE_COLUMNS
     cols: dict[str, list] = {k: [] for k in (*columns, "length", "record_id", "language")}
