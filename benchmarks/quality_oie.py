@@ -85,7 +85,7 @@ def run_one(name: str, seed: int, args, out_root: Path) -> dict:
     out = out_root / f"{name}-seed{seed}"
     done = out / "results.json"
     cmd = [sys.executable, str(EXAMPLE), "--output-dir", str(out), "--seed", str(seed)]
-    cmd += ["--time-budget", str(args.budget), *SYSTEMS[name][1]]
+    cmd += ["--time-budget", str(args.budget), "--batch-size", str(args.batch_size), *SYSTEMS[name][1]]
     cmd += [
         "--eval-max-sentences",
         str(args.eval_sentences),
@@ -177,7 +177,8 @@ def report(systems: list[dict], args) -> str:
     sampled = args.eval_sentences and any(n >= args.eval_sentences for n in sizes.values())
     lines = [
         f"Equal wall-clock training budget: {args.budget:.0f} s per system (split over stages by the example's "
-        f"BUDGET_SPLIT), seeds {', '.join(map(str, args.seeds))} (cells: mean F1 / AUC over seeds), "
+        f"BUDGET_SPLIT), batch {args.batch_size} sentences, seeds {', '.join(map(str, args.seeds))} "
+        "(cells: mean F1 / AUC over seeds), "
         f"{args.train_sentences or 'all'} English training sentences + es/pt few-shot sentences whose English "
         "originals are in no test set (as selected by the example).",
         (
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seeds", default="42,43", help="comma-separated seeds (>= 2 for the committed run)")
     p.add_argument("--budget", type=float, default=300.0, help="training seconds per system (all stages)")
+    p.add_argument("--batch-size", type=int, default=16, help="training batch size (sentences)")
     p.add_argument("--train-sentences", type=int, default=1200, help="English training sentences (0 = all)")
     p.add_argument(
         "--eval-sentences", type=int, default=0, help="sample evaluation sets to this size (0 = full)"
@@ -283,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "budget_seconds": args.budget,
         "seeds": args.seeds,
+        "batch_size": args.batch_size,
         "train_sentences": args.train_sentences,
         "eval_sentences": args.eval_sentences or "all",
         "machine": args.machine,
