@@ -270,7 +270,8 @@ def build_model(args, log):
     model.add_oie_head("oie", n_arg_layers=args.head_layers, d_feedforward=args.head_ff, **head_kwargs)
     r = 16 if args.full else 8
     languages = {e: e for e in args.experts}
-    for lang in ("hi", "te"):  # evaluation languages without an expert route to English for language routing
+    # training / evaluation languages without an expert route to English (language routing and supervision)
+    for lang in ("en", "de", "zh", "es", "pt", "ar", "hi", "te"):
         languages.setdefault(lang, "en" if "en" in args.experts else args.experts[0])
     name = model.add_adapter_mixture(
         args.experts,
@@ -278,7 +279,8 @@ def build_model(args, log):
         top_k=args.top_k,
         granularity=args.granularity,
         languages=languages,
-        language_loss_coef=args.language_loss_coef,
+        # one expert (a single LoRA): nothing to route, so no routing supervision
+        language_loss_coef=args.language_loss_coef if len(args.experts) > 1 else 0.0,
         expert_config=LoRAConfig(
             r=r, alpha=2 * r, dropout=0.1, selfattn_lora=True, intermediate_lora=True, output_lora=True
         ),
