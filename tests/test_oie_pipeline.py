@@ -223,3 +223,29 @@ def test_language_routed_mixture_gets_language_ids(tiny_tokenizer, multilingual_
         de = model(**enc, language_ids=["de"], head="oie").predicate_logits
         en = model(**enc, language_ids=["en"], head="oie").predicate_logits
     assert not torch.allclose(de, en)
+
+
+def test_precision_and_decoding_options(pipe, multilingual_sentences):
+    from molora_adapters.utils.precision import cpu_has_native_bf16, resolve_precision
+
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_native_bf16() else "fp32")
+    with pytest.raises(ValueError, match="`precision`"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="`precision`"):
+        OIEPipeline(pipe.model, pipe.tokenizer, precision="half")
+    with pytest.raises(ValueError, match="`span_strategy`"):
+        OIEPipeline(pipe.model, pipe.tokenizer, span_strategy="longest")
+    bf16 = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, precision="bf16", span_strategy="nearest")
+    sents = multilingual_sentences[:8]
+    out = bf16.extract(sents)
+    assert len(out) == len(sents) and sum(map(len, out)) > 0
+    for i, exts in enumerate(out):
+        words = sents[i].split()
+        for e in exts:  # tuples stay well formed under bf16
+            assert e.sentence_index == i and e.relation == " ".join(words[p] for p in e.relation_pos)
+    assert bf16.decoding_config() == {
+        "span_strategy": "nearest",
+        "min_args": 0,
+        "confidence_mode": "multi2oie",
+    }

@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
-        default="auto",
-        help="bf16 autocast (auto: where the CPU / GPU has native bf16) or float32.",
+        default="fp32",
+        help="float32 (default) or bf16 autocast (auto: where the CPU / GPU has native bf16).",
     )
     parser.add_argument(
         "--span-strategy",
