@@ -101,7 +101,9 @@ def encoder_floor(pipe, batches) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=None, help="a saved OIE model directory (default: fresh head, see above)")
+    p.add_argument(
+        "--model", default=None, help="a saved OIE model directory (default: fresh head, see above)"
+    )
     p.add_argument("--languages", default="en", help="comma-separated test-set languages (carb; de: benchie)")
     p.add_argument("--sentences", type=int, default=634, help="sentences per language (634 = all of CaRB en)")
     p.add_argument("--batch-size", type=int, default=32)

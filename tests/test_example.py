@@ -50,7 +50,10 @@ def test_example_runs_end_to_end(example, embedded_e5_dir, tmp_path, capsys):
     assert (out / "routing_heatmap.png").stat().st_size > 1000
     routing = json.loads((out / "routing_statistics.json").read_text())
     assert routing["experts"] == ["en", "de", "zh"] and "zh" in routing["counts"]
-    # the held-out es gold excludes the 300 few-shot training sentences
+    # few-shot data: only the 8 Re-OIE2016 sentences per language whose English original is in no test set,
+    # excluded from the held-out es gold; the decoding options are recorded
+    assert results["few_shot"]["sentences"] == {"es": 8, "pt": 8}
+    assert results["decoding"] == {"span_strategy": "merge", "min_args": 1, "confidence_mode": "multi2oie"}
     gold = json.loads(next((out / "gold_subsets").glob("reoie2016_es_*")).read_text())
     assert len(gold) == 8
     assert "total time" in capsys.readouterr().out
