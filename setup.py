@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 ROOT = Path(__file__).parent
 version: dict[str, str] = {}
@@ -28,22 +28,29 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=["molora_adapters", "molora_adapters.*"]),
+    # Namespace discovery: the data folders (vendored corpora, gold sets, metric scripts) are packages too.
+    packages=find_namespace_packages(include=["molora_adapters", "molora_adapters.*"]),
     include_package_data=True,
     package_data={"molora_adapters": ["resources/**/*", "oie/benchmarks/metrics/**/*"]},
+    # Every package the code imports at run time, declared (a fresh environment must get them all).
+    # accelerate: transformers' Trainer (the staged trainer) refuses to start without it; 0.26.0 is the
+    # lowest version transformers 4.57 accepts (ACCELERATE_MIN_VERSION).
     install_requires=[
         "adapters>=1.3.0,<1.4",
         "transformers~=4.57.6",
         "torch>=2.1",
+        "accelerate>=0.26.0",
         "datasets>=2.18",
         "evaluate>=0.4",
         "huggingface-hub>=0.30,<1.0",
+        "numpy>=1.24",
+        "packaging>=20",
+        "safetensors>=0.4",
         "tqdm",
     ],
     extras_require=extras,
     entry_points={"console_scripts": ["molora=molora_adapters.cli:main"]},
     classifiers=[
-        "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
