@@ -18,7 +18,6 @@ Writes `results.json`, `routing_heatmap.png` and `pr_curves.png` into `--output-
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import logging
 import os
@@ -347,33 +346,11 @@ def train(args, model, tokenizer, features, mixture, log):
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
-def _subset_gold(benchmark: str, lang: str, keep_sentences: set[str] | None, out_dir: Path) -> str | None:
-    """Write the gold restricted to ``keep_sentences`` (CaRB tsv / Re-OIE2016 JSON), or None for the full gold."""
-    from molora_adapters.oie.benchmarks import gold_path
-    from molora_adapters.utils.io import atomic_write_text
-
-    if keep_sentences is None:
-        return None
-    src = Path(gold_path(benchmark, lang))
-    opener = gzip.open if src.suffix == ".gz" else open
-    out = out_dir / f"{benchmark}_{lang}_{src.name.removesuffix('.gz')}"
-    with opener(src, "rt", encoding="utf-8") as f:
-        if benchmark == "reoie2016":
-            data = json.load(f)
-            atomic_write_text(out, json.dumps({k: v for k, v in data.items() if k.strip() in keep_sentences}))
-        else:  # CaRB: one tuple per line, the sentence in the first column
-            atomic_write_text(
-                out, "".join(line for line in f if line.split("\t", 1)[0].strip() in keep_sentences)
-            )
-    return str(out)
-
-
 def evaluation_sets(args) -> list[dict]:
-    """Per evaluation: the sentences to extract from, and a gold override for held-out / sampled subsets."""
+    """Per evaluation: the sentences to extract from, and the gold sentences to score on (`None`: all)."""
     from molora_adapters.oie.benchmarks import leak_free_few_shot, load_benchmark
 
     held_out = {lang: set(leak_free_few_shot(lang, n)["sentence"]) for lang, n in FEW_SHOT.items()}
-    gold_dir = Path(args.output_dir) / "gold_subsets"
     sets = []
     for bench, lang, scorer, what in EVALUATIONS:
         if f"{bench}:{lang}" not in args.eval:
@@ -389,9 +366,8 @@ def evaluation_sets(args) -> list[dict]:
                 random.Random(args.seed).sample(sentences, args.eval_max_sentences), key=sentences.index
             )
             keep = set(sentences)
-        gold = _subset_gold(bench, lang, keep, gold_dir)
         sets.append(
-            dict(benchmark=bench, lang=lang, scorer=scorer, what=what, sentences=sentences, gold=gold)
+            dict(benchmark=bench, lang=lang, scorer=scorer, what=what, sentences=sentences, subset=keep)
         )
     return sets
 
@@ -415,7 +391,7 @@ def evaluate_all(args, model, tokenizer, log) -> tuple[list[dict], dict]:
         write_tabbed(
             pred_dir / f"{ev['benchmark']}_{ev['lang']}.tsv", preds
         )  # CaRB format, for `molora evaluate`
-        res = score_extractions(ev["scorer"], preds, lang=ev["lang"], gold=ev["gold"])
+        res = score_extractions(ev["scorer"], preds, lang=ev["lang"], sentences=ev["subset"])
         row = {
             "benchmark": ev["what"],
             "scorer": ev["scorer"],

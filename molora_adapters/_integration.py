@@ -12,12 +12,17 @@ Every such touch lives here, is idempotent, and is guarded by the supported ``ad
 4. forward context: ``output_router_logits`` and ``language_ids`` become context arguments, and outputs gain
    ``router_logits`` and ``mixture_aux_loss``;
 5. lifecycle: deleting an adapter that a mixture uses is rejected;
-6. prediction heads: the ``"oie"`` custom head type is registered on every flex-head model at construction (so
-   saved OIE heads reload with ``from_pretrained`` / ``load_head``), and ``model.add_oie_head`` exists;
+6. prediction heads: a small hook, :func:`register_head_type`, through which sub-packages declare custom head
+   types *by import path*. A head class is imported only when a model actually adds a head of that type (a saved
+   head rebuilt by ``from_pretrained`` / ``load_head``, or ``model.add_<type>_head``), so building a flex-head
+   model never imports the OIE, data or LLM stacks;
 7. the model methods of :class:`~molora_adapters.mixture.model.MixtureModelMixin` and
-   :class:`~molora_adapters.mixture.hub.MixtureHubMixin`.
+   :class:`~molora_adapters.mixture.hub.MixtureHubMixin` (a name ``adapters`` already defines is refused);
+8. adapters bug workarounds: :func:`relink_prefix_pools`.
 
-Nothing else in the package modifies third-party objects.
+Every wrapped original must exist (:func:`_patch` raises ``ImportError`` at import otherwise), so an ``adapters``
+release that renames one fails loudly instead of silently skipping the patch. Nothing else in the package modifies
+third-party objects.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import importlib
 from collections.abc import Iterator
 
 import adapters
@@ -65,9 +71,19 @@ def check_adapters_version(version: str | None = None) -> None:
 
 
 def _patch(owner: type, name: str, make):
-    """Replace ``owner.name`` by ``make(original)`` once (idempotent through a marker attribute)."""
+    """Replace ``owner.name`` by ``make(original)`` once (idempotent through a marker attribute).
+
+    Raises:
+        ImportError: ``owner`` defines no ``name`` (an ``adapters`` release renamed or moved it).
+    """
     original = owner.__dict__.get(name)
-    if original is not None and getattr(original, _MARK, False):
+    if original is None:
+        raise ImportError(
+            f"molora_adapters wraps `{owner.__module__}.{owner.__qualname__}.{name}`, which adapters "
+            f"{adapters.__version__} does not define; install a supported version "
+            f"(adapters>={SUPPORTED_ADAPTERS_RANGE[0]},<{SUPPORTED_ADAPTERS_RANGE[1]})."
+        )
+    if getattr(original, _MARK, False):
         return
     patched = make(original)
     setattr(patched, _MARK, True)
@@ -96,7 +112,11 @@ def override_lora_mixture_forward(fn) -> Iterator[None]:
 
 
 def ensure_layer_dispatch(model: torch.nn.Module) -> None:
-    """Add the ``Mixture`` entry to layers built before the plugin was imported."""
+    """Add the ``Mixture`` entry to layers built before the plugin was imported.
+
+    Attached to every ``adapters`` model as ``_ensure_mixture_dispatch``, so the mixture API calls it without
+    importing this module (no ``mixture`` -> seam back edge).
+    """
     for module in model.modules():
         if isinstance(module, ComposableAdapterLayerBase):
             module.composition_to_func_map.setdefault(Mixture, "compose_mixture")
@@ -219,22 +239,125 @@ def _make_delete_adapter(original):
 
 
 # ---- 6. prediction heads ------------------------------------------------------------------------------------------
-def _make_init_head_modules(original):
+@dataclasses.dataclass(frozen=True)
+class _HeadType:
+    head_class: str  # "module:attribute", imported on first use
+    adder: str | None  # "module:attribute" of an `add_*_head(model, name, **kwargs)` function
+    adder_name: str | None  # model method name for it, e.g. "add_oie_head"
+
+
+HEAD_TYPES: dict[str, _HeadType] = {}
+"""Custom head types declared with :func:`register_head_type` (head type -> import paths)."""
+
+
+def _resolve(path: str):
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def register_head_type(head_type: str, head_class: str, *, adder: str | None = None) -> None:
+    """Declare a custom prediction-head type that every flex-head model knows, without importing it now.
+
+    Args:
+        head_type (`str`): the ``head_type`` saved in head configs (e.g. ``"oie"``).
+        head_class (`str`): ``"package.module:ClassName"`` of the ``PredictionHead`` subclass.
+        adder (`str`, *optional*): ``"package.module:function"`` of an ``add_<type>_head(model, name, **kw)``
+            function, attached to flex-head models as ``model.add_<type>_head``.
+
+    Raises:
+        ValueError: ``head_type`` is already declared with other paths, or clashes with an ``adapters`` head.
+    """
+    from adapters.heads.model_mixin import MODEL_HEAD_MAP
+
+    if not head_type.isidentifier():
+        raise ValueError(
+            f"`head_type` must be a Python identifier (it names `model.add_<type>_head`), got {head_type!r}."
+        )
+    entry = _HeadType(head_class, adder, f"add_{head_type}_head" if adder else None)
+    if head_type in MODEL_HEAD_MAP:
+        raise ValueError(f"`head_type` {head_type!r} is a built-in adapters head type; choose another name.")
+    if HEAD_TYPES.get(head_type, entry) != entry:
+        raise ValueError(
+            f"Head type `{head_type}` is already declared as {HEAD_TYPES[head_type]}; `unregister_head_type` it first."
+        )
+    HEAD_TYPES[head_type] = entry
+    if entry.adder_name and _registered:
+        _install_head_adder(entry)
+
+
+def unregister_head_type(head_type: str) -> None:
+    """Remove a head type declared with :func:`register_head_type` (and its ``model.add_<type>_head``)."""
+    entry = HEAD_TYPES.pop(head_type)
+    if entry.adder_name and getattr(
+        ModelWithFlexibleHeadsAdaptersMixin.__dict__.get(entry.adder_name), _MARK, False
+    ):
+        delattr(ModelWithFlexibleHeadsAdaptersMixin, entry.adder_name)
+
+
+def _install_head_adder(entry: _HeadType) -> None:
+    def add_head(self, head_name: str, **kwargs):
+        return _resolve(entry.adder)(self, head_name, **kwargs)
+
+    add_head.__name__ = add_head.__qualname__ = entry.adder_name
+    add_head.__doc__ = f"Add a head with ``{entry.adder}`` (imported on first use)."
+    setattr(add_head, _MARK, True)
+    existing = ModelWithFlexibleHeadsAdaptersMixin.__dict__.get(entry.adder_name)
+    if existing is not None and not getattr(existing, _MARK, False):
+        raise ImportError(
+            f"adapters already defines `{entry.adder_name}`; molora_adapters will not replace it."
+        )
+    setattr(ModelWithFlexibleHeadsAdaptersMixin, entry.adder_name, add_head)
+
+
+def _make_add_prediction_head_from_config(original):
     @functools.wraps(original)
-    def _init_head_modules(self):
-        from .oie.heads import register_oie_head
+    def add_prediction_head_from_config(self, head_name, config, *args, **kwargs):
+        head_type = config.get("head_type") if isinstance(config, dict) else None
+        entry = HEAD_TYPES.get(head_type)
+        if entry is not None and head_type not in self.custom_heads:
+            self.register_custom_head(head_type, _resolve(entry.head_class))  # first use: import it now
+        return original(self, head_name, config, *args, **kwargs)
 
-        register_oie_head(self)  # before the original rebuilds saved heads from the config
-        return original(self)
-
-    return _init_head_modules
+    return add_prediction_head_from_config
 
 
-def _add_oie_head(self, head_name: str, **kwargs):
-    """Add a Multi2OIE predicate/argument head (see :func:`molora_adapters.oie.heads.add_oie_head`)."""
-    from .oie.heads import add_oie_head
+# ---- 8. adapters bug workarounds ----------------------------------------------------------------------------------
+def relink_prefix_pools(model: torch.nn.Module) -> None:
+    """Re-link prefix-tuning layers to their pool after ``save_pretrained``.
 
-    return add_oie_head(self, head_name, **kwargs)
+    adapters 1.3's ``save_pretrained`` unlinks every ``PrefixTuningLayer`` from the shared pool (for safe
+    serialisation) and never links it back, after which ``train_adapter`` (hence the mixture stage) fails with
+    ``'NoneType' object has no attribute 'enable_prefix'``.
+    """
+    from adapters.methods.prefix_tuning import PrefixTuningLayer
+
+    pool = getattr(getattr(model, "base_model", model), "prefix_tuning", None)
+    if pool is None:
+        return
+    for layer in [m for m in model.modules() if isinstance(m, PrefixTuningLayer)]:
+        if getattr(layer, "pool", None) is None:
+            layer.set_pool(pool)
+
+
+class _SeamMethods:
+    """Model methods the mixture API calls without importing this module."""
+
+    _ensure_mixture_dispatch = ensure_layer_dispatch
+
+
+def _copy_methods(mixin: type, target: type) -> None:
+    """Attach ``mixin``'s methods to ``target``, refusing to shadow anything ``target`` (or a base) defines."""
+    for attr, value in vars(mixin).items():
+        if attr.startswith("__"):
+            continue
+        if target.__dict__.get(attr) is value:
+            continue  # registered before (idempotent)
+        if hasattr(target, attr):
+            raise ImportError(
+                f"`{target.__qualname__}.{attr}` already exists in adapters {adapters.__version__}; "
+                f"molora_adapters will not replace it with `{mixin.__qualname__}.{attr}`."
+            )
+        setattr(target, attr, value)
 
 
 def register() -> None:
@@ -274,13 +397,17 @@ def register() -> None:
     # 5. lifecycle
     _patch(ModelAdaptersMixin, "delete_adapter", _make_delete_adapter)
 
-    # 6. prediction heads
-    _patch(ModelWithFlexibleHeadsAdaptersMixin, "_init_head_modules", _make_init_head_modules)
-    ModelWithFlexibleHeadsAdaptersMixin.add_oie_head = _add_oie_head
+    # 6. prediction heads (declared by the package root and by plugins through `register_head_type`)
+    _patch(
+        ModelWithFlexibleHeadsAdaptersMixin,
+        "add_prediction_head_from_config",
+        _make_add_prediction_head_from_config,
+    )
+    for entry in HEAD_TYPES.values():
+        if entry.adder_name:
+            _install_head_adder(entry)
 
     # 7. model methods
-    for mixin in (MixtureModelMixin, MixtureHubMixin):
-        for attr, value in vars(mixin).items():
-            if not attr.startswith("__"):
-                setattr(ModelAdaptersMixin, attr, value)
+    for mixin in (MixtureModelMixin, MixtureHubMixin, _SeamMethods):
+        _copy_methods(mixin, ModelAdaptersMixin)
     _registered = True

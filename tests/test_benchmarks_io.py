@@ -15,6 +15,7 @@ from molora_adapters.oie.benchmarks import (
     SCORERS,
     ExtractionRow,
     load_benchmark,
+    normalize_key,
     read_benchie,
     read_jsonl,
     read_predictions,
@@ -318,3 +319,51 @@ def test_scoring_benchmark_records_uses_their_sent_ids():
         }
         expected += len(plain)
     assert res["unknown_predictions"] == 0 and 0.95 * expected <= res["true_positives"] <= expected
+
+
+@pytest.mark.parametrize("benchmark, lang", [("carb", "en"), ("reoie2016", "es"), ("oie2016", "en")])
+def test_scoring_on_a_sentence_subset_equals_a_filtered_gold_file(benchmark, lang, tmp_path):
+    """`sentences=` scores on part of the gold exactly as a gold file restricted to those sentences does."""
+    from molora_adapters.oie.benchmarks import gold_path
+
+    ds = load_benchmark(benchmark, lang)
+    subset = list(ds["sentence"][3:9])
+    preds = [r for r in ds.select(range(0, 12))]  # gold records as predictions: some hit, some are unknown
+    src = gold_path(benchmark, lang)
+    keys = {normalize_key(s) for s in subset}
+    with gzip.open(src, "rt", encoding="utf-8", newline="") as f:
+        if benchmark == "reoie2016":
+            text = json.dumps({k: v for k, v in json.load(f).items() if normalize_key(k) in keys})
+        else:
+            text = "".join(line for line in f if normalize_key(line.split("\t", 1)[0]) in keys)
+    filtered = tmp_path / "gold.txt"
+    filtered.write_text(text, encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # predictions on sentences outside the subset
+        got = score_extractions(benchmark, preds, lang=lang, sentences=subset)
+        expected = score_extractions(benchmark, preds, lang=lang, gold=filtered)
+        whole = score_extractions(benchmark, preds, lang=lang)
+    drop = ("curve",)
+    assert {k: v for k, v in got.items() if k not in drop} == {
+        k: v for k, v in expected.items() if k not in drop
+    }
+    assert got["recall"] != whole["recall"] and got["unknown_predictions"] > 0
+    with pytest.raises(ValueError, match="`sentences`: 1 sentence"):
+        score_extractions(benchmark, preds, lang=lang, sentences=[*subset, "Not a gold sentence at all ."])
+
+
+def test_benchie_on_a_sentence_subset_counts_only_their_synsets():
+    from molora_adapters.oie.benchmarks import gold_path, parse_benchie_gold
+
+    gold = parse_benchie_gold(gold_path("benchie", "de"))
+    ds = load_benchmark("benchie", "de")
+    subset = list(ds["sentence"][:6])
+    ids = [gold.key_to_id[normalize_key(s)] for s in subset]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = score_extractions("benchie", ds.select(range(12)), lang="de", sentences=subset)
+        only_subset = score_extractions("benchie", ds.select(range(6)), lang="de")
+    assert got["synsets"] == sum(len(gold.synsets[i]) for i in ids) < only_subset["synsets"]
+    assert got["unknown_sentences"] == 6
+    assert got["true_positives"] == only_subset["true_positives"] > 0
+    assert got["false_negatives"] == got["synsets"] - got["true_positives"]

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from conftest import SHARED_DATA
 
-from molora_adapters.data import OIE_FEATURES, load_training_corpus, register_corpus_loader
+from molora_adapters.data import CORPUS_LOADERS, OIE_FEATURES, load_training_corpus, register_corpus_loader
 from molora_adapters.data.alignment import (
     DROP_REASONS,
     AlignmentReport,
@@ -243,8 +243,14 @@ def test_path_only_loaders_require_a_path():
 def test_registry_rejects_duplicates_and_accepts_new_loaders():
     with pytest.raises(ValueError, match="already registered"):
         register_corpus_loader("oie2016", lambda path=None: None)
-    register_corpus_loader("test-empty", lambda path=None, **kw: "ok", overwrite=True)
-    assert load_training_corpus("test-empty") == "ok"
+    register_corpus_loader("test-empty", lambda path=None, **kw: "ok")
+    try:
+        assert load_training_corpus("test-empty") == "ok"
+    finally:
+        CORPUS_LOADERS.unregister("test-empty")
+    assert "test-empty" not in CORPUS_LOADERS
+    with pytest.raises(KeyError, match="Unknown corpus loader `test-empty`"):
+        CORPUS_LOADERS.unregister("test-empty")
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "oie_train").is_dir(), reason="../shared/data is not available")

@@ -50,12 +50,28 @@ def test_example_runs_end_to_end(example, embedded_e5_dir, tmp_path, capsys):
     assert (out / "routing_heatmap.png").stat().st_size > 1000
     routing = json.loads((out / "routing_statistics.json").read_text())
     assert routing["experts"] == ["en", "de", "zh"] and "zh" in routing["counts"]
-    # the held-out es gold excludes the 300 few-shot training sentences
-    gold = json.loads(next((out / "gold_subsets").glob("reoie2016_es_*")).read_text())
-    assert len(gold) == 8
+    # few-shot data: only the 8 Re-OIE2016 sentences per language whose English original is in no test set,
+    # never in the held-out es evaluation; the decoding options are recorded
+    assert results["few_shot"]["sentences"] == {"es": 8, "pt": 8}
+    assert results["decoding"] == {"span_strategy": "merge", "min_args": 1, "confidence_mode": "multi2oie"}
+    from molora_adapters.oie.benchmarks import leak_free_few_shot
+
+    (es,) = [e for e in example.evaluation_sets(example.parse_args(argv)) if e["benchmark"] == "reoie2016"]
+    few_shot = {s.strip() for s in leak_free_few_shot("es")["sentence"]}
+    assert len(es["subset"]) == 8 and not es["subset"] & few_shot
     assert "total time" in capsys.readouterr().out
-    # a rerun resumes from the finished stages instead of training again
+
+    # a rerun resumes from the finished stages instead of training again: no stage output is written or
+    # rewritten (only the final model is saved again), and the scores are the same
+    def stage_files():
+        return {p: p.stat().st_mtime_ns for p in (out / "train").glob("stage-*/**/*") if p.is_file()}
+
+    before = stage_files()
+    assert len({p.relative_to(out / "train").parts[0] for p in before}) == 3  # three finished stages
     assert example.main(argv) == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert stage_files() == before
+    assert json.loads((out / "results.json").read_text())["results"] == results["results"]
 
 
 @pytest.mark.parametrize(

@@ -349,3 +349,27 @@ def test_pull_in_fresh_process_configured_by_hf_endpoint_only(hub_env, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.equal(torch.load(tmp_path / "out.pt"), _out(model))
     assert ("GET", f"/api/models/{REPO}/revision/main") in hub.requests
+
+
+def test_pull_sends_the_given_token(hub_env):
+    """`load_adapter_mixture(token=)` authenticates the download, as `push_adapter_mixture_to_hub(token=)` does."""
+    hub = hub_env()
+    model, name = _mixture_model()
+    model.push_adapter_mixture_to_hub(REPO, name, token=TOKEN)
+    hub.authorizations.clear()
+    fresh = tiny_adapter_model("bert", seed=0)
+    assert fresh.load_adapter_mixture(REPO, token="hf_other_token", set_active=True) == name
+    assert hub.authorizations == {"Bearer hf_other_token"}
+    assert torch.equal(_out(fresh), _out(model))
+
+
+def test_router_loader_and_save_adapter_mixture_agree_on_the_weights_format(tmp_path):
+    from molora_adapters.mixture.loading import MIXTURE_WEIGHTS_NAME, MixtureRouterLoader
+
+    model, name = _mixture_model()
+    model.save_adapter_mixture(tmp_path / "mixture", name)
+    MixtureRouterLoader(model).save(str(tmp_path / "routers"), name)
+    assert (tmp_path / "mixture" / MIXTURE_WEIGHTS_NAME).is_file()
+    assert sorted(p.name for p in (tmp_path / "routers").iterdir()) == sorted(
+        p.name for p in (tmp_path / "mixture").iterdir() if p.is_file()
+    )

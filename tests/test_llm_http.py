@@ -266,7 +266,7 @@ def broken_corpus():
 
     register_corpus_loader("test-broken-corpus", broken)
     yield "test-broken-corpus"
-    del CORPUS_LOADERS._items["test-broken-corpus"]
+    CORPUS_LOADERS.unregister("test-broken-corpus")
 
 
 @pytest.mark.parametrize(

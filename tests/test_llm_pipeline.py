@@ -19,7 +19,7 @@ from molora_adapters.data.llm import (
     build_openie4pp,
     register_llm_backend,
 )
-from molora_adapters.data.llm.pipeline import _RunLock, detokenize
+from molora_adapters.data.llm.pipeline import _run_lock, detokenize
 from molora_adapters.data.llm.shards import read_jsonl
 from molora_adapters.data.registry import CORPUS_LOADERS, register_corpus_loader
 
@@ -99,7 +99,7 @@ def test_repeated_sentence_is_asked_once(tmp_path):
 
 
 def test_run_lock(tmp_path):
-    with _RunLock(tmp_path), pytest.raises(RuntimeError, match="Another `molora annotate` run"):
+    with _run_lock(tmp_path), pytest.raises(RuntimeError, match="Another `molora annotate` run"):
         annotate(ENGLISH, ScriptedBackend(), _config(tmp_path))
     annotate(ENGLISH, ScriptedBackend(), _config(tmp_path, limit=1))  # released
 
@@ -139,7 +139,7 @@ def test_openie4pp(tmp_path):
         ds = load_training_corpus("openie4pp", path=[str(tmp_path / "run1")], english="test-english")
         assert len(ds) == 6 + 8 and ds.features == english.features
     finally:
-        del CORPUS_LOADERS._items["test-english"]
+        CORPUS_LOADERS.unregister("test-english")
     # the same directory twice gives no duplicates
     assert len(load_training_corpus("llm-augmented", path=[tmp_path / "run2", tmp_path / "run2"])) == 4
 
@@ -159,7 +159,7 @@ def test_backend_registry():
     try:
         assert build_backend("test-scripted", model="m").model == "m"
     finally:
-        del LLM_BACKENDS._items["test-scripted"]
+        LLM_BACKENDS.unregister("test-scripted")
     with pytest.raises(KeyError, match="Unknown LLM backend `nope`"):
         build_backend("nope")
 

@@ -12,7 +12,6 @@ from conftest import tiny_adapter_model
 
 from molora_adapters.oie.heads import OIEHead, OIEHeadConfig, OIEHeadOutput, add_oie_head, register_oie_head
 from molora_adapters.oie.labels import IGNORE_INDEX
-from molora_adapters.oie.pipeline import load_oie_model
 
 SMALL = dict(d_feedforward=64, n_arg_layers=2)
 
@@ -74,14 +73,31 @@ def test_ignored_positions_do_not_change_the_loss(oie_model):
 
 
 def test_argument_logits_depend_only_on_the_predicate_tokens_as_keys(oie_model):
+    """Multi2OIE: a token attends to the predicate's tokens only, so changing another real token changes
+    that token's tags and nothing else, while changing a predicate token changes every token's tags."""
     head: OIEHead = oie_model.heads["oie"]
-    seq = torch.randn(1, 6, oie_model.config.hidden_size)
-    pm = torch.tensor([[0, 0, 1, 0, 0, 0]])
-    am = torch.tensor([[1, 1, 1, 1, 1, 0]])
+    head.eval()
+    torch.manual_seed(0)
+    seq = torch.randn(1, 7, oie_model.config.hidden_size)
+    pm = torch.tensor([[0, 0, 1, 1, 0, 0, 0]])
+    am = torch.tensor([[1, 1, 1, 1, 1, 1, 0]])
     base = head.argument_logits(seq, pm, am)
-    changed = seq.clone()
-    changed[0, 5] += 10.0  # a padding token never matters
-    torch.testing.assert_close(head.argument_logits(changed, pm, am)[0, :5], base[0, :5])
+
+    other = seq.clone()
+    other[0, 4] += 3.0 * torch.randn(seq.shape[-1])  # a real, non-predicate token
+    out = head.argument_logits(other, pm, am)
+    keep = [0, 1, 2, 3, 5]
+    torch.testing.assert_close(out[0, keep], base[0, keep], rtol=0, atol=1e-6)
+    assert not torch.allclose(out[0, 4], base[0, 4], atol=1e-3)  # the token itself does change
+
+    predicate = seq.clone()
+    predicate[0, 2] += 3.0 * torch.randn(seq.shape[-1])
+    out = head.argument_logits(predicate, pm, am)
+    assert all(not torch.allclose(out[0, t], base[0, t], atol=1e-4) for t in (0, 1, 4, 5))
+
+    padding = seq.clone()
+    padding[0, 6] += 10.0
+    torch.testing.assert_close(head.argument_logits(padding, pm, am)[0, :6], base[0, :6], rtol=0, atol=1e-6)
     assert torch.isfinite(head.argument_logits(seq, torch.zeros_like(pm), am)).all()  # no predicate: no NaN
 
 
@@ -119,10 +135,12 @@ def test_save_adapter_with_head_identical(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_save_pretrained_then_load_oie_model(oie_model, tmp_path):
+def test_save_pretrained_then_from_pretrained(oie_model, tmp_path):
+    from adapters import AutoAdapterModel
+
     before = _outputs(oie_model)
     oie_model.save_pretrained(str(tmp_path))
-    loaded = load_oie_model(str(tmp_path))
+    loaded = AutoAdapterModel.from_pretrained(str(tmp_path))
     assert isinstance(loaded.heads["oie"], OIEHead)
     for a, b in zip(before, _outputs(loaded), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)

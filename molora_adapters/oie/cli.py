@@ -3,7 +3,8 @@
 Example::
 
     molora extract --model DIR --lang zh < in.txt > out.jsonl
-    molora extract --model DIR --format carb --input sents.txt --output carb.tsv
+    molora extract --model DIR --format tabbed --input sents.txt --output carb.tsv
+    molora evaluate --benchmark carb --format tabbed carb.tsv
 
 Bad input never stops a run: a line that is empty or whitespace-only, is not valid UTF-8, or fails for
 any other reason gets an ``{"line": N, "error": ...}`` record in JSONL (and a message on stderr for the
@@ -21,7 +22,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .formats import OUTPUT_FORMATS, LineResult, write_results
+from .benchmarks.readers import FORMAT_ALIASES
+from .benchmarks.writers import OUTPUT_FORMATS, LineResult, write_results
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lang", dest="language", help="Language code of the input (zh/ja: character level)."
     )
     parser.add_argument(
-        "--format", choices=OUTPUT_FORMATS, default="jsonl", help="Output format (default: jsonl)."
+        "--format",
+        choices=sorted({*OUTPUT_FORMATS, *(a for a, c in FORMAT_ALIASES.items() if c in OUTPUT_FORMATS)}),
+        default="jsonl",
+        help="Output format (default: jsonl; `carb` is an alias of `tabbed`). Every format reads back "
+        "with `molora evaluate --format` of the same name.",
     )
     parser.add_argument("--input", help="Input file (default: stdin).")
     parser.add_argument("--output", help="Output file, written atomically (default: stdout).")
@@ -46,16 +52,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
-        default="auto",
-        help="bf16 autocast (auto: where the CPU / GPU has native bf16) or float32.",
+        default="fp32",
+        help="float32 (default) or bf16 autocast (auto: where the CPU / GPU has native bf16).",
     )
     parser.add_argument(
         "--span-strategy",
-        choices=("merge", "best"),
+        choices=("merge", "best", "nearest", "merge_near"),
         default="merge",
-        help="Several spans of one argument role: merge them (Multi2OIE) or keep the most probable.",
+        help="Several spans of one argument role: merge them (Multi2OIE), keep the most probable, the nearest "
+        "to the predicate, or the most probable plus pieces within 2 words (see oie.decoding).",
     )
     parser.add_argument("--min-args", type=int, default=1, help="Drop tuples with fewer arguments.")
+    parser.add_argument(
+        "--max-predicates-per-chunk",
+        type=int,
+        default=None,
+        help="Predicates per encoder chunk that get an argument pass (default: "
+        "OIEPipeline's DEFAULT_MAX_PREDICATES_PER_CHUNK, 32); bounds the cost of a line by its length.",
+    )
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
 
 
@@ -74,6 +88,24 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]
         yield n, text, None
 
 
+def _extract(pipeline, texts: list[str], numbers: list[int], **kwargs) -> list:
+    """``pipeline.extract(texts)``, re-issuing its per-sentence warnings with the input line number."""
+    from .pipeline import SentenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = pipeline.extract(texts, **kwargs)
+    for w in caught:
+        msg = w.message
+        if isinstance(msg, SentenceWarning):
+            i = msg.sentence_index
+            text = str(msg).replace(f"Sentence {i}", f"Input line {numbers[i]}", 1)
+            warnings.warn(type(msg)(text, i), stacklevel=2)
+        else:
+            warnings.warn_explicit(msg, w.category, w.filename, w.lineno)
+    return out
+
+
 def extract_lines(
     pipeline,
     lines: Iterable[tuple[int, str | None, str | None]],
@@ -89,13 +121,17 @@ def extract_lines(
         good = [(n, t) for n, t, err in buf if err is None]
         results: dict[int, LineResult] = {n: LineResult(n, error=err) for n, _, err in buf if err is not None}
         try:
-            exts = pipeline.extract([t for _, t in good], language=language, batch_size=batch_size)
+            exts = _extract(
+                pipeline, [t for _, t in good], [n for n, _ in good], language=language, batch_size=batch_size
+            )
             for (n, t), e in zip(good, exts, strict=True):
                 results[n] = LineResult(n, t, language, e)
         except Exception:  # noqa: BLE001 - retry one by one so only the culprit line fails
             for n, t in good:
                 try:
-                    results[n] = LineResult(n, t, language, pipeline.extract([t], language=language)[0])
+                    results[n] = LineResult(
+                        n, t, language, _extract(pipeline, [t], [n], language=language)[0]
+                    )
                 except Exception as e:  # noqa: BLE001
                     results[n] = LineResult(n, t, language, error=f"{type(e).__name__}: {e}")
         buf.clear()
@@ -122,6 +158,11 @@ def run(args: argparse.Namespace) -> int:
         min_args=args.min_args,
         span_strategy=args.span_strategy,
         precision=args.precision,
+        **(
+            {}
+            if args.max_predicates_per_chunk is None
+            else {"max_predicates_per_chunk": args.max_predicates_per_chunk}
+        ),
     )
     device = args.device or ("cuda" if _cuda() else "cpu")
     pipe.model.to(device)

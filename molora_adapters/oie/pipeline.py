@@ -12,8 +12,13 @@ Steps for every sentence:
    consecutive word chunks** that each fit (a warning says so); tuples are then extracted within chunks and
    their positions refer to the whole sentence. Nothing is cut silently: a single word longer than a chunk
    is the only thing ever truncated, and it is warned about too.
-2. ``_forward``: encode once (bf16 autocast where the hardware has native bf16, see ``precision``), tag
-   predicates, then run the argument tagger for all predicates of the batch on the cached encoder states.
+2. ``_forward``: encode once (float32, or bf16 autocast, see ``precision``), tag predicates, then run the
+   argument tagger for all predicates of the batch on the cached encoder states. At most
+   ``max_predicates_per_chunk`` predicates (default :data:`DEFAULT_MAX_PREDICATES_PER_CHUNK`) get an argument
+   pass per chunk, the most confident ones; when a chunk has more, a :class:`PredicateCapWarning` names the
+   sentence. So the cost of a sentence is bounded by its length (chunks x cap argument passes), whatever the
+   head predicts: an untrained head on one hostile line of 3,000 repeated words would otherwise run an
+   argument pass per word.
 3. ``postprocess``: word-level tags -> repaired spans -> :class:`Extraction` with a confidence (see
    :mod:`molora_adapters.oie.decoding`).
 
@@ -23,7 +28,6 @@ Empty and whitespace-only sentences have no words and give no extractions (docum
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,15 +49,31 @@ from .decoding import (
     decode_predicates,
 )
 from .extraction import Extraction
-from .heads import OIE_HEAD_TYPE, OIEHead
+from .heads import OIEHead
 from .labels import ARG_LABELS, PRED_LABELS
 from .tokenization import tokenize_words, word_level_tags
 
 logger = logging.getLogger(__name__)
 
 
-class LongSentenceWarning(UserWarning):
+DEFAULT_MAX_PREDICATES_PER_CHUNK = 32
+"""Predicates per encoder chunk that get an argument pass (real sentences have far fewer)."""
+
+
+class SentenceWarning(UserWarning):
+    """A warning about one input sentence; ``sentence_index`` is its index in the ``extract`` call."""
+
+    def __init__(self, message: str, sentence_index: int) -> None:
+        super().__init__(message)
+        self.sentence_index = sentence_index
+
+
+class LongSentenceWarning(SentenceWarning):
     """A sentence did not fit the encoder and was split into chunks (or a word was truncated)."""
+
+
+class PredicateCapWarning(SentenceWarning):
+    """A chunk had more predicates than ``max_predicates_per_chunk``; only the most confident were kept."""
 
 
 @dataclass
@@ -79,15 +99,6 @@ class ChunkResult:
     predicates: list[list[int]] = field(default_factory=list)  # chunk-local word positions
     arg_tags: list[list[str]] = field(default_factory=list)
     arg_probs: list[list[float]] = field(default_factory=list)
-
-
-def _resolve(name: str) -> str:
-    """Map ids such as ``embedded:multilingual-e5-small`` to a local path when the models package exists."""
-    try:
-        from ..models import resolve_model_name_or_path  # type: ignore[attr-defined]
-    except ImportError:
-        return name
-    return resolve_model_name_or_path(name)
 
 
 def find_oie_head(model, head_name: str | None = None) -> str:
@@ -129,9 +140,15 @@ class OIEPipeline:
             The defaults of ``span_strategy`` and ``min_args`` were chosen on CaRB dev (see the README).
         argument_batch_size (`int`, *optional*, defaults to 256): predicates per argument-tagger pass (a
             batch of sentences can contain many more predicates than sentences).
-        precision (`str`, *optional*, defaults to `"auto"`): ``"bf16"`` runs the model under bf16 autocast,
+        precision (`str`, *optional*, defaults to `"fp32"`): ``"bf16"`` runs the model under bf16 autocast,
             ``"fp32"`` in float32; ``"auto"`` picks bf16 on CPUs with native bf16 (``avx512_bf16`` / AMX) and on
-            CUDA devices that support it, float32 elsewhere.
+            CUDA devices that support it, float32 elsewhere. The default is float32 because bf16 autocast measured
+            1.4x *slower* for extraction-sized batches on the (shared, 2-core, AMX) development machine (autocast
+            re-casts weights and activations at every op); measure before switching.
+        max_predicates_per_chunk (`int`, *optional*, defaults to :data:`DEFAULT_MAX_PREDICATES_PER_CHUNK`):
+            predicates of one encoder chunk that get an argument pass; when a chunk has more, the most
+            confident (mean predicate-tag probability over their words) are kept and a
+            :class:`PredicateCapWarning` names the sentence. Bounds the cost of a sentence by its length.
         progress (`bool`, *optional*): show a progress bar; by default only for more than 4 batches.
     """
 
@@ -146,7 +163,8 @@ class OIEPipeline:
         min_args: int = 1,
         span_strategy: SpanStrategy = "merge",
         argument_batch_size: int = 256,
-        precision: Precision = "auto",
+        precision: Precision = "fp32",
+        max_predicates_per_chunk: int = DEFAULT_MAX_PREDICATES_PER_CHUNK,
         progress: bool | None = None,
     ) -> None:
         if precision not in PRECISIONS:
@@ -162,6 +180,11 @@ class OIEPipeline:
         if argument_batch_size < 1:
             raise ValueError(f"`argument_batch_size` must be >= 1, got {argument_batch_size}.")
         self.argument_batch_size = argument_batch_size
+        if not isinstance(max_predicates_per_chunk, int) or max_predicates_per_chunk < 1:
+            raise ValueError(
+                f"`max_predicates_per_chunk` must be an int >= 1, got {max_predicates_per_chunk!r}."
+            )
+        self.max_predicates_per_chunk = max_predicates_per_chunk
         self.model = model
         self.tokenizer = tokenizer
         self.head_name = find_oie_head(model, head_name)
@@ -248,11 +271,13 @@ class OIEPipeline:
         spans.append((start, len(words)))
         too_long = [words[j][0][:20] for j, c in enumerate(counts) if c > capacity]
         warnings.warn(
-            f"Sentence {index} has {sum(counts)} sub-words, more than `max_length`={self.max_length}; it was "
-            f"split into {len(spans)} chunks of whole words and tuples are extracted within each chunk"
-            + (f"; words truncated to fit: {too_long}" if too_long else "")
-            + ".",
-            LongSentenceWarning,
+            LongSentenceWarning(
+                f"Sentence {index} has {sum(counts)} sub-words, more than `max_length`={self.max_length}; it "
+                f"was split into {len(spans)} chunks of whole words and tuples are extracted within each chunk"
+                + (f"; words truncated to fit: {too_long}" if too_long else "")
+                + ".",
+                index,
+            ),
             stacklevel=4,
         )
         enc = tokenize_words(
@@ -319,8 +344,9 @@ class OIEPipeline:
 
         results, plan = [], []  # plan: (batch row, predicate word positions)
         for b, c in enumerate(chunks):
-            word_tags = [PRED_LABELS[k] for k in tags[b][: c.n_words]]
-            res = ChunkResult(c, word_tags, probs[b][: c.n_words], predicates=decode_predicates(word_tags))
+            word_tags, word_probs = [PRED_LABELS[k] for k in tags[b][: c.n_words]], probs[b][: c.n_words]
+            predicates = self._cap_predicates(c, decode_predicates(word_tags), word_probs)
+            res = ChunkResult(c, word_tags, word_probs, predicates=predicates)
             results.append(res)
             plan.extend((b, p) for p in res.predicates)
         if not plan:
@@ -352,6 +378,26 @@ class OIEPipeline:
                 results[b].arg_tags.append([ARG_LABELS[k] for k in a_tags[r][:n]])
                 results[b].arg_probs.append(a_probs[r][:n])
         return results
+
+    def _cap_predicates(
+        self, chunk: Chunk, predicates: list[list[int]], probs: list[float]
+    ) -> list[list[int]]:
+        """At most ``max_predicates_per_chunk`` predicates: the most confident, in sentence order."""
+        cap = self.max_predicates_per_chunk
+        if len(predicates) <= cap:
+            return predicates
+        score = [sum(probs[w] for w in p) / len(p) for p in predicates]
+        keep = sorted(sorted(range(len(predicates)), key=lambda k: -score[k])[:cap])
+        i = chunk.sentence_index
+        warnings.warn(
+            PredicateCapWarning(
+                f"Sentence {i}: a chunk of {chunk.n_words} words has {len(predicates)} predicates, more than "
+                f"`max_predicates_per_chunk`={cap}; only the {cap} most confident get an argument pass.",
+                i,
+            ),
+            stacklevel=5,
+        )
+        return [predicates[k] for k in keep]
 
     @staticmethod
     def _word_level(probs: torch.Tensor, word_tokens: Sequence[int], labels: Sequence[str]):
@@ -498,68 +544,16 @@ class OIEPipeline:
             head_name (`str`, *optional*): OIE head to use.
             **kwargs: passed to :class:`OIEPipeline`.
         """
+        from adapters import AutoAdapterModel
         from transformers import AutoTokenizer
 
-        path = _resolve(model_name_or_path)
-        model = load_oie_model(path)
+        from ..models import resolve_model_name_or_path
+
+        path = resolve_model_name_or_path(model_name_or_path)
+        model = AutoAdapterModel.from_pretrained(path)  # saved OIE heads come back (the seam's head hook)
+        model.eval()
         if adapter is not None:
             name = model.load_adapter(adapter, with_head=True)
             model.set_active_adapters(name)
         tokenizer = AutoTokenizer.from_pretrained(path)
         return cls(model, tokenizer, head_name=head_name, **kwargs)
-
-
-def load_oie_model(path: str):
-    """``AutoAdapterModel.from_pretrained`` for a directory whose config lists OIE heads.
-
-    `adapters` rebuilds saved heads while the model is constructed, before a custom head type can be
-    registered on it, so OIE heads are taken out of the config, the model is loaded, the head type is
-    registered and the heads are re-added with their saved weights.
-
-    Args:
-        path (`str`): a directory written by ``model.save_pretrained``.
-    """
-    from adapters import AutoAdapterModel
-    from transformers import AutoConfig
-    from transformers.modeling_utils import load_state_dict
-    from transformers.utils import logging as hf_logging
-
-    from .heads import register_oie_head
-
-    config = AutoConfig.from_pretrained(path)
-    heads = dict(getattr(config, "prediction_heads", None) or {})
-    oie = {n: dict(c) for n, c in heads.items() if c.get("head_type") == OIE_HEAD_TYPE}
-    config.prediction_heads = {n: c for n, c in heads.items() if n not in oie}
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the OIE head weights are "unused" until re-added below
-    try:
-        model = AutoAdapterModel.from_pretrained(path, config=config)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    if not oie:
-        return model
-    register_oie_head(model)
-    for name, head_config in oie.items():
-        model.add_prediction_head_from_config(name, head_config, overwrite_ok=True, set_active=False)
-    weights = next(
-        (
-            os.path.join(path, f)
-            for f in ("model.safetensors", "pytorch_model.bin")
-            if os.path.isfile(os.path.join(path, f))
-        ),
-        None,
-    )
-    if weights is None:
-        raise FileNotFoundError(
-            f"No `model.safetensors` / `pytorch_model.bin` in `{path}` to load the OIE heads from."
-        )
-    state = load_state_dict(weights)
-    prefixes = tuple(f"heads.{n}." for n in oie)
-    head_state = {k: v for k, v in state.items() if k.startswith(prefixes)}
-    missing = [k for k in model.state_dict() if k.startswith(prefixes) and k not in head_state]
-    if missing:
-        raise ValueError(f"Saved model at `{path}` lacks OIE head weights {missing[:3]}...; re-save it.")
-    model.load_state_dict(head_state, strict=False)  # encoder weights came with from_pretrained
-    model.active_head = next(iter(oie))
-    model.eval()
-    return model

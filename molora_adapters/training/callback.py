@@ -28,13 +28,21 @@ class StageCallback(TrainerCallback, ExportableState):
         plan_fingerprint (`str`): [`plan_fingerprint`] of the plan being trained.
         stage_names (`list[str]`): names of the plan's stages, in order (for error messages).
         stage_index (`int`, *optional*, defaults to 0): the current stage.
+        trainable (`Sequence[str]`, *optional*): names of the parameters the current stage trains (exported, so
+            that a callback restored with ``restore_callback_states_from_checkpoint=True`` keeps its check).
     """
 
-    def __init__(self, plan_fingerprint: str, stage_names: list[str], stage_index: int = 0) -> None:
+    def __init__(
+        self,
+        plan_fingerprint: str,
+        stage_names: list[str],
+        stage_index: int = 0,
+        trainable: Sequence[str] | None = None,
+    ) -> None:
         self.plan_fingerprint = plan_fingerprint
         self.stage_names = list(stage_names)
         self.stage_index = stage_index
-        self.trainable: set[str] = set()
+        self.trainable: set[str] = set(trainable or ())
 
     def state(self) -> dict:
         return {
@@ -42,6 +50,7 @@ class StageCallback(TrainerCallback, ExportableState):
                 "plan_fingerprint": self.plan_fingerprint,
                 "stage_names": self.stage_names,
                 "stage_index": self.stage_index,
+                "trainable": sorted(self.trainable),
             },
             "attributes": {},
         }

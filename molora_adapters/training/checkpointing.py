@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
+from .._integration import relink_prefix_pools
 from ..utils.io import atomic_write_bytes, atomic_write_text
 from ..version import __version__
 from .stages import Stage
@@ -55,23 +56,6 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     atomic_write_bytes(
         path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata={"format": "pt"})
     )
-
-
-def relink_prefix_pools(model: nn.Module) -> None:
-    """Re-link prefix-tuning layers to their pool after ``save_pretrained``.
-
-    adapters 1.3's ``save_pretrained`` unlinks every ``PrefixTuningLayer`` from the shared pool (for safe
-    serialisation) and never links it back, after which ``train_adapter`` (hence the mixture stage) fails with
-    ``'NoneType' object has no attribute 'enable_prefix'``.
-    """
-    from adapters.methods.prefix_tuning import PrefixTuningLayer
-
-    pool = getattr(getattr(model, "base_model", model), "prefix_tuning", None)
-    if pool is None:
-        return
-    for layer in [m for m in model.modules() if isinstance(m, PrefixTuningLayer)]:
-        if getattr(layer, "pool", None) is None:
-            layer.set_pool(pool)
 
 
 def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> None:

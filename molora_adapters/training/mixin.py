@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,8 @@ from adapters.trainer import AdapterTrainer, AdapterTrainerCallback
 from torch import nn
 from transformers.trainer_utils import TrainOutput, enable_full_determinism, set_seed
 
-from ..mixture import routing_statistics
+from .._integration import relink_prefix_pools
+from ..mixture.losses import routing_summary
 from .callback import StageCallback, StageClockCallback
 from .checkpointing import (
     check_fingerprint,
@@ -35,7 +35,6 @@ from .checkpointing import (
     find_resume_point,
     has_full_weights,
     read_stage_state,
-    relink_prefix_pools,
     restore_delta,
     save_checkpoint_extras,
     save_final_model,
@@ -48,6 +47,8 @@ from .stages import MT4CROSSOIE_STAGES, Stage, plan_fingerprint, validate_plan
 from .targets import STAGE_TARGETS, resolve_stage_parameters, word_embedding_names
 
 logger = logging.getLogger(__name__)
+
+_MIXTURE_LOG_KEYS = ("mixture_aux_loss", "routing_entropy", "routing_balance")
 
 
 @contextlib.contextmanager
@@ -152,7 +153,8 @@ class DisentangledTuningMixin:
         self._stage_mixture: str | None = None
         self._stage_trainable: set[str] = set()
         self._stage_log: dict[str, float] = {}
-        self._mixture_logs: dict[str, list[float]] = defaultdict(list)
+        # number of values -> (device sums, steps); 1 value (aux only) when a step had no router logits
+        self._mixture_sums: dict[int, tuple[torch.Tensor, int]] = {}
 
     # ----------------------------------------------------------------------------------------------- setup
     @property
@@ -296,7 +298,7 @@ class DisentangledTuningMixin:
         logger.info("Stage %d `%s`: %d trainable parameters", index, stage.name, n_trainable)
         self._stage_index, self._stage_mixture, self._stage_trainable = index, mixture, trainable
         self._stage_log = {"stage_trainable_parameters": float(n_trainable)}
-        self._mixture_logs.clear()
+        self._mixture_sums.clear()
         # Fresh optimiser, scheduler and DDP wrapper for the new set of trainable parameters.
         self.optimizer, self.lr_scheduler = None, None
         self.model_wrapped = self.model
@@ -456,29 +458,31 @@ class DisentangledTuningMixin:
         if stage is None or not stage.trains_mixture or not model.training:
             # evaluation reports the task loss alone and gathers no router logits
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        # Ask for a tuple, not a ModelOutput: under DDP with `find_unused_parameters=True` (Trainer's default),
-        # DDP rebuilds a ModelOutput from its dataclass fields, and the mixture's extra `router_logits` /
-        # `mixture_aux_loss` keys make that fail. The mixture appends both to the tuple, in this order.
-        inputs = {**inputs, "output_router_logits": True, "return_dict": False}
+        # Outputs are read by name: the seam returns them as declared dataclass fields (`with_router_outputs`),
+        # which DDP can rebuild (Trainer's `find_unused_parameters=True` does).
+        inputs = {**inputs, "output_router_logits": True, "return_dict": True}
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        if not (isinstance(outputs, tuple) and len(outputs) >= 2 and isinstance(outputs[-2], dict)):
+        router_logits = getattr(outputs, "router_logits", None)
+        aux = getattr(outputs, "mixture_aux_loss", None)
+        if router_logits is None or aux is None:
             raise RuntimeError(
                 f"Stage `{stage.name}` trains a mixture, but the model's outputs carry no router logits; is the "
                 "mixture active and `molora_adapters` imported before the model was built?"
             )
-        router_logits, aux = outputs[-2], outputs[-1]
         loss = loss + aux
         self._record_mixture_stats(aux, router_logits, inputs.get("attention_mask"))
         return (loss, outputs) if return_outputs else loss
 
     def _record_mixture_stats(self, aux: torch.Tensor, router_logits: Any, attention_mask: Any) -> None:
-        self._mixture_logs["mixture_aux_loss"].append(float(aux.detach()))
+        """Accumulate ``[aux loss, routing entropy, routing balance]`` on the device: no host sync per step; the
+        sums are read once, in :meth:`log`."""
+        values = aux.detach().float().reshape(1)
         if router_logits:
             top_k = self._unwrapped().adapter_mixtures[self._stage_mixture].top_k
-            stats = routing_statistics(router_logits, attention_mask, top_k=top_k)
-            for key in ("entropy", "balance"):
-                if key in stats:
-                    self._mixture_logs[f"routing_{key}"].append(float(stats[key]))
+            summary = routing_summary(router_logits, attention_mask, top_k=top_k).to(values.device)
+            values = torch.cat([values, summary])
+        sums, count = self._mixture_sums.get(values.numel(), (None, 0))
+        self._mixture_sums[values.numel()] = (values if sums is None else sums + values, count + 1)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the stage index, the stage's trainable-parameter count and mixture statistics to training logs."""
@@ -488,10 +492,10 @@ class DisentangledTuningMixin:
                 logs |= self._stage_log
                 self._stage_log = {}
             if "loss" in logs:
-                for key, values in self._mixture_logs.items():
-                    if values:
-                        logs[key] = round(sum(values) / len(values), 6)
-                self._mixture_logs.clear()
+                for sums, count in self._mixture_sums.values():
+                    means = (sums / count).tolist()  # the one host sync of the logging step
+                    logs |= {k: round(v, 6) for k, v in zip(_MIXTURE_LOG_KEYS, means, strict=False)}
+                self._mixture_sums.clear()
         super().log(logs, start_time)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:

@@ -148,11 +148,44 @@ class Stage:
         return {f.name: data[f.name] for f in fields(self)}
 
 
+_PLAIN = (str, int, float, bool, type(None), bytes)
+
+
+def _code_digest(code: Any, closure: tuple | None = None) -> str:
+    """A stable digest of a function body: bytecode, constants (nested code by digest), names and plain closure
+    values. Lambdas all share the name ``<lambda>``, so their fingerprint needs what they compute."""
+    consts = [
+        _code_digest(c)
+        if hasattr(c, "co_code")
+        else repr(c)
+        if isinstance(c, _PLAIN + (tuple, frozenset))
+        else ""
+        for c in code.co_consts
+    ]
+    cells = []
+    for cell in closure or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            value = None
+        cells.append(
+            repr(value) if isinstance(value, _PLAIN + (tuple, frozenset)) else type(value).__qualname__
+        )
+    payload = json.dumps([code.co_code.hex(), consts, list(code.co_names), cells])
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
+
+
 def _target_label(target: str | ParameterPredicate) -> str:
     if isinstance(target, str):
         return target
     module = getattr(target, "__module__", "")
-    return f"<predicate {module}.{getattr(target, '__qualname__', type(target).__name__)}>"
+    qualname = getattr(target, "__qualname__", type(target).__name__)
+    label = f"{module}.{qualname}"
+    code = getattr(target, "__code__", None)
+    if code is not None and ("<lambda>" in qualname or "<locals>" in qualname):
+        # anonymous or local: the name does not identify the predicate, what it computes does
+        label += f" #{_code_digest(code, getattr(target, '__closure__', None))}"
+    return f"<predicate {label}>"
 
 
 def validate_plan(stages: Sequence[Stage]) -> tuple[Stage, ...]:

@@ -17,18 +17,27 @@ New targets are added with [`register_stage_target`]. A stage may also name a pr
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from torch import nn
 
 from ..registry import Registry
 
-if TYPE_CHECKING:
-    from .stages import Stage
-
-TargetResolver = Callable[[nn.Module, "Stage"], set[str]]
 ParameterPredicate = Callable[[str, nn.Parameter], bool]
+
+
+class Stage(Protocol):
+    """What a target resolver reads of a :class:`~molora_adapters.training.stages.Stage` (declared here, so that
+    ``targets`` does not import ``stages``, which imports ``targets``)."""
+
+    name: str
+    train: Sequence[str | ParameterPredicate]
+    mixture: str | None
+    train_position_embeddings: bool
+
+
+TargetResolver = Callable[[nn.Module, Stage], set[str]]
 
 STAGE_TARGETS: Registry[TargetResolver] = Registry("stage target")
 

@@ -1,4 +1,6 @@
-"""Atomic file and directory writes.
+"""File helpers: atomic writes, one text opener (``.gz`` aware), one inter-process file lock.
+
+Atomic writes:
 
 A reader never sees a half-written file or directory: content is written to a temporary sibling
 (same directory, hence same file system) and moved into place with an atomic rename only once it
@@ -9,19 +11,84 @@ and only a ``.<name>.tmp-*`` sibling is left behind.
 from __future__ import annotations
 
 import contextlib
+import gzip
+import io
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_directory", "atomic_write_bytes", "atomic_write_text"]
+__all__ = [
+    "atomic_directory",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "current_umask",
+    "file_lock",
+    "open_text",
+]
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (read without changing it for longer than two system calls)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_umask = current_umask  # short internal alias
+
+
+def open_text(path: str | os.PathLike, *, newline: str | None = None) -> io.TextIOBase:
+    """Open a UTF-8 text file for reading, gunzipping it when its name ends in ``.gz``.
+
+    Args:
+        path (`str` or `os.PathLike`): the file.
+        newline (`str`, *optional*): as for `open`; ``""`` keeps line endings as written (the benchmark
+            readers need this), `None` translates them.
+
+    Raises:
+        FileNotFoundError: naming the path, when it is not a file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"`{path}` does not exist or is not a file; pass an existing path.")
+    if path.name.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline=newline)
+    return open(path, encoding="utf-8", newline=newline)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, *, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive inter-process lock on ``path`` (POSIX ``flock``; a no-op where unavailable).
+
+    The kernel drops the lock when the process dies, so a killed holder never leaves a stale lock.
+
+    Args:
+        path (`str` or `os.PathLike`): the lock file (created, with its parents, if missing).
+        blocking (`bool`, *optional*, defaults to `True`): wait for the lock; when `False`, yield `False`
+            at once if another process holds it (the caller decides what to do).
+
+    Yields:
+        `bool`: whether the lock is held (always `True` when ``blocking``).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no locking
+        yield True
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import datasets
 
-from ..registry import load_training_corpus, register_corpus_loader
+from ..registry import load_training_corpus
 from ..schema import OIE_FEATURES, records_to_dataset
 from .shards import MANIFEST, accepted_path, read_jsonl, read_manifest
 
@@ -36,7 +36,7 @@ def _normalise(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_llm_augmented(
-    path: str | Path | Iterable[str | Path] | None = None, languages: list[str] | None = None, **_: Any
+    path: str | Path | Iterable[str | Path] | None = None, languages: list[str] | None = None
 ) -> datasets.Dataset:
     """Load the accepted records of one or more ``molora annotate`` output directories.
 
@@ -100,5 +100,4 @@ def load_openie4pp(
     return build_openie4pp(eng, path, languages=languages)
 
 
-register_corpus_loader("llm-augmented", load_llm_augmented)
-register_corpus_loader("openie4pp", load_openie4pp)
+# Registered lazily by `molora_adapters.data` (by import path), so that `data` does not import this package.

@@ -9,17 +9,20 @@ cached and leave their shard marked incomplete: the next run retries exactly tho
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...utils.io import file_lock
+from ...utils.text import unescape_ptb
 from ..schema import OIERecord
 from .backends.base import BackendError, ChatBackend, FatalBackendError
 from .cache import AnswerCache, CachedAnswer, cache_key
@@ -37,22 +40,10 @@ from .shards import (
 )
 from .validation import RejectReason, ValidationError, align_triples, check_translation
 
-_PTB = {
-    "-LRB-": "(",
-    "-RRB-": ")",
-    "-LSB-": "[",
-    "-RSB-": "]",
-    "-LCB-": "{",
-    "-RCB-": "}",
-    "``": '"',
-    "''": '"',
-}
-
 
 def detokenize(text: str) -> str:
     """Undo PTB bracket escapes and spaces before punctuation (``"a , b -LRB- c -RRB-"`` -> ``"a, b (c)"``)."""
-    for k, v in _PTB.items():
-        text = text.replace(k, v)
+    text = unescape_ptb(text)
     text = re.sub(r"\s+([,.;:!?%)\]}])", r"\1", text)
     text = re.sub(r"([(\[{$])\s+", r"\1", text)
     text = re.sub(r"\s+(n't|'s|'re|'ve|'ll|'d|'m)\b", r"\1", text)
@@ -334,38 +325,17 @@ def annotate(
     """
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with _RunLock(out):
+    with _run_lock(out):
         return _annotate(source, backend, config, out, source_name)
 
 
-class _RunLock:
-    """An exclusive ``flock`` on ``OUT_DIR/.lock``: two runs must not write one directory at once.
-
-    The kernel drops the lock when the process dies, so a killed run never leaves a stale lock.
-    """
-
-    def __init__(self, out: Path) -> None:
-        self.path = out / ".lock"
-        self._f = None
-
-    def __enter__(self) -> _RunLock:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no locking
-            return self
-        self._f = open(self.path, "w")
-        try:
-            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._f.close()
-            raise RuntimeError(
-                f"Another `molora annotate` run is writing {str(self.path.parent)!r}."
-            ) from None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._f is not None:
-            self._f.close()
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """An exclusive lock on ``OUT_DIR/.lock``: two runs must not write one directory at once."""
+    with file_lock(out / ".lock", blocking=False) as held:
+        if not held:
+            raise RuntimeError(f"Another `molora annotate` run is writing {str(out)!r}.")
+        yield
 
 
 def _annotate(

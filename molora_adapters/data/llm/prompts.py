@@ -174,17 +174,26 @@ register_prompt(MT4CROSSOIE)
 register_prompt(MT4CROSSOIE_COT)
 
 
-def load_prompt(name_or_path: str | PromptTemplate) -> PromptTemplate:
+def load_prompt(name_or_path: str | PromptTemplate | dict) -> PromptTemplate:
     """Return a registered template by name, or read one from a JSON file.
 
     The JSON file holds the fields of :class:`PromptTemplate`; missing message fields are taken from
     the template named by its optional ``"base"`` key (default ``mt4crossoie``).
 
     Args:
-        name_or_path (`str` or `PromptTemplate`): a registered name, a path to a JSON file, or a template.
+        name_or_path (`str`, `PromptTemplate` or `dict`): a registered name, a path to a JSON file, a template,
+            or a template's fields as a dict (``dataclasses.asdict`` of one, e.g. inside a saved
+            ``AnnotateConfig``).
     """
     if isinstance(name_or_path, PromptTemplate):
         return name_or_path
+    if isinstance(name_or_path, dict):
+        known = {f.name for f in fields(PromptTemplate)}
+        if set(name_or_path) != known:
+            raise ValueError(
+                f"`prompt` as a dict needs exactly the fields {sorted(known)}, got {sorted(name_or_path)}."
+            )
+        return PromptTemplate(**name_or_path)
     if name_or_path in PROMPTS:
         return PROMPTS.get(name_or_path)
     path = Path(name_or_path)

@@ -9,6 +9,7 @@ from .carb import match_tuples
 from .gold import BENCHMARK_LOADERS, GOLD_SETS, gold_path, load_benchmark, read_carb_gold, register_benchmark
 from .leakage import DEFAULT_TEST_SETS, align_translations, leak_free_few_shot, reoie2016_english_originals
 from .readers import (
+    FORMAT_ALIASES,
     PREDICTION_READERS,
     read_benchie,
     read_jsonl,
@@ -16,16 +17,29 @@ from .readers import (
     read_predictions,
     read_tabbed,
     register_prediction_reader,
+    resolve_format,
     rows_from_extractions,
 )
 from .rows import ExtractionRow, normalize_key
-from .writers import format_benchie, format_tabbed, write_benchie, write_jsonl, write_tabbed
+from .writers import (
+    OUTPUT_FORMATS,
+    LineResult,
+    format_benchie,
+    format_tabbed,
+    write_benchie,
+    write_jsonl,
+    write_results,
+    write_tabbed,
+)
 
 __all__ = [
     "BENCHMARK_LOADERS",
     "DEFAULT_TEST_SETS",
     "ExtractionRow",
+    "FORMAT_ALIASES",
     "GOLD_SETS",
+    "LineResult",
+    "OUTPUT_FORMATS",
     "PREDICTION_READERS",
     "SCORERS",
     "align_translations",
@@ -47,10 +61,12 @@ __all__ = [
     "register_prediction_reader",
     "register_scorer",
     "reoie2016_english_originals",
+    "resolve_format",
     "rows_from_extractions",
     "score",
     "score_extractions",
     "write_benchie",
     "write_jsonl",
+    "write_results",
     "write_tabbed",
 ]

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from .carb import carb_curve
 from .gold import gold_path, read_carb_gold
 from .lexical import lexical_score, read_oie2016_gold, read_reoie2016_gold
 from .readers import read_predictions, rows_from_extractions
-from .rows import ExtractionRow
+from .rows import ExtractionRow, normalize_key
 
 Scorer = Callable[..., dict]
 SCORERS: Registry[Scorer] = Registry("benchmark scorer")
@@ -57,6 +58,50 @@ def _need_sentences(rows: Sequence[ExtractionRow], benchmark: str) -> None:
         )
 
 
+def _keys(sentences: Iterable[str], known: set[str], benchmark: str) -> set[str]:
+    """Normalised keys of ``sentences``, each of which must be in the gold (``known`` keys)."""
+    if isinstance(sentences, str):
+        raise TypeError("`sentences` must be a collection of sentences, not one string.")
+    keys = {normalize_key(s) for s in sentences}
+    missing = keys - known
+    if missing:
+        example = next(s for s in sentences if normalize_key(s) in missing)
+        raise ValueError(
+            f"`sentences`: {len(missing)} sentence(s) are not in the `{benchmark}` gold, e.g. {example!r}; "
+            "pass sentences of the gold (matched as the scorer matches them: spaces and punctuation ignored)."
+        )
+    return keys
+
+
+def restrict_gold(gold_rows: Sequence[ExtractionRow], sentences: Iterable[str] | None, benchmark: str):
+    """The gold rows of ``sentences`` only (all of them when ``sentences`` is `None`).
+
+    Args:
+        gold_rows (`Sequence[ExtractionRow]`): parsed gold.
+        sentences (`Iterable[str]`, *optional*): the sentences to score on, e.g. a held-out or sampled
+            subset; matched by :func:`~.rows.normalize_key`.
+        benchmark (`str`): name used in error messages.
+    """
+    if sentences is None:
+        return gold_rows
+    keys = _keys(sentences, {normalize_key(r.sentence) for r in gold_rows}, benchmark)
+    return [r for r in gold_rows if normalize_key(r.sentence) in keys]
+
+
+def _restrict_benchie(gold: BenchieGold, sentences: Iterable[str] | None) -> BenchieGold:
+    if sentences is None:
+        return gold
+    keys = _keys(sentences, set(gold.key_to_id), "benchie")
+    ids = [sid for sid in gold.sent_ids if normalize_key(gold.sentences[sid]) in keys]
+    return dataclasses.replace(
+        gold,
+        sent_ids=ids,
+        sentences={sid: gold.sentences[sid] for sid in ids},
+        synsets={sid: gold.synsets[sid] for sid in ids if sid in gold.synsets},
+        key_to_id={},
+    )
+
+
 def _warn_unknown(result: dict, benchmark: str) -> None:
     n = result.get("unknown_predictions", 0)
     if n:
@@ -76,6 +121,7 @@ def score_carb(
     split: str = "test",
     merge_duplicates: bool = False,
     exact_order: bool = True,
+    sentences: Iterable[str] | None = None,
 ) -> dict:
     """CaRB binary lenient match (see :mod:`.carb`).
 
@@ -87,9 +133,11 @@ def score_carb(
         merge_duplicates (`bool`, *optional*, defaults to `False`): merge sentence groups sharing a key.
         exact_order (`bool`, *optional*, defaults to `True`): bit-identical curve points (see
             :func:`~.carb.carb_curve`); `False` is the linear-time difference-array accumulation.
+        sentences (`Iterable[str]`, *optional*): score on these gold sentences only (see :func:`restrict_gold`).
     """
     _need_sentences(rows, "carb")
     gold_rows = _cached("carb", gold or gold_path("carb", lang, split), read_carb_gold)
+    gold_rows = restrict_gold(gold_rows, sentences, "carb")
     res = carb_curve(gold_rows, rows, merge_duplicates=merge_duplicates, exact_order=exact_order)
     p, r, f = res.best
     op, orec, of1 = res.official_best
@@ -126,6 +174,7 @@ def score_benchie(
     lang: str = "en",
     gold: str | os.PathLike | None = None,
     tokenize_chars: bool | None = None,
+    sentences: Iterable[str] | None = None,
 ) -> dict:
     """BenchIE exact slot match (see :mod:`.benchie`).
 
@@ -135,8 +184,10 @@ def score_benchie(
         gold (`str`, *optional*): gold file overriding the shipped one.
         tokenize_chars (`bool`, *optional*): re-tokenise predictions into characters; defaults to `True`
             for zh and ja (the zh gold is character-tokenised).
+        sentences (`Iterable[str]`, *optional*): score on these gold sentences only.
     """
     g: BenchieGold = _cached("benchie", gold or gold_path("benchie", lang), parse_benchie_gold)
+    g = _restrict_benchie(g, sentences)
     if tokenize_chars is None:
         tokenize_chars = lang in ("zh", "ja")
     return benchie_score(g, rows, tokenize_chars=tokenize_chars)
@@ -154,6 +205,7 @@ def score_reoie2016(
     gold: str | os.PathLike | None = None,
     binary: bool = False,
     merge_duplicates: bool = False,
+    sentences: Iterable[str] | None = None,
 ) -> dict:
     """Re-OIE2016 lexical match (SpanOIE / Multi2OIE scorer, see :mod:`.lexical`).
 
@@ -163,10 +215,12 @@ def score_reoie2016(
         gold (`str`, *optional*): a Re-OIE2016-style JSON file overriding the shipped one.
         binary (`bool`, *optional*, defaults to `False`): use the binary gold variant.
         merge_duplicates (`bool`, *optional*, defaults to `False`): merge sentence groups sharing a key.
+        sentences (`Iterable[str]`, *optional*): score on these gold sentences only.
     """
     _need_sentences(rows, "reoie2016")
     path = gold or gold_path("reoie2016", lang, "test", "binary" if binary else "full")
-    return lexical_score(_cached("reoie2016", path, _read_reoie), rows, merge_duplicates=merge_duplicates)
+    gold_rows = restrict_gold(_cached("reoie2016", path, _read_reoie), sentences, "reoie2016")
+    return lexical_score(gold_rows, rows, merge_duplicates=merge_duplicates)
 
 
 @register_scorer("oie2016")
@@ -177,6 +231,7 @@ def score_oie2016(
     gold: str | os.PathLike | None = None,
     split: str = "test",
     merge_duplicates: bool = False,
+    sentences: Iterable[str] | None = None,
 ) -> dict:
     """OIE2016 lexical match with the original OIE2016 gold (SpanOIE / Multi2OIE scorer).
 
@@ -186,10 +241,12 @@ def score_oie2016(
         gold (`str`, *optional*): gold file overriding the shipped one.
         split (`str`, *optional*, defaults to `"test"`): ``"test"`` or ``"dev"``.
         merge_duplicates (`bool`, *optional*, defaults to `False`): merge sentence groups sharing a key.
+        sentences (`Iterable[str]`, *optional*): score on these gold sentences only.
     """
     _need_sentences(rows, "oie2016")
     path = gold or gold_path("oie2016", lang, split)
-    return lexical_score(_cached("oie2016", path, read_oie2016_gold), rows, merge_duplicates=merge_duplicates)
+    gold_rows = restrict_gold(_cached("oie2016", path, read_oie2016_gold), sentences, "oie2016")
+    return lexical_score(gold_rows, rows, merge_duplicates=merge_duplicates)
 
 
 def _finish(result: dict, benchmark: str, lang: str, n_rows: int, source: str) -> dict:
@@ -222,7 +279,9 @@ def score(
         format (`str`, *optional*, defaults to `"tabbed"`): ``"tabbed"``, ``"openie4"``, ``"benchie"`` or
             ``"jsonl"`` (see :mod:`.readers`).
         gold (`str`, *optional*): gold file overriding the shipped one.
-        **options: scorer options (e.g. ``merge_duplicates=True`` for CaRB, ``binary=True`` for Re-OIE2016).
+        **options: scorer options (e.g. ``merge_duplicates=True`` for CaRB, ``binary=True`` for Re-OIE2016,
+            ``sentences=[...]`` for every built-in scorer: score on a subset of the gold sentences, e.g. a
+            held-out or sampled evaluation set, without writing a filtered gold file).
 
     Returns:
         `dict`: at least ``precision``, ``recall``, ``f1`` and ``auc`` (None where the benchmark has none),

@@ -13,7 +13,7 @@ import os
 import sys
 
 from ...utils.io import atomic_write_text
-from .readers import PREDICTION_READERS
+from .readers import format_choices
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         default="tabbed",
-        choices=PREDICTION_READERS.names(),
-        help="prediction file format (default: tabbed)",
+        choices=format_choices(),
+        help="prediction file format (default: tabbed; `carb` is an alias of `tabbed`)",
     )
     parser.add_argument("--gold", default=None, help="gold file overriding the shipped one")
     parser.add_argument("--split", default=None, help="gold split for carb/oie2016 (default: test)")

@@ -17,8 +17,9 @@ import datasets
 
 from ...data.schema import OIERecord, OIETuple, records_to_dataset
 from ...registry import Registry
+from ...utils.io import open_text
 from .benchie import benchie_records, parse_benchie_gold
-from .readers import _lines, open_text
+from .readers import _lines
 from .rows import ExtractionRow
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "benchmarks"
@@ -205,7 +206,7 @@ def _positions(index: list) -> list[int]:
 
 @register_benchmark("reoie2016")
 def _load_reoie2016(lang: str, split: str, variant: str, path) -> datasets.Dataset:
-    with open_text(path) as f:
+    with open_text(path, newline="") as f:
         data = json.load(f)
     records = []
     for k, (sentence, tuples) in enumerate(data.items()):

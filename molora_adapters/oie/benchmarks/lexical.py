@@ -22,9 +22,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...utils.io import open_text
 from .carb import f1 as _f1
 from .carb import group_sentences, trapezoid_auc
-from .readers import _lines, open_text
+from .readers import _lines
 from .rows import ExtractionRow
 
 LEXICAL_THRESHOLD = 0.5
@@ -37,7 +38,7 @@ def read_reoie2016_gold(path: str | os.PathLike) -> list[ExtractionRow]:
     Args:
         path (`str` or `os.PathLike`): ``Re-OIE2016*.json`` (``.gz`` accepted).
     """
-    with open_text(path) as f:
+    with open_text(path, newline="") as f:
         data = json.load(f)
     rows = []
     for sentence, tuples in data.items():

@@ -7,7 +7,6 @@ Every reader keeps file order (the official scorers depend on it) and raises ``V
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -15,11 +14,39 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from ...registry import Registry
+from ...utils.io import open_text
 from .rows import ExtractionRow
 
 PredictionFormat = Literal["tabbed", "openie4", "benchie", "jsonl"]
 PredictionReader = Callable[[str], list[ExtractionRow]]
 PREDICTION_READERS: Registry[PredictionReader] = Registry("prediction format")
+
+FORMAT_ALIASES: dict[str, str] = {"carb": "tabbed"}
+"""Other names of a format: CaRB's tabbed format is also called ``carb`` (``molora extract --format``)."""
+
+
+def resolve_format(name: str, *, what: str = "format") -> str:
+    """The canonical name of format ``name`` (resolving :data:`FORMAT_ALIASES`).
+
+    Args:
+        name (`str`): a format name or alias.
+        what (`str`, *optional*, defaults to `"format"`): the argument name used in the error message.
+
+    Raises:
+        ValueError: ``name`` is neither a registered format nor an alias.
+    """
+    name = FORMAT_ALIASES.get(name, name)
+    if name not in PREDICTION_READERS:
+        raise ValueError(
+            f"`{what}` must be one of {', '.join(PREDICTION_READERS.names())} "
+            f"(aliases: {', '.join(f'{a}={c}' for a, c in FORMAT_ALIASES.items())}), got {name!r}."
+        )
+    return name
+
+
+def format_choices() -> list[str]:
+    """Every accepted format name: the registered ones and their aliases (for ``argparse`` choices)."""
+    return sorted({*PREDICTION_READERS.names(), *FORMAT_ALIASES})
 
 
 def register_prediction_reader(name: str, reader: PredictionReader | None = None, *, overwrite: bool = False):
@@ -33,17 +60,9 @@ def register_prediction_reader(name: str, reader: PredictionReader | None = None
     return PREDICTION_READERS.register(name, reader, overwrite=overwrite)
 
 
-def open_text(path: str | os.PathLike) -> io.TextIOBase:
-    """Open a UTF-8 text file, gunzipping ``*.gz``; newlines are kept as written."""
-    path = os.fspath(path)
-    if path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """``(line_number, line)`` for every line; line endings are split the way Python's text mode does."""
-    with open_text(path) as f:
+    with open_text(path, newline="") as f:
         text = f.read()
     # universal newlines, as `open()` in text mode (which the official tools use) would split them
     yield from enumerate(io.StringIO(text, newline=None), start=1)
@@ -141,8 +160,10 @@ def read_benchie(path: str | os.PathLike) -> list[ExtractionRow]:
 @register_prediction_reader("jsonl")
 def read_jsonl(path: str | os.PathLike) -> list[ExtractionRow]:
     """Our JSONL: one object per line, either a record ``{"sentence", "extractions": [...]}`` (the
-    :data:`~molora_adapters.data.schema.OIE_FEATURES` shape, as :func:`write_jsonl` writes it) or one flat
-    extraction ``{"sentence", "relation", "arg0", "args", "confidence"}``.
+    :data:`~molora_adapters.data.schema.OIE_FEATURES` shape, as :func:`~.writers.write_jsonl` and
+    ``molora extract`` write it) or one flat extraction ``{"sentence", "relation", "arg0", "args",
+    "confidence"}``. The ``{"line", "error"}`` records of ``molora extract`` (input lines that could not be
+    processed) carry no extraction and are skipped.
 
     Args:
         path (`str` or `os.PathLike`): the file to read.
@@ -156,8 +177,12 @@ def read_jsonl(path: str | os.PathLike) -> list[ExtractionRow]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{where}: invalid JSON ({e.msg}).") from None
+        if isinstance(obj, dict) and "error" in obj and "sentence" not in obj:
+            continue  # an input line `molora extract` could not process: nothing to score
         if not isinstance(obj, dict) or "sentence" not in obj:
-            raise ValueError(f"{where}: expected a JSON object with a `sentence` key.")
+            raise ValueError(
+                f"{where}: expected a JSON object with a `sentence` key (or an `error` record of `molora extract`)."
+            )
         sent_id = _record_sent_id(obj)
         exts = obj["extractions"] if "extractions" in obj else [obj]
         for ext in exts:
@@ -170,15 +195,12 @@ def read_predictions(path: str | os.PathLike, format: str = "tabbed") -> list[Ex
 
     Args:
         path (`str` or `os.PathLike`): the file.
-        format (`str`, *optional*, defaults to `"tabbed"`): ``"tabbed"``, ``"openie4"``, ``"benchie"``,
-            ``"jsonl"`` or any name added with :func:`register_prediction_reader`.
+        format (`str`, *optional*, defaults to `"tabbed"`): ``"tabbed"`` (alias ``"carb"``), ``"openie4"``,
+            ``"benchie"``, ``"jsonl"`` or any name added with :func:`register_prediction_reader`.
     """
+    reader = PREDICTION_READERS.get(resolve_format(format))
     if not os.path.exists(path):
         raise FileNotFoundError(f"Prediction file `{os.fspath(path)}` does not exist.")
-    try:
-        reader = PREDICTION_READERS.get(format)
-    except KeyError as e:
-        raise ValueError(f"`format` {e.args[0]}") from None
     return reader(path)
 
 

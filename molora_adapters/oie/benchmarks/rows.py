@@ -6,6 +6,8 @@ import re
 import string
 from typing import NamedTuple
 
+from ...utils.text import unescape_ptb
+
 
 class ExtractionRow(NamedTuple):
     """One extraction as it appears in a gold or prediction file.
@@ -27,15 +29,6 @@ class ExtractionRow(NamedTuple):
     source: str = ""
 
 
-# Penn Treebank bracket escapes, undone by the official scorers before comparing sentences.
-PTB_ESCAPES = (
-    ("(", "-LRB-"),
-    (")", "-RRB-"),
-    ("[", "-LSB-"),
-    ("]", "-RSB-"),
-    ("{", "-LCB-"),
-    ("}", "-RCB-"),
-)
 _PUNCT_RE = re.compile(f"[{re.escape(string.punctuation)}]")
 
 
@@ -43,8 +36,7 @@ def normalize_key(sentence: str) -> str:
     """The key under which CaRB and the OIE2016 scorer match sentences: spaces dropped, PTB escapes
     undone, ASCII punctuation removed (the official tools' ``normalizeKey``)."""
     s = sentence.replace(" ", "")
-    for raw, escaped in PTB_ESCAPES:
-        s = s.replace(escaped, raw)
+    s = unescape_ptb(s, quotes=False)  # the official tools undo only the bracket escapes
     return _PUNCT_RE.sub("", s)
 
 
