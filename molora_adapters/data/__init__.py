@@ -2,6 +2,7 @@
 
 from . import corpora as _corpora  # noqa: F401  (registers the built-in loaders)
 from . import llm as _llm  # noqa: F401  (registers the llm-augmented loader)
+from . import projection as _projection  # noqa: F401  (registers the projected loader)
 from .registry import CORPUS_LOADERS, load_training_corpus, register_corpus_loader
 from .schema import OIE_FEATURES, OIERecord, OIETuple, records_to_dataset
 
