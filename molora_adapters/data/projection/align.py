@@ -28,7 +28,15 @@ import torch
 
 from .sentences import Sentence
 
-__all__ = ["AlignMethod", "EncodedSentence", "EncoderAligner", "WordAlignment", "itermax", "mutual_argmax"]
+__all__ = [
+    "AlignMethod",
+    "EncodedSentence",
+    "EncoderAligner",
+    "WordAlignment",
+    "alignment_scores",
+    "itermax",
+    "mutual_argmax",
+]
 
 
 class AlignMethod(str, Enum):
@@ -223,3 +231,32 @@ class EncoderAligner:
         score = torch.where(target.piece_words[None, :, :], per_src[:, :, None], neg).amax(1)  # (Ws, Wt)
         pairs = words.nonzero().tolist()
         return WordAlignment([(i, j) for i, j in pairs], [round(float(score[i, j]), 4) for i, j in pairs])
+
+
+def alignment_scores(
+    predicted: list[list[tuple[int, int]]],
+    sure: list[list[tuple[int, int]]],
+    possible: list[list[tuple[int, int]]] | None = None,
+) -> dict[str, float]:
+    """Micro-averaged alignment precision, recall, F1 and AER (Och & Ney 2003) over sentence pairs.
+
+    Precision counts predicted links found among sure or possible links, recall counts sure links found;
+    ``AER = 1 - (|A & S| + |A & P|) / (|A| + |S|)`` with ``P`` = sure plus possible.
+
+    Args:
+        predicted (`list[list[tuple[int, int]]]`): predicted links per pair.
+        sure (`list[list[tuple[int, int]]]`): sure gold links per pair.
+        possible (`list[list[tuple[int, int]]]`, *optional*): extra possible links per pair.
+    """
+    if len(predicted) != len(sure) or (possible is not None and len(possible) != len(sure)):
+        raise ValueError("`predicted`, `sure` and `possible` must have one entry per sentence pair.")
+    a_n = s_n = a_s = a_p = 0
+    for k, (pred, s) in enumerate(zip(predicted, sure, strict=True)):
+        a, s = {tuple(x) for x in pred}, {tuple(x) for x in s}
+        p = s | ({tuple(x) for x in possible[k]} if possible else set())
+        a_n, s_n, a_s, a_p = a_n + len(a), s_n + len(s), a_s + len(a & s), a_p + len(a & p)
+    precision = a_p / a_n if a_n else 0.0
+    recall = a_s / s_n if s_n else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    aer = 1 - (a_s + a_p) / (a_n + s_n) if a_n + s_n else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "aer": aer, "links": a_n, "sure": s_n}

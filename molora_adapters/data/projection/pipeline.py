@@ -75,9 +75,7 @@ class ProjectConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.languages = parse_language_list(self.languages)
-        if "en" in self.languages:
-            raise ValueError("`languages` must not contain `en`: English is the projection source.")
+        self.languages = parse_language_list(self.languages)  # also rejects `en`, the source language
         self.method = AlignMethod(self.method).value
         if self.shard_size < 1:
             raise ValueError(f"`shard_size` must be >= 1, got {self.shard_size!r}.")

@@ -12,7 +12,8 @@ Rejects, with the reason kept (:class:`ProjectionReject`):
 * ``source_unaligned``: the English tuple has a slot without word positions (nothing to project);
 * ``low_coverage``: fewer than ``min_coverage`` of the slot's words are linked at all;
 * ``non_contiguous``: the words are linked, but no single run of the translation covers
-  ``min_coverage`` of them (the translation splits the slot, or links go astray);
+  ``min_coverage`` of them, or one English word links words in two runs (``bought`` -> ``hat ...
+  gekauft``): the translation splits the slot;
 * ``overlapping_slots``: two slots of the tuple project onto overlapping target spans.
 """
 
@@ -118,6 +119,16 @@ def _project_slot(
             RejectReason.NON_CONTIGUOUS,
             f"{name}: best contiguous target run covers {len(covered(best))} of {len(content)} words "
             f"({len(runs)} runs)",
+        )
+    # one English word translated by words on both sides of a foreign word ("hat ... gekauft" for
+    # "bought"): the slot has no contiguous translation
+    split = sorted(
+        i for i in covered(best) if any(i in links_by_target[j] for r in runs if r is not best for j in r)
+    )
+    if split:
+        raise ProjectionReject(
+            RejectReason.NON_CONTIGUOUS,
+            f"{name}: word(s) {split} link target words on both sides of another slot's words",
         )
     return list(range(best[0], best[-1] + 1)), cov
 
