@@ -282,6 +282,7 @@ def _units() -> tuple[list[ParallelUnit], dict[str, int]]:
 
 
 def _config(tmp_path, name="out", **kw) -> ProjectConfig:
+    kw.setdefault("leak_check", False)
     return ProjectConfig(languages="de,zh", out_dir=str(tmp_path / name), shard_size=3, progress=False, **kw)
 
 
@@ -408,6 +409,26 @@ def test_find_leaks():
             ["他曾担任澳大利亚第一任总理。"], ["他 曾 担 任 澳 大 利 亚 第 一 任 总 理 ，"], "zh"
         )
     ] == [0]
+
+
+def test_eval_overlap_pairs_are_rejected(tmp_path):
+    from molora_adapters.data.projection import eval_overlap
+
+    carb = "A CEN forms an important but small part of a Local Strategic Partnership ."
+    assert eval_overlap(carb, "en") and not eval_overlap("Alice00 met Bob00 .", "en")
+    units, concepts = _units()
+    # an English sentence of CaRB, with same-length stand-in translations (so that the pair is kept)
+    units[0].source[0] = Sentence.from_text(carb, "en")
+    units[0].targets["de"][0] = Sentence.from_text(carb.upper(), "de")
+    units[0].targets["zh"][0] = Sentence.from_text(carb.lower(), "zh")
+    units[0].gold[0] = []
+    for text in (carb, carb.upper(), carb.lower()):
+        concepts[text] = concepts["Alice00 met Bob00 ."]
+    report = project(units, _config(tmp_path, leak_check=True), aligner=ConceptAligner(concepts))
+    assert report.rejected["eval_overlap"] == 2  # its de and zh pairs
+    # (the long stand-in shifts the paragraphs' length ratio: two short zh sentences fail the ratio test)
+    assert report.pairing == {"pair": 27, "length_ratio": 2, "source_only": 1}
+    assert report.accepted + sum(report.rejected.values()) == report.pairs == 27
 
 
 def test_cli_checks_input_first(tmp_path, capsys):

@@ -13,7 +13,7 @@ this feature's name) and the ``xquad`` / ``reoie2016`` parallel sources.
 from ..llm.loader import load_llm_augmented
 from ..registry import register_corpus_loader
 from .align import AlignMethod, EncodedSentence, EncoderAligner, WordAlignment, itermax, mutual_argmax
-from .leaks import find_leaks
+from .leaks import eval_overlap, find_leaks
 from .pairing import PairingConfig, PairOutcome, pair_sentences
 from .pipeline import ProjectConfig, ProjectReport, SilverExtractor, project
 from .project import ProjectedTuple, ProjectionReject, RejectReason, project_tuple
@@ -50,6 +50,7 @@ __all__ = [
     "Sentence",
     "SilverExtractor",
     "WordAlignment",
+    "eval_overlap",
     "find_leaks",
     "itermax",
     "load_parallel_source",

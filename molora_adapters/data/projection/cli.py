@@ -4,7 +4,7 @@ Example::
 
     molora project --source xquad --source-path /data/xquad --langs de,zh,ar \\
         --silver-model runs/english-oie --out data/projected
-    molora project --source reoie2016 --langs es,pt --out runs/reoie-projected   # gold; evaluation only
+    molora project --source reoie2016 --langs es,pt --out runs/reoie-projected   # gold; measuring only
 
 Every input is checked before the encoder loads. Re-running the same command resumes.
 """
@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
             ),
             keep_partial=args.keep_partial,
             silver_model=args.silver_model,
+            # Re-OIE2016 *is* an evaluation set: projecting it is for measuring projection, never training
+            leak_check=args.source != "reoie2016",
             progress=not args.no_progress,
         )
         units = load_parallel_source(args.source, config.languages, path=args.source_path)

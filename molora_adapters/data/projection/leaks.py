@@ -5,17 +5,22 @@ source sentence is compared with the English evaluation sentences (BenchIE de/zh
 BenchIE en, CaRB's multilingual sets of CaRB / Re-OIE2016 en). Target sentences are also compared
 directly with the evaluation sets of their language. Two sentences collide when their normalised
 texts are equal or they share a run of ``n`` words (``n`` characters for unspaced scripts).
+
+``molora project`` rejects such pairs as ``eval_overlap`` (:func:`eval_overlap`), which also catches
+template sentences ("... had children under the age of 18 living with them ...") that are not
+translations of a test sentence: a few false alarms cost a few pairs, a leak would cost the evaluation.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
 
 from ..llm.languages import get_language
 
-__all__ = ["find_leaks", "shingles"]
+__all__ = ["EVALUATION_SETS", "eval_overlap", "evaluation_shingles", "find_leaks", "shingles"]
 
 
 def _norm(text: str) -> str:
@@ -49,3 +54,41 @@ def find_leaks(
     for s in test_sentences:
         index |= shingles(s, language, n)
     return [(i, s) for i, s in enumerate(sentences) if shingles(s, language, n) & index]
+
+
+# Evaluation sentences per language, as (benchmark, split) pairs of the shipped gold sets.
+EVALUATION_SETS: dict[str, list[tuple[str, str]]] = {
+    "en": [
+        ("benchie", "test"),
+        ("carb", "dev"),
+        ("carb", "test"),
+        ("reoie2016", "test"),
+        ("oie2016", "dev"),
+        ("oie2016", "test"),
+    ],
+    "de": [("benchie", "test")],
+    "zh": [("benchie", "test"), ("carb", "test")],
+    "es": [("carb", "test"), ("reoie2016", "test")],
+    "pt": [("carb", "test"), ("reoie2016", "test")],
+    "hi": [("carb", "test")],
+    "te": [("carb", "test")],
+}
+
+
+@functools.cache
+def evaluation_shingles(language: str, n: int | None = None) -> frozenset[str]:
+    """Shingles of every shipped evaluation sentence of ``language`` (see :data:`EVALUATION_SETS`)."""
+    from ...oie.benchmarks.gold import load_benchmark
+
+    n = n or (12 if get_language(language).unspaced else 8)
+    out: set[str] = set()
+    for name, split in EVALUATION_SETS.get(language, []):
+        for r in load_benchmark(name, language, split=split):
+            out |= shingles(r["sentence"], language, n)
+    return frozenset(out)
+
+
+def eval_overlap(sentence: str, language: str) -> bool:
+    """Whether ``sentence`` collides with a shipped evaluation sentence of its language."""
+    n = 12 if get_language(language).unspaced else 8
+    return bool(shingles(sentence, language, n) & evaluation_shingles(language, n))

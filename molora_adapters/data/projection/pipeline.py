@@ -29,6 +29,7 @@ from ..llm.pipeline import _check_run_file, _ids_hash, _RunLock
 from ..llm.shards import STATS_FILE, accepted_path, read_manifest, rejects_path, write_json, write_jsonl
 from ..schema import OIERecord
 from .align import AlignMethod, EncodedSentence, EncoderAligner
+from .leaks import eval_overlap
 from .pairing import PairingConfig, pair_sentences
 from .project import ProjectionReject, RejectReason, project_tuple
 from .sources import ParallelUnit
@@ -58,6 +59,9 @@ class ProjectConfig:
         pairing (`PairingConfig`, *optional*): sentence-pairing thresholds.
         keep_partial (`bool`, *optional*, defaults to `False`): accept pairs where only some tuples project.
         silver_model (`str`, *optional*): name recorded for silver tuples (the extractor's model).
+        leak_check (`bool`, *optional*, defaults to `True`): reject pairs whose English sentence or
+            translation collides with a shipped evaluation sentence (``eval_overlap``, see :mod:`.leaks`).
+            Turn off only to project an evaluation set itself (Re-OIE2016, for measuring).
         progress (`bool`, *optional*, defaults to `True`): show a tqdm progress bar.
     """
 
@@ -72,6 +76,7 @@ class ProjectConfig:
     pairing: PairingConfig = field(default_factory=PairingConfig)
     keep_partial: bool = False
     silver_model: str | None = None
+    leak_check: bool = True
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -98,6 +103,7 @@ class ProjectConfig:
             "pairing": asdict(self.pairing),
             "keep_partial": self.keep_partial,
             "silver_model": self.silver_model,
+            "leak_check": self.leak_check,
         }
 
 
@@ -204,6 +210,20 @@ class _Projector:
                 "tuple_scores": [],
                 "dropped": [],
             }
+            if cfg.leak_check:
+                hit = [(x.text, x.language) for x in (src, tgt) if eval_overlap(x.text, x.language)]
+                if hit:
+                    detail = f"{hit[0][1]} sentence collides with an evaluation sentence: {hit[0][0][:80]!r}"
+                    rejects.append(
+                        {
+                            "id": rid,
+                            "reason": RejectReason.EVAL_OVERLAP.value,
+                            "detail": detail,
+                            "sentence": tgt.text,
+                            "meta": meta,
+                        }
+                    )
+                    continue
             kept = []
             for k, t in enumerate(tuples[i]):
                 slots = [list(t.get("arg0_pos") or []), list(t.get("relation_pos") or [])] + [

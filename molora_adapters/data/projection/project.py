@@ -39,6 +39,7 @@ class RejectReason(str, Enum):
     LOW_COVERAGE = "low_coverage"
     NON_CONTIGUOUS = "non_contiguous"
     OVERLAPPING_SLOTS = "overlapping_slots"
+    EVAL_OVERLAP = "eval_overlap"  # the pair (English or translation) collides with an evaluation sentence
 
 
 @dataclass
