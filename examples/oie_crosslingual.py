@@ -2,8 +2,8 @@
 
 1. Encoder: the embedded multilingual-e5-small by default (offline), or any HF id / path (`--model`).
 2. Data: English OIE corpora shipped with the package (OIE2016 train, IMoJIE subsets, GPT-LSOIE) plus few-shot
-   in-language data (the first 300 Re-OIE2016 sentences of es and pt), optionally LLM-generated languages
-   (`--llm-data`, output of `molora annotate`).
+   in-language data (the Re-OIE2016 es and pt sentences whose English original is in no test set: 8 each),
+   optionally LLM-generated languages (`--llm-data`, output of `molora annotate`).
 3. Disentangled stage tuning with a Multi2OIE head: (1) word embeddings, (2) the rest of the encoder, (3) a
    Mixture-of-LoRA with 6 language experts (en, de, zh, es, pt, ar), top-2 routing.
 4. Evaluation with scorers that reproduce the official tools: CaRB en, BenchIE en/de/zh, Re-OIE2016 es/pt (held-out
@@ -139,7 +139,7 @@ def load_training_data(args, log):
     import datasets
 
     from molora_adapters.data import CORPUS_LOADERS, load_training_corpus
-    from molora_adapters.oie.benchmarks import load_benchmark
+    from molora_adapters.oie.benchmarks import leak_free_few_shot
 
     parts = []
     for spec in [s.strip() for s in args.train_data.split(",") if s.strip()]:
@@ -160,9 +160,13 @@ def load_training_data(args, log):
         english = english.select(range(min(args.max_train_sentences, len(english))))
     data = [english]
     for lang, n in FEW_SHOT.items():  # few-shot in-language data; evaluation uses only the rest
-        gold = load_benchmark("reoie2016", lang)
-        data.append(gold.select(range(min(n, len(gold)))))
-        log(f"  few-shot reoie2016 {lang}: first {n} sentences")
+        few = leak_free_few_shot(lang, n)
+        data.append(few)
+        args.few_shot_sentences = {**getattr(args, "few_shot_sentences", {}), lang: len(few)}
+        log(
+            f"  few-shot reoie2016 {lang}: {len(few)} sentences (at most {n}) whose English original is in no "
+            "test set (CaRB en, BenchIE en)"
+        )
     for d in args.llm_data:
         if not os.path.isdir(d):
             raise UserError(f"--llm-data: `{d}` is not a directory (give the --out of `molora annotate`)")
@@ -284,9 +288,9 @@ def _subset_gold(benchmark: str, lang: str, keep_sentences: set[str] | None, out
 
 def evaluation_sets(args) -> list[dict]:
     """Per evaluation: the sentences to extract from, and a gold override for held-out / sampled subsets."""
-    from molora_adapters.oie.benchmarks import load_benchmark
+    from molora_adapters.oie.benchmarks import leak_free_few_shot, load_benchmark
 
-    held_out = {lang: set(load_benchmark("reoie2016", lang)["sentence"][:n]) for lang, n in FEW_SHOT.items()}
+    held_out = {lang: set(leak_free_few_shot(lang, n)["sentence"]) for lang, n in FEW_SHOT.items()}
     gold_dir = Path(args.output_dir) / "gold_subsets"
     sets = []
     for bench, lang, scorer, what in EVALUATIONS:
@@ -315,6 +319,7 @@ def evaluate_all(args, model, tokenizer, log) -> tuple[list[dict], dict]:
     from molora_adapters.oie.benchmarks import score_extractions, write_tabbed
 
     pipe = OIEPipeline(model, tokenizer)
+    args.decoding = pipe.decoding_config()  # written into results.json
     pred_dir = Path(args.output_dir) / "predictions"
     rows, curves, cache = [], {}, {}
     for ev in evaluation_sets(args):
@@ -374,6 +379,11 @@ def write_outputs(args, rows, curves, model, tokenizer, mixture, elapsed, log) -
         "top_k": args.top_k,
         "granularity": args.granularity,
         "seconds": round(elapsed, 1),
+        "decoding": getattr(args, "decoding", None),
+        "few_shot": {
+            "source": "Re-OIE2016 sentences whose English original is in no test set (CaRB en, BenchIE en)",
+            "sentences": getattr(args, "few_shot_sentences", None),
+        },
         "results": rows,
         "files": files,
     }

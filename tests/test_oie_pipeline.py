@@ -23,7 +23,7 @@ def pipe(tiny_tokenizer):
     add_oie_head(model, "oie", d_feedforward=64, n_arg_layers=2)
     with torch.no_grad():  # bias the predicate tagger towards P-B so that random weights give tuples
         model.heads["oie"].pred_classifier.bias.copy_(torch.tensor([0.0, 0.3, 0.0]))
-    return OIEPipeline(model, tiny_tokenizer, min_args=0)
+    return OIEPipeline(model, tiny_tokenizer, min_args=0, precision="fp32")
 
 
 def test_batched_equals_one_by_one(pipe, multilingual_sentences):
@@ -178,6 +178,8 @@ def test_cli_end_to_end(pipe, tmp_path, monkeypatch, capsys, multilingual_senten
                 "0",
                 "--batch-size",
                 "2",
+                "--precision",
+                "fp32",
             ]
         )
         == 0

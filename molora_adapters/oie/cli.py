@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lines-per-chunk", type=int, default=1024, help="Input lines processed at a time.")
     parser.add_argument("--confidence-mode", choices=("multi2oie", "mean"), default="multi2oie")
     parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="bf16 autocast (auto: where the CPU / GPU has native bf16) or float32.",
+    )
+    parser.add_argument(
         "--span-strategy",
         choices=("merge", "best"),
         default="merge",
@@ -115,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         confidence_mode=args.confidence_mode,
         min_args=args.min_args,
         span_strategy=args.span_strategy,
+        precision=args.precision,
     )
     device = args.device or ("cuda" if _cuda() else "cpu")
     pipe.model.to(device)

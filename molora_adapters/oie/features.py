@@ -7,7 +7,8 @@ Every example carries
 * ``predicate_mask``: 1 on every sub-word of the *one* predicate the example is about;
 * ``argument_labels``: the argument tags of that predicate's tuple.
 
-Word tags go on the first sub-word of each word; continuation pieces, special tokens and padding get
+Sentences are tokenised by :func:`~molora_adapters.oie.tokenization.tokenize_words` (scripts without spaces
+as unspaced text). Word tags go on the first sub-word of each word; continuation pieces, special tokens and padding get
 :data:`~molora_adapters.oie.labels.IGNORE_INDEX` so they are not scored. Tuples whose predicate span
 repeats an earlier tuple's are skipped (one argument target per predicate) and sentences longer than
 ``max_length`` sub-words are skipped for training; both are counted in :class:`FeatureStats`.
@@ -25,6 +26,7 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from .labels import ARG_LABEL2ID, IGNORE_INDEX, PRED_LABEL2ID, argument_tags, predicate_tags
+from .tokenization import encode_words, tokenize_words  # noqa: F401  (encode_words: re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -42,35 +44,6 @@ class FeatureStats:
     def summary(self) -> str:
         skipped = ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())) or "none"
         return f"{self.sentences} sentences -> {self.examples} examples; skipped: {skipped}"
-
-
-def encode_words(
-    tokenizer: PreTrainedTokenizerBase,
-    words: Sequence[Sequence[str]],
-    *,
-    max_length: int | None = None,
-    truncation: bool = False,
-) -> tuple[list[list[int]], list[list[int | None]]]:
-    """Tokenise pre-split sentences; returns input ids and, per sub-word, its word index (``None`` for specials).
-
-    Args:
-        tokenizer (`PreTrainedTokenizerBase`): a *fast* tokenizer (``word_ids`` is needed).
-        words (`Sequence[Sequence[str]]`): the words of each sentence.
-        max_length (`int`, *optional*): truncation length when ``truncation`` is set.
-        truncation (`bool`, *optional*, defaults to `False`): truncate to ``max_length``.
-    """
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("OIE features need a fast tokenizer (`use_fast=True`) to map sub-words to words.")
-    enc = tokenizer(
-        [list(w) for w in words],
-        is_split_into_words=True,
-        truncation=truncation,
-        max_length=max_length,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-        verbose=False,  # long inputs are chunked by the pipeline / skipped by build_oie_features
-    )
-    return enc["input_ids"], [enc.word_ids(i) for i in range(len(words))]
 
 
 def word_labels_to_subwords(
@@ -115,7 +88,13 @@ def build_oie_features(
     if max_length is None:
         max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
     records = list(dataset)
-    ids, word_ids = encode_words(tokenizer, [r["words"] for r in records])
+    enc = tokenize_words(  # unspaced scripts (zh, ja, th ...) are tokenised without spaces
+        tokenizer,
+        [r["words"] for r in records],
+        languages=[r.get("language") for r in records],
+        sentences=[r.get("sentence") for r in records],
+    )
+    ids, word_ids = enc.input_ids, enc.word_ids
     cols: dict[str, list] = {k: [] for k in (*FEATURE_COLUMNS, "record_id", "language")}
     for rec, input_ids, wids in zip(records, ids, word_ids, strict=True):
         stats.sentences += 1

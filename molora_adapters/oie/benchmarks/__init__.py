@@ -7,6 +7,7 @@ from .api import SCORERS, register_scorer, score, score_extractions
 from .benchie import parse_benchie_gold
 from .carb import match_tuples
 from .gold import BENCHMARK_LOADERS, GOLD_SETS, gold_path, load_benchmark, read_carb_gold, register_benchmark
+from .leakage import DEFAULT_TEST_SETS, align_translations, leak_free_few_shot, reoie2016_english_originals
 from .readers import (
     PREDICTION_READERS,
     read_benchie,
@@ -22,13 +23,16 @@ from .writers import format_benchie, format_tabbed, write_benchie, write_jsonl, 
 
 __all__ = [
     "BENCHMARK_LOADERS",
+    "DEFAULT_TEST_SETS",
     "ExtractionRow",
     "GOLD_SETS",
     "PREDICTION_READERS",
     "SCORERS",
+    "align_translations",
     "format_benchie",
     "format_tabbed",
     "gold_path",
+    "leak_free_few_shot",
     "load_benchmark",
     "match_tuples",
     "normalize_key",
@@ -42,6 +46,7 @@ __all__ = [
     "register_benchmark",
     "register_prediction_reader",
     "register_scorer",
+    "reoie2016_english_originals",
     "rows_from_extractions",
     "score",
     "score_extractions",
