@@ -10,10 +10,11 @@ between the two sentences. Links between pieces are then chosen by
   still unlinked, with similarities of cells where both are free weighted higher (``alpha``), which
   raises recall for words that argmax leaves out.
 
-Pieces are mapped to words through character offsets (the fast tokenizer's ``offset_mapping`` against
-each word's ``(start, end)``), never by re-tokenising words, so unspaced scripts (one word per
-character, one piece over several characters) need no special case: a piece links every word it
-overlaps, and two words are aligned when any of their pieces are linked.
+Words are mapped to pieces by the project's one tokenisation helper,
+:func:`molora_adapters.oie.tokenization.tokenize_words`: spaced scripts as pre-split words, unspaced
+scripts (one word per character) as their joined text with pieces mapped back through character
+offsets. A piece covering several characters (``"作为"``) covers all of their words; two words are
+aligned when any of their pieces are linked.
 
 The same forward pass gives each sentence a mean-pooled last-layer embedding, used to pair sentences
 (:mod:`.pairing`).
@@ -172,46 +173,51 @@ class EncoderAligner:
         if not 0 <= layer <= n_layers:
             raise ValueError(f"`layer` must be in [0, {n_layers}] for {model!r}, got {layer}.")
         self.layer, self.batch_size, self.max_length, self.device = layer, batch_size, max_length, device
-        # SentencePiece emits a lone "▁" before some words (e.g. before CJK); its offsets cover the next
-        # character although it carries no content, so it is never mapped to a word.
-        self._space_id = self.tokenizer.convert_tokens_to_ids("▁")
 
     @torch.inference_mode()
     def encode(self, sentences: list[Sentence]) -> list[EncodedSentence]:
         """Encode sentences (batched); see :class:`EncodedSentence`."""
+        from ...oie.tokenization import tokenize_words
+
         out: list[EncodedSentence] = []
+        pad = self.tokenizer.pad_token_id
         for b in range(0, len(sentences), self.batch_size):
             batch = sentences[b : b + self.batch_size]
-            enc = self.tokenizer(
-                [s.text for s in batch],
-                padding=True,
-                truncation=True,
+            # the project's one words -> sub-words map (unspaced scripts through character offsets)
+            enc = tokenize_words(
+                self.tokenizer,
+                [list(s.words) for s in batch],
+                languages=[s.language for s in batch],
+                sentences=[s.text for s in batch],
                 max_length=self.max_length,
-                return_offsets_mapping=True,
-                return_special_tokens_mask=True,
-                return_tensors="pt",
+                truncation=True,
             )
-            offsets = enc.pop("offset_mapping")  # (B, T, 2)
-            special = enc.pop("special_tokens_mask").bool()  # (B, T)
-            enc = {k: v.to(self.device) for k, v in enc.items()}
-            hs = self.model(**enc, output_hidden_states=True).hidden_states
+            width = max(len(ids) for ids in enc.input_ids)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)  # (B, T)
+            mask = torch.zeros(len(batch), width, dtype=torch.long)  # (B, T)
+            for k, row in enumerate(enc.input_ids):
+                ids[k, : len(row)] = torch.tensor(row)
+                mask[k, : len(row)] = 1
+            hs = self.model(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), output_hidden_states=True
+            ).hidden_states
             mid = torch.nn.functional.normalize(hs[self.layer].float(), dim=-1).cpu()  # (B, T, H)
-            mask = enc["attention_mask"].cpu().unsqueeze(-1).float()  # (B, T, 1)
-            pooled = (hs[-1].float().cpu() * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, H)
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            ids = enc["input_ids"].cpu()
+            m = mask.unsqueeze(-1).float()  # (B, T, 1)
+            pooled = torch.nn.functional.normalize(
+                (hs[-1].float().cpu() * m).sum(1) / m.sum(1), dim=-1
+            )  # (B, H)
             for k, sent in enumerate(batch):
-                keep = (enc["attention_mask"][k].cpu().bool() & ~special[k]) & (ids[k] != self._space_id)
-                keep &= offsets[k, :, 1] > offsets[k, :, 0]
-                off = offsets[k][keep]  # (P, 2)
-                if sent.spans:
-                    spans = torch.tensor(sent.spans)  # (W, 2)
-                    pw = (off[:, None, 0] < spans[None, :, 1]) & (
-                        spans[None, :, 0] < off[:, None, 1]
-                    )  # (P, W)
-                else:
-                    pw = torch.zeros(len(off), 0, dtype=torch.bool)
-                out.append(EncodedSentence(sent, mid[k][keep], pw, pooled[k]))
+                n_tok, n_words = len(enc.input_ids[k]), len(sent.words)
+                tw = torch.zeros(n_tok, n_words, dtype=torch.bool)  # (T, W): sub-word covers word
+                wid = torch.tensor([-1 if w is None else w for w in enc.word_ids[k]])
+                has = wid >= 0
+                tw[has.nonzero().flatten(), wid[has]] = True
+                # a sub-word shared by several characters (unspaced "作为") also covers the later ones
+                wt = torch.tensor(enc.word_tokens[k], dtype=torch.long)
+                ok = wt >= 0
+                tw[wt[ok], ok.nonzero().flatten()] = True
+                keep = tw.any(dim=1)
+                out.append(EncodedSentence(sent, mid[k, :n_tok][keep], tw[keep], pooled[k]))
         return out
 
     def align(self, source: EncodedSentence, target: EncodedSentence) -> WordAlignment:
