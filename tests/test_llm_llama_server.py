@@ -187,25 +187,25 @@ def test_annotate_through_llama_server_survives_a_restart(tmp_path):
         backoff_max=4.0,
         timeout=120.0,
     )
-    config = AnnotateConfig(
+    config = AnnotateConfig(  # two items, at most four short requests: cheap even on a loaded runner
         languages=["de", "zh"],
         out_dir=str(tmp_path / "out"),
-        limit=2,
-        shard_size=2,
+        limit=1,
+        shard_size=1,
         concurrency=1,
-        max_tokens_translate=48,
-        max_tokens_annotate=64,
+        max_tokens_translate=24,
+        max_tokens_annotate=32,
         progress=False,
     )
     try:
         report = annotate(ENGLISH, backend, config, source_name="llm_utils.ENGLISH")
         assert restarted.is_set() and backend.retries >= 1
         # every item got an answer after the restart: no backend_error, counts add up
-        assert report.items == 4 and report.incomplete_shards == 0
-        assert report.accepted + sum(report.rejected.values()) == 4
+        assert report.items == 2 and report.incomplete_shards == 0
+        assert report.accepted + sum(report.rejected.values()) == 2
         assert RejectReason.BACKEND_ERROR.value not in report.rejected
         # usage accounting: the run's totals are the sum of what the server reported per request
-        assert report.usage.requests == backend.answers >= 4
+        assert report.usage.requests == backend.answers >= 2
         assert [report.usage.prompt_tokens, report.usage.completion_tokens] == backend.usage
         assert all(0 < c for c in backend.usage)
         reasons = {r.value for r in RejectReason} - {"backend_error"}
