@@ -344,9 +344,8 @@ class _RunLock:
     The kernel drops the lock when the process dies, so a killed run never leaves a stale lock.
     """
 
-    def __init__(self, out: Path, command: str = "molora annotate") -> None:
+    def __init__(self, out: Path) -> None:
         self.path = out / ".lock"
-        self.command = command
         self._f = None
 
     def __enter__(self) -> _RunLock:
@@ -360,7 +359,7 @@ class _RunLock:
         except OSError:
             self._f.close()
             raise RuntimeError(
-                f"Another `{self.command}` run is writing {str(self.path.parent)!r}."
+                f"Another `molora annotate` run is writing {str(self.path.parent)!r}."
             ) from None
         return self
 

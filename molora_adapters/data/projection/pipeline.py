@@ -17,15 +17,17 @@ record missing a tuple would teach the tagger that the tuple is not there), or w
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..llm.languages import parse_language_list
-from ..llm.pipeline import _check_run_file, _ids_hash, _RunLock
+from ..llm.pipeline import _check_run_file
 from ..llm.shards import STATS_FILE, accepted_path, read_manifest, rejects_path, write_json, write_jsonl
 from ..schema import OIERecord
 from .align import AlignMethod, EncodedSentence, EncoderAligner
@@ -295,7 +297,7 @@ def project(
     missing = sorted({lang for u in units for lang in config.languages if lang not in u.targets})
     if missing:
         raise ValueError(f"`languages` {missing} are missing from the source's units.")
-    with _RunLock(out, command="molora project"):
+    with _run_lock(out):
         _check_run_file(out, {"source": source_name, **config.settings()})
         items = [(u, lang) for u in units for lang in config.languages]
         report = ProjectReport(items=len(items))
@@ -344,6 +346,26 @@ def project(
         report.tuples = dict(tuple_total)
         write_json(out / STATS_FILE, asdict(report))
         return report
+
+
+def _ids_hash(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``OUT_DIR/.lock`` (dropped by the kernel if the process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no locking
+        yield
+        return
+    with open(out / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RuntimeError(f"Another `molora project` run is writing {str(out)!r}.") from None
+        yield
 
 
 def _write_shard(
