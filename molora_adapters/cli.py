@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("molora_adapters.oie.cli", "Extract OIE tuples from sentences on stdin."),
     "evaluate": ("molora_adapters.oie.benchmarks.cli", "Score predictions on an OIE benchmark."),
     "annotate": ("molora_adapters.data.llm.cli", "Build multilingual training data with an LLM."),
+    "project": ("molora_adapters.data.projection.cli", "Project English tuples onto parallel translations."),
 }
 
 
