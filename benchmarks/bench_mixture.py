@@ -1,16 +1,24 @@
-"""Mixture-of-LoRA speed, side by side in one process: base, one LoRA, our mixture, a naive expert loop, peft X-LoRA.
+"""Mixture-of-LoRA speed against one LoRA and peft X-LoRA, side by side in one process, in rotation.
 
-Every system runs the same randomly initialised backbone on the same batch (16 x 128 tokens by default), with
-6 experts of rank 8 on the attention q/v projections (adapters' and peft's LoRA default), top-2, token routing.
-Timings are medians over repeats after a warm-up; the targets are ratios to the single-LoRA model of the same run:
+Two parts, both top-2 token routing on the attention q/v projections (adapters' and peft's LoRA default):
 
-- mixture forward <= 1.10x, mixture train step (forward + backward) <= 1.25x;
-- at least 2x faster than X-LoRA (measured on a causal LM of the same size, since X-LoRA needs one).
+- **targets**: E=6 experts of rank 8, float32, batch 16 x 128 on three shapes (BERT-base-sized encoder, small
+  encoder, base-sized causal LM). Systems: base, one LoRA, the mixture, the naive expert loop (encoders) and peft
+  X-LoRA (causal LM; it needs one). Targets: mixture forward <= 1.05x and train step <= 1.10x one LoRA, and at
+  least 2x faster than X-LoRA.
+- **grid**: E in {2, 6, 16, 32} x r in {8, 64} x {encoder, causal LM} x {float32, bfloat16}, on smaller shapes so
+  that it runs in bounded time on a shared 2-core CPU. Every E of one (architecture, dtype, r) cell runs in the
+  same rotation as its single LoRA and X-LoRA. Target: E=16 forward <= 1.10x one LoRA.
 
-    python benchmarks/bench_mixture.py                # BERT-base-sized + small encoder + causal LM
-    python benchmarks/bench_mixture.py --quick        # fewer repeats, smaller batch (smoke run)
+Every ratio comes with its FLOP floor per token per adapted linear, ``base + k * 2r(d + o)`` over
+``base + 2r(d + o)`` (``base = 2 d o``): what top-k costs at best, whatever the number of experts.
 
-Writes ``benchmarks/results/bench_mixture_<device>.json`` and prints a markdown table.
+    python benchmarks/bench_mixture.py                 # targets + full grid (long on a CPU)
+    python benchmarks/bench_mixture.py --quick         # targets at batch 8 x 128 + grid on 4-layer shapes
+    python benchmarks/bench_mixture.py --part grid --quick --plot
+
+Writes ``benchmarks/results/bench_mixture_<device>[_quick].json`` (and ``.png`` with ``--plot``) and prints
+markdown tables.
 """
 
 from __future__ import annotations
@@ -19,48 +27,66 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import molora_adapters  # noqa: E402,F401  (registers the plugin)
+from molora_adapters.mixture.compute import expert_compute, use_sparse  # noqa: E402
 from molora_adapters.mixture.reference import use_reference_forward  # noqa: E402
 
-N_EXPERTS, RANK, TOP_K = 6, 8, 2
-ENCODERS = {
-    "bert-base-sized": dict(
-        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+TOP_K = 2
+TARGET_EXPERTS, TARGET_RANK = 6, 8
+TARGET_SHAPES = {
+    "bert-base-sized": (
+        "encoder",
+        dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     ),
-    "small-encoder": dict(
-        hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
+    "small-encoder": (
+        "encoder",
+        dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+    ),
+    "causal-lm-base-sized": (
+        "causal",
+        dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     ),
 }
-CAUSAL = {
-    "causal-lm-base-sized": dict(
-        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
-    )
+GRID_SHAPES = {  # (full, quick)
+    "encoder": (
+        dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+        dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, intermediate_size=1024),
+    ),
+    "causal": (
+        dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+        dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, intermediate_size=1024),
+    ),
 }
+VOCAB = 8000  # grid: a small vocabulary keeps the LM head from hiding the adapted layers
 
 
-def _sync():
-    if torch.cuda.is_available():
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def _run_once(model, batch, extra: dict, train: bool) -> float:
-    """Seconds for one forward (eval, no grad) or one train step (forward + backward)."""
-    _sync()
+def _run_once(model, batch, extra: dict, train: bool, device: torch.device) -> float:
+    """Seconds for one forward (eval, no grad) or one train step (train-mode forward + backward, the mixture's
+    auxiliary loss included)."""
+    _sync(device)
     t0 = time.perf_counter()
-    if not train:
+    if not train:  # inference, as a pipeline runs it: no router outputs requested
         model.eval()
         with torch.no_grad():
-            model(**batch, **extra)
+            model(**batch, **{k: v for k, v in extra.items() if k != "output_router_logits"})
     else:
         model.train()
         out = model(**batch, **extra)
@@ -68,52 +94,58 @@ def _run_once(model, batch, extra: dict, train: bool) -> float:
             out[0] if isinstance(out, tuple) else (out.logits if "logits" in out else out.last_hidden_state)
         )
         loss = logits.float().pow(2).mean()
-        if isinstance(out, dict) and "mixture_aux_loss" in out:
+        if isinstance(out, dict) and out.get("mixture_aux_loss") is not None:
             loss = loss + out["mixture_aux_loss"]
         loss.backward()
         model.zero_grad(set_to_none=True)
-    _sync()
+    _sync(device)
     return time.perf_counter() - t0
 
 
-def _round_robin(systems: dict, batch, repeats: int) -> dict[str, dict[str, float]]:
-    """Time every system in rotation (one warm-up round), so drift and noise hit all systems alike.
+def _round_robin(systems: dict, batch, repeats: int, device, desc: str) -> dict[str, dict[str, float]]:
+    """Time every system in rotation (one warm-up round), so that load changes of the machine hit all alike.
 
     ``systems`` maps a name to ``(model, activate, extra_kwargs, context_factory, trains)``.
     """
     times = {name: {"forward": [], "train_step": []} for name in systems}
-    for round_ in range(repeats + 1):
+    for round_ in tqdm(range(repeats + 1), desc=desc, leave=False):
         for name, (model, activate, extra, ctx, trains) in systems.items():
             activate()
             with ctx():
-                fwd = _run_once(model, batch, extra, train=False)
-                step = _run_once(model, batch, extra, train=True) if trains else float("nan")
+                fwd = _run_once(model, batch, extra, False, device)
+                step = _run_once(model, batch, extra, True, device) if trains else float("nan")
             if round_:  # round 0 is the warm-up
                 times[name]["forward"].append(fwd)
                 times[name]["train_step"].append(step)
     return {
-        name: {
-            "forward_s": statistics.median(t["forward"]),
-            "train_step_s": statistics.median(t["train_step"]),
-        }
-        for name, t in times.items()
+        n: {"forward_s": statistics.median(t["forward"]), "train_step_s": statistics.median(t["train_step"])}
+        for n, t in times.items()
     }
 
 
-def _lora_config():
+def _lora_config(rank: int):
     from adapters import LoRAConfig
 
-    return LoRAConfig(r=RANK, alpha=2 * RANK, dropout=0.0, init_weights="bert")
+    return LoRAConfig(r=rank, alpha=2 * rank, dropout=0.0, init_weights="bert")
 
 
-def _adapters_model(config, causal: bool, device, dtype):
+def _hf_config(arch: str, dims: dict, vocab: int):
+    from transformers import BertConfig, LlamaConfig
+
+    if arch == "encoder":
+        return BertConfig(vocab_size=vocab, max_position_embeddings=512, **dims)
+    return LlamaConfig(
+        vocab_size=vocab, num_key_value_heads=dims["num_attention_heads"], use_cache=False, **dims
+    )
+
+
+def _adapters_model(config, arch: str, device, dtype):
+    import adapters
     from adapters import AutoAdapterModel
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    if causal:
-        import adapters
-
+    if arch == "causal":
         model = AutoModelForCausalLM.from_config(config)
         adapters.init(model)
     else:
@@ -121,160 +153,427 @@ def _adapters_model(config, causal: bool, device, dtype):
     return model.to(device=device, dtype=dtype)
 
 
-def _adapters_systems(config, causal: bool, device, dtype, naive: bool) -> dict:
-    """One backbone with a single LoRA and a 6-expert mixture; systems differ only in what is active/trainable."""
-    from contextlib import nullcontext
-
-    model = _adapters_model(config, causal, device, dtype)
-    model.add_adapter("single", _lora_config())
-    experts = [f"expert{i}" for i in range(N_EXPERTS)]
-    name = model.add_adapter_mixture(experts, top_k=TOP_K, expert_config=_lora_config())
-    model.to(device=device, dtype=dtype)
-
-    def base():
-        model.set_active_adapters(None)
-
+def _adapters_systems(
+    config, arch, device, dtype, rank: int, expert_counts, naive: bool, both_paths: bool = False
+) -> dict:
+    """One backbone with a single LoRA and one mixture per expert count; systems differ in what is active."""
+    model = _adapters_model(config, arch, device, dtype)
+    model.add_adapter("single", _lora_config(rank))
     systems = {
-        "base": (model, base, {}, nullcontext, False),
+        "base": (model, lambda: model.set_active_adapters(None), {}, nullcontext, False),
         "single_lora": (model, lambda: model.train_adapter("single"), {}, nullcontext, True),
-        "mixture": (
-            model,
-            lambda: model.train_adapter_mixture(name),
-            {"output_router_logits": True},
-            nullcontext,
-            True,
-        ),
     }
-    if naive:
-        systems["naive_loop"] = (
-            model,
-            lambda: model.train_adapter_mixture(name),
-            {"output_router_logits": True},
-            use_reference_forward,
-            True,
+    for n in expert_counts:
+        experts = [f"e{n}_{i}" for i in range(n)]
+        name = model.add_adapter_mixture(
+            experts, name=f"mix{n}", top_k=TOP_K, expert_config=_lora_config(rank)
         )
+        activate = (lambda nm: lambda: model.train_adapter_mixture(nm))(name)
+        extra = {"output_router_logits": True}
+        if n <= TOP_K or not both_paths:
+            systems[f"mixture_E{n}"] = (model, activate, extra, nullcontext, True)
+        else:  # both expert paths, measured side by side; "mixture_E{n}" is the one the switch picks
+            for mode in ("dense", "sparse"):
+                ctx = (lambda m: lambda: expert_compute(m))(mode)
+                systems[f"mixture_E{n}_{mode}"] = (model, activate, extra, ctx, True)
+        if naive:
+            systems[f"naive_loop_E{n}"] = (
+                model,
+                activate,
+                {"output_router_logits": True},
+                use_reference_forward,
+                True,
+            )
+    model.to(device=device, dtype=dtype)
     return systems
 
 
-def _xlora_model(config, device, dtype):
-    try:
-        from peft import LoraConfig, XLoraConfig, get_peft_model
-        from transformers import AutoModelForCausalLM
-    except ImportError:
-        return None
+def _xlora_model(config, device, dtype, rank: int, n_experts: int, tmp: str):
+    """peft X-LoRA over ``n_experts`` numbered LoRA experts (X-LoRA crashes on names such as "en"/"de")."""
+    from peft import LoraConfig, XLoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
     config.use_cache = False
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = {}
-        for i in range(N_EXPERTS):  # X-LoRA crashes on names such as "en"/"de": number the experts
-            torch.manual_seed(i)
-            base = AutoModelForCausalLM.from_config(config)
-            lora = get_peft_model(
-                base,
-                LoraConfig(
-                    r=RANK,
-                    lora_alpha=2 * RANK,
-                    target_modules=["q_proj", "v_proj"],
-                    init_lora_weights="gaussian",
-                ),
-            )
-            lora.save_pretrained(os.path.join(tmp, str(i)))
-            paths[str(i)] = os.path.join(tmp, str(i))
-        torch.manual_seed(0)
-        base = AutoModelForCausalLM.from_config(config)
-        base.config.use_cache = False
-        xcfg = XLoraConfig(
-            task_type="CAUSAL_LM",
-            hidden_size=config.hidden_size,
-            adapters=paths,
-            xlora_depth=1,
-            top_k_lora=TOP_K,
-            enable_softmax=False,
-            enable_softmax_topk=True,
-            use_trainable_adapters=True,
+    first = os.path.join(tmp, f"r{rank}_0")
+    if not os.path.isdir(first):
+        torch.manual_seed(1)
+        lora = get_peft_model(
+            AutoModelForCausalLM.from_config(config),
+            LoraConfig(
+                r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], init_lora_weights="gaussian"
+            ),
         )
-        return get_peft_model(base, xcfg).to(device=device, dtype=dtype)
+        lora.save_pretrained(first)
+    paths = {}
+    for i in range(n_experts):  # same weights in every expert: X-LoRA's speed does not depend on them
+        path = os.path.join(tmp, f"r{rank}_{i}")
+        if not os.path.isdir(path):
+            shutil.copytree(first, path)
+        paths[str(i)] = path
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_config(config)
+    base.config.use_cache = False
+    xcfg = XLoraConfig(
+        task_type="CAUSAL_LM",
+        hidden_size=config.hidden_size,
+        adapters=paths,
+        xlora_depth=1,
+        top_k_lora=TOP_K,
+        enable_softmax=False,
+        enable_softmax_topk=True,
+        use_trainable_adapters=True,
+    )
+    return get_peft_model(base, xcfg).to(device=device, dtype=dtype)
+
+
+def flop_floor(d: int, o: int, rank: int, k: int) -> dict[str, float]:
+    """FLOPs per token of one adapted linear ``d -> o``: base, one LoRA, and top-k of a mixture at best."""
+    base = 2 * d * o
+    single = base + 2 * rank * (d + o)
+    mixture = base + k * 2 * rank * (d + o)
+    return {"base": base, "single_lora": single, "mixture_top_k": mixture, "ratio": mixture / single}
+
+
+def _ratios(systems: dict) -> None:
+    ref = systems["single_lora"]
+    for t in systems.values():
+        t["forward_vs_single_lora"] = t["forward_s"] / ref["forward_s"]
+        t["train_step_vs_single_lora"] = t["train_step_s"] / ref["train_step_s"]
+
+
+def run_targets(args, device, batch) -> dict:
+    out = {}
+    dtype = torch.float32
+    for name, (arch, dims) in TARGET_SHAPES.items():
+        if args.quick and name == "bert-base-sized":
+            continue  # the causal LM of the same size covers it; bert-base dominates the run time
+        cfg = _hf_config(arch, dims, 30522 if arch == "encoder" else 32000)
+        systems = _adapters_systems(
+            cfg, arch, device, dtype, TARGET_RANK, [TARGET_EXPERTS], naive=arch == "encoder"
+        )
+        tmp = tempfile.mkdtemp()
+        try:
+            if arch == "causal" and not args.no_xlora:
+                xlora = _xlora_model(cfg, device, dtype, TARGET_RANK, TARGET_EXPERTS, tmp)
+                systems[f"xlora_E{TARGET_EXPERTS}"] = (xlora, lambda: None, {}, nullcontext, True)
+            res = _round_robin(systems, batch, args.repeats, device, name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _ratios(res)
+        h = dims["hidden_size"]
+        out[name] = {"systems": res, "flop_floor": flop_floor(h, h, TARGET_RANK, TOP_K)}
+        del systems
+    return out
+
+
+def run_grid(args, device, batch, errors: dict) -> dict:
+    out = {}
+    archs = args.archs.split(",")
+    for arch in archs:
+        dims = GRID_SHAPES[arch][1 if args.quick else 0]
+        for dtype_name in args.dtypes.split(","):
+            dtype = getattr(torch, dtype_name)
+            for rank in [int(r) for r in args.ranks.split(",")]:
+                experts = [int(e) for e in args.experts.split(",")]
+                cfg = _hf_config(arch, dims, VOCAB)
+                systems = _adapters_systems(
+                    cfg, arch, device, dtype, rank, experts, naive=False, both_paths=True
+                )
+                tmp = tempfile.mkdtemp()
+                try:
+                    if arch == "causal" and not args.no_xlora:
+                        for n in experts:
+                            x = _xlora_model(_hf_config(arch, dims, VOCAB), device, dtype, rank, n, tmp)
+                            try:  # peft 0.21.2 X-LoRA fails in bfloat16 (float32 scalings promote its input)
+                                _run_once(x, batch, {}, True, device)
+                            except RuntimeError as err:
+                                errors[f"{arch}/{dtype_name}/r{rank}/xlora_E{n}"] = (
+                                    f"{type(err).__name__}: {err}"
+                                )
+                                continue
+                            systems[f"xlora_E{n}"] = (x, lambda: None, {}, nullcontext, True)
+                    key = f"{arch}/{dtype_name}/r{rank}"
+                    res = _round_robin(systems, batch, args.repeats, device, key)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                _ratios(res)
+                h = dims["hidden_size"]
+                out[key] = {
+                    "arch": arch,
+                    "dtype": dtype_name,
+                    "rank": rank,
+                    "dims": dims,
+                    "systems": res,
+                    "flop_floor": flop_floor(h, h, rank, TOP_K),
+                }
+                del systems
+    return out
+
+
+def run_kernels(args, device) -> dict:
+    """Dense vs sparse expert compute of one adapted linear (``d = o = 384``, 1024 tokens, top-2), in rotation:
+    the measurement behind ``molora_adapters.mixture.compute.SPARSE_OVERHEAD``."""
+    from molora_adapters.mixture.compute import dense_experts, sparse_experts, use_sparse
+
+    d, n_tok, cells = 384, 1024, []
+    for dtype_name in args.dtypes.split(","):
+        dtype = getattr(torch, dtype_name)
+        for rank in [int(r) for r in args.ranks.split(",")]:
+            for n in [int(e) for e in args.experts.split(",")]:
+                if n > TOP_K:
+                    cells.append((dtype, rank, n))
+    g = torch.Generator().manual_seed(0)
+    data = {}
+    for dtype, rank, n in cells:
+        x = torch.randn(n_tok, 1, d, generator=g).to(device, dtype)
+        a = (torch.randn(n, rank, d, generator=g) * 0.02).to(device, dtype)  # (E, r, D): A_e
+        b = (torch.randn(n, d, rank, generator=g) * 0.02).to(device, dtype)  # (E, O, r): B_e
+        probs = torch.randn(n_tok, n, generator=g).softmax(-1)
+        vals, idx = probs.topk(TOP_K, -1)
+        gates = torch.zeros_like(probs).scatter(-1, idx, vals).to(device, dtype)
+        data[dtype, rank, n] = (
+            x,
+            gates,
+            a.transpose(1, 2).contiguous(),
+            b.transpose(1, 2).contiguous(),
+            a.reshape(n * rank, d),
+            b.permute(1, 0, 2).reshape(d, n * rank),
+        )
+    times = {c: {"dense": [], "sparse": []} for c in cells}
+    with torch.no_grad():
+        for round_ in tqdm(range(3 * args.repeats + 1), desc="kernels", leave=False):
+            for c in cells:
+                x, gates, a_t, b_t, a_cat, b_cat = data[c]
+                _sync(device)
+                t0 = time.perf_counter()
+                dense_experts(x, gates, a_cat, b_cat, c[1], None)
+                _sync(device)
+                t1 = time.perf_counter()
+                sparse_experts(x, gates, TOP_K, a_t, b_t)
+                _sync(device)
+                if round_:
+                    times[c]["dense"].append(t1 - t0)
+                    times[c]["sparse"].append(time.perf_counter() - t1)
+    out = {}
+    for dtype, rank, n in cells:
+        t = times[dtype, rank, n]
+        dense, sparse = statistics.median(t["dense"]), statistics.median(t["sparse"])
+        out[f"{str(dtype).split('.')[-1]}/r{rank}/E{n}"] = {
+            "dense_s": dense,
+            "sparse_s": sparse,
+            "sparse_vs_dense": sparse / dense,
+            "auto_picks": "sparse" if use_sparse(n, TOP_K, True, rank, dtype) else "dense",
+        }
+    return out
+
+
+def apply_switch(report: dict) -> None:
+    """``mixture_E{n}`` := the measured path (dense or sparse) that the committed switch picks for that cell, and the
+    kernels' ``auto_picks``; both paths were measured side by side, so the switch can be re-applied to a saved run."""
+    for cell in report.get("grid", {}).values():
+        s, dtype = cell["systems"], getattr(torch, cell["dtype"])
+        for key in [k for k in s if k.endswith("_dense")]:
+            n = int(key.split("_")[1][1:])
+            pick = "sparse" if use_sparse(n, TOP_K, True, cell["rank"], dtype) else "dense"
+            s[f"mixture_E{n}"] = dict(s[f"mixture_E{n}_{pick}"], path=pick)
+    for key, k in report.get("kernels", {}).items():
+        dtype_name, rank, n = key.split("/")
+        picks = use_sparse(int(n[1:]), TOP_K, True, int(rank[1:]), getattr(torch, dtype_name))
+        k["auto_picks"] = "sparse" if picks else "dense"
+
+
+def _tables(report: dict) -> str:
+    lines = []
+    if report.get("kernels"):
+        lines += [
+            "Kernels: one adapted linear 384 -> 384, 1024 tokens, top-2, alone (dense vs sparse)",
+            "",
+            "| dtype/r/E | dense (ms) | sparse (ms) | sparse / dense | auto picks |",
+            "|---|---|---|---|---|",
+        ]
+        for key, k in report["kernels"].items():
+            lines.append(
+                f"| {key} | {k['dense_s'] * 1e3:.2f} | {k['sparse_s'] * 1e3:.2f} | {k['sparse_vs_dense']:.2f} | {k['auto_picks']} |"
+            )
+        lines.append("")
+    if report.get("targets"):
+        lines += [
+            f"Targets: E={TARGET_EXPERTS}, r={TARGET_RANK}, top-{TOP_K}, float32, batch {report['batch_targets']}",
+            "",
+            "| model | system | forward (s) | train step (s) | forward / 1 LoRA | step / 1 LoRA | FLOP floor |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for mname, cell in report["targets"].items():
+            for sname, t in cell["systems"].items():
+                step = "n/a" if sname == "base" else f"{t['train_step_s']:.3f}"
+                sr = "" if sname == "base" else f"{t['train_step_vs_single_lora']:.2f}x"
+                floor = f"{cell['flop_floor']['ratio']:.3f}x" if sname.startswith("mixture") else ""
+                lines.append(
+                    f"| {mname} | {sname} | {t['forward_s']:.3f} | {step} | {t['forward_vs_single_lora']:.2f}x | {sr} | {floor} |"
+                )
+        lines.append("")
+    if report.get("grid"):
+        lines += [
+            f"Grid: top-{TOP_K}, batch {report['batch_grid']}; ratios to one LoRA of the same rank (forward / train step)",
+            "",
+            "| arch | dtype | r | E | mixture fwd | mixture step | path | dense fwd / step | sparse fwd / step "
+            "| X-LoRA fwd | X-LoRA step | FLOP floor |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for cell in report["grid"].values():
+            s = cell["systems"]
+            ns = sorted({int(k.split("_")[1][1:]) for k in s if k.startswith("mixture_E")})
+            for n in ns:
+                m, x = s[f"mixture_E{n}"], s.get(f"xlora_E{n}")
+
+                def pair(t):
+                    return (
+                        f"{t['forward_vs_single_lora']:.2f}x / {t['train_step_vs_single_lora']:.2f}x"
+                        if t
+                        else ""
+                    )
+
+                xf = f"{x['forward_vs_single_lora']:.2f}x" if x else ""
+                xs = f"{x['train_step_vs_single_lora']:.2f}x" if x else ""
+                lines.append(
+                    f"| {cell['arch']} | {cell['dtype']} | {cell['rank']} | {n} | {m['forward_vs_single_lora']:.2f}x | "
+                    f"{m['train_step_vs_single_lora']:.2f}x | {m.get('path', 'dense')} | "
+                    f"{pair(s.get(f'mixture_E{n}_dense'))} | {pair(s.get(f'mixture_E{n}_sparse'))} | {xf} | {xs} | "
+                    f"{cell['flop_floor']['ratio']:.3f}x |"
+                )
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    """Forward and train-step ratios to one LoRA against E, one panel per (architecture, dtype, rank, metric)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError("--plot needs matplotlib: pip install 'molora-adapters[bench]'") from err
+    cells = list(report["grid"].values())
+    fig, axes = plt.subplots(2, len(cells), figsize=(3.2 * len(cells), 6), squeeze=False, sharex=True)
+    for col, cell in enumerate(cells):
+        s = cell["systems"]
+        ns = sorted({int(k.split("_")[1][1:]) for k in s if k.startswith("mixture_E")})
+        for row, metric in enumerate(["forward", "train_step"]):
+            ax = axes[row][col]
+            key = f"{metric}_vs_single_lora"
+            ax.plot(ns, [s[f"mixture_E{n}"][key] for n in ns], "o-", label="mixture (ours, auto)")
+            sparse_ns = [n for n in ns if f"mixture_E{n}_sparse" in s]
+            if sparse_ns:
+                ax.plot(
+                    sparse_ns, [s[f"mixture_E{n}_sparse"][key] for n in sparse_ns], "x:", label="sparse path"
+                )
+                ax.plot(
+                    sparse_ns, [s[f"mixture_E{n}_dense"][key] for n in sparse_ns], "+:", label="dense path"
+                )
+            if any(f"xlora_E{n}" in s for n in ns):
+                ax.plot(ns, [s[f"xlora_E{n}"][key] for n in ns], "s--", label="peft X-LoRA")
+            ax.axhline(1.0, color="gray", lw=1, label="one LoRA")
+            ax.axhline(cell["flop_floor"]["ratio"], color="green", lw=1, ls=":", label="FLOP floor (top-k)")
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ns, [str(n) for n in ns])
+            ax.set_title(
+                f"{cell['arch']} {cell['dtype']} r={cell['rank']}\n{metric.replace('_', ' ')}", fontsize=8
+            )
+            if col == 0:
+                ax.set_ylabel("time / one LoRA")
+            if row == 1:
+                ax.set_xlabel("experts E")
+    labels = {}
+    for ax in axes.flat:  # one legend for all panels (X-LoRA appears only on causal-LM panels)
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labels.setdefault(label, handle)
+    fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=len(labels), fontsize=8)
+    fig.suptitle(
+        f"Mixture-of-LoRA (top-{TOP_K}) vs one LoRA and peft X-LoRA; {report['device']}, "
+        f"{report['threads']} thread(s), batch {report['batch_grid']}",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=110)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--part", choices=["all", "kernels", "targets", "grid"], default="all")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (on a CPU shared with other jobs, 1 avoids stalls of OpenMP barriers)",
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help="default 16 (targets) / 8 (grid)")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="batch 4 x 64, 2 repeats, small models only")
+    parser.add_argument(
+        "--quick", action="store_true", help="targets at batch 8 (no bert-base), grid on 4-layer shapes"
+    )
+    parser.add_argument("--experts", default="2,6,16,32")
+    parser.add_argument("--ranks", default="8,64")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--archs", default="encoder,causal")
     parser.add_argument("--no-xlora", action="store_true")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--plot", action="store_true", help="also write the figure (needs matplotlib)")
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--replot", default=None, metavar="JSON", help="only redraw the figure of a saved run"
+    )
     args = parser.parse_args(argv)
-    if args.quick:
-        args.batch_size, args.seq_len, args.repeats = 4, 64, 2
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = getattr(torch, args.dtype)
+    if args.replot:  # re-apply the switch, rewrite the tables and the figure of a saved run
+        from molora_adapters.utils.io import atomic_write_text
+
+        path = Path(args.replot)
+        report = json.loads(path.read_text())
+        apply_switch(report)
+        report["table_markdown"] = _tables(report)
+        atomic_write_text(path, json.dumps(report, indent=2))
+        plot(report, path.with_suffix(".png"))
+        print(report["table_markdown"])
+        print(f"wrote {path} and {path.with_suffix('.png')}")
+        return 0
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_grad_enabled(True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    from transformers import BertConfig, LlamaConfig
+    def make_batch(bs: int, vocab: int):
+        g = torch.Generator().manual_seed(0)
+        ids = torch.randint(5, vocab, (bs, args.seq_len), generator=g).to(device)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(5, 30000, (args.batch_size, args.seq_len), generator=g).to(device)
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    bs_t = args.batch_size or (8 if args.quick else 16)
+    bs_g = args.batch_size or 8
     report = {
-        "device": torch.cuda.get_device_name()
+        "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
+        else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), shared with other jobs",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "dtype": args.dtype,
-        "batch": [args.batch_size, args.seq_len],
-        "experts": N_EXPERTS,
-        "rank": RANK,
         "top_k": TOP_K,
-        "models": {},
+        "command": " ".join(
+            ["python", "benchmarks/bench_mixture.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "batch_targets": [bs_t, args.seq_len],
+        "batch_grid": [bs_g, args.seq_len],
     }
-    encoders = {"small-encoder": ENCODERS["small-encoder"]} if args.quick else ENCODERS
-    for name, dims in encoders.items():
-        cfg = BertConfig(vocab_size=30522, max_position_embeddings=512, **dims)
-        print(f"[{name}] ...", flush=True)
-        report["models"][name] = _round_robin(
-            _adapters_systems(cfg, False, device, dtype, naive=True), batch, args.repeats
-        )
-    if not args.quick:
-        for name, dims in CAUSAL.items():
-            cfg = LlamaConfig(
-                vocab_size=32000, num_key_value_heads=dims["num_attention_heads"], use_cache=False, **dims
-            )
-            print(f"[{name}] ...", flush=True)
-            systems = _adapters_systems(cfg, True, device, dtype, naive=False)
-            xlora = None if args.no_xlora else _xlora_model(cfg, device, dtype)
-            if xlora is not None:
-                from contextlib import nullcontext
-
-                systems["peft_xlora"] = (xlora, lambda: None, {}, nullcontext, True)
-            report["models"][name] = _round_robin(systems, batch, args.repeats)
-
-    lines = [
-        "| model | system | forward (s) | train step (s) | forward / 1 LoRA | step / 1 LoRA |",
-        "|---|---|---|---|---|---|",
-    ]
-    for mname, systems in report["models"].items():
-        ref = systems["single_lora"]
-        for sname, t in systems.items():
-            t["forward_vs_single_lora"] = t["forward_s"] / ref["forward_s"]
-            t["train_step_vs_single_lora"] = t["train_step_s"] / ref["train_step_s"]
-            step = "n/a (frozen)" if sname == "base" else f"{t['train_step_s']:.3f}"
-            step_ratio = "" if sname == "base" else f"{t['train_step_vs_single_lora']:.2f}x"
-            lines.append(
-                f"| {mname} | {sname} | {t['forward_s']:.3f} | {step} | {t['forward_vs_single_lora']:.2f}x | {step_ratio} |"
-            )
-        if "peft_xlora" in systems:
-            m, x = systems["mixture"], systems["peft_xlora"]
-            report.setdefault("xlora_speedup", {})[mname] = {
-                "forward": x["forward_s"] / m["forward_s"],
-                "train_step": x["train_step_s"] / m["train_step_s"],
-            }
-    table = "\n".join(lines)
+    if args.part in ("all", "kernels"):
+        report["kernels"] = run_kernels(args, device)
+    if args.part in ("all", "targets"):
+        report["targets"] = run_targets(args, device, make_batch(bs_t, 30000))
+    if args.part in ("all", "grid"):
+        report["errors"] = {}
+        report["grid"] = run_grid(args, device, make_batch(bs_g, VOCAB), report["errors"])
+    apply_switch(report)
+    table = _tables(report)
     print(table)
-    if "xlora_speedup" in report:
-        print("mixture speed-up over peft X-LoRA:", json.dumps(report["xlora_speedup"]))
-    tag = "cuda" if device.type == "cuda" else "cpu"
+    for key, err in report.get("errors", {}).items():
+        print(f"{key}: {err.splitlines()[0]}")
+    tag = device.type
     out = Path(
         args.out
         or Path(__file__).parent / "results" / f"bench_mixture_{tag}{'_quick' if args.quick else ''}.json"
@@ -284,6 +583,9 @@ def main(argv=None) -> int:
     report["table_markdown"] = table
     atomic_write_text(out, json.dumps(report, indent=2))
     print(f"wrote {out}")
+    if args.plot and report.get("grid"):
+        plot(report, out.with_suffix(".png"))
+        print(f"wrote {out.with_suffix('.png')}")
     return 0
 
 

@@ -2,8 +2,8 @@
 
 1. Encoder: the embedded multilingual-e5-small by default (offline), or any HF id / path (`--model`).
 2. Data: English OIE corpora shipped with the package (OIE2016 train, IMoJIE subsets, GPT-LSOIE) plus few-shot
-   in-language data (the first 300 Re-OIE2016 sentences of es and pt), optionally LLM-generated languages
-   (`--llm-data`, output of `molora annotate`).
+   in-language data (the Re-OIE2016 es and pt sentences whose English original is in no test set: 8 each),
+   optionally LLM-generated languages (`--llm-data`, output of `molora annotate`).
 3. Disentangled stage tuning with a Multi2OIE head: (1) word embeddings, (2) the rest of the encoder, (3) a
    Mixture-of-LoRA with 6 language experts (en, de, zh, es, pt, ar), top-2 routing.
 4. Evaluation with scorers that reproduce the official tools: CaRB en, BenchIE en/de/zh, Re-OIE2016 es/pt (held-out
@@ -45,6 +45,20 @@ EVALUATIONS = [
 FEW_SHOT = {"es": 300, "pt": 300}
 DEFAULT_CORPORA = "oie2016,imojie,lsoie-gpt"
 
+# The training budget, in one place: the share of a system's budget (steps, or seconds with --time-budget) that
+# each of its stages gets, by number of stages. benchmarks/quality_oie.py uses the same split.
+BUDGET_SPLIT = {1: (1.0,), 2: (0.3, 0.7), 3: (0.2, 0.4, 0.4)}
+# Peak learning rates per stage (encoder / embedding / mixture parameters) and of the head in that stage. Stage 1
+# starts a fresh head, so it needs a high head rate to learn anything in a short stage; later stages refine the
+# head at a lower rate (a fresh AdamW at the mixture's 5e-4 undoes what the head learnt).
+STAGE_LEARNING_RATES = {
+    "embeddings": (5e-4, 1e-3),
+    "backbone": (1e-4, 3e-4),
+    "mixture": (5e-4, 1e-4),
+    "full": (1e-4, 1e-3),
+}
+DEFAULT_STEPS = 300  # total steps of the default run (see README: fits the 10-minute budget on 2 quiet cores)
+
 
 class UserError(Exception):
     """A mistake the user can fix; printed as one line."""
@@ -73,13 +87,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--experts", default=",".join(EXPERTS))
     p.add_argument("--top-k", type=int, default=2)
     p.add_argument("--granularity", choices=["token", "sentence", "language"], default="token")
-    p.add_argument("--max-steps", default="40,80,100", help="steps per stage: one int, or one per stage")
-    p.add_argument("--learning-rates", default="1e-4,1e-4,5e-4", help="one value, or one per stage")
+    p.add_argument(
+        "--max-steps",
+        default=None,
+        help=f"steps per stage: one int, or one per stage (default: {DEFAULT_STEPS} split by BUDGET_SPLIT)",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="training seconds for all stages, split by BUDGET_SPLIT (each stage calibrates its step count); "
+        "--max-steps then only caps the steps",
+    )
+    p.add_argument("--learning-rates", default=None, help="one value, or one per stage (default: per stage)")
+    p.add_argument("--head-learning-rates", default=None, help="head rates: one value, or one per stage")
+    p.add_argument(
+        "--language-loss-coef",
+        type=float,
+        default=0.05,
+        help="router cross-entropy toward the example's language expert (where the language is known)",
+    )
+    p.add_argument(
+        "--language-alpha",
+        type=float,
+        default=0.5,
+        help="language-balanced batches: languages weighted n**alpha (1 = natural mix; -1 = off)",
+    )
+    p.add_argument("--head", default="2x512", help="argument tagger size LAYERSxFEEDFORWARD (see README)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=64, help="sub-words per training example")
     p.add_argument("--max-train-sentences", type=int, default=1200, help="English sentences used (0 = all)")
     p.add_argument(
-        "--eval-max-sentences", type=int, default=600, help="per benchmark; larger sets are sampled (0 = all)"
+        "--eval-max-sentences",
+        type=int,
+        default=0,
+        help="per benchmark; larger sets are sampled (0 = all, the default)",
     )
     p.add_argument(
         "--eval",
@@ -102,22 +144,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.experts = [e.strip() for e in args.experts.split(",") if e.strip()]
     if not 1 <= args.top_k <= len(args.experts):
         p.error(f"--top-k must be in [1, {len(args.experts)}] (the number of experts), got {args.top_k}")
+    n = len(args.stages)
+    split = BUDGET_SPLIT.get(n) or tuple(1.0 / n for _ in range(n))
     try:
-        steps = [int(x) for x in args.max_steps.split(",")]
-        lrs = [float(x) for x in args.learning_rates.split(",")]
+        steps = (
+            [int(x) for x in args.max_steps.split(",")]
+            if args.max_steps
+            else [max(1, round(DEFAULT_STEPS * share)) for share in split]
+        )
+        lrs = (
+            [float(x) for x in args.learning_rates.split(",")]
+            if args.learning_rates
+            else [STAGE_LEARNING_RATES[s][0] for s in args.stages]
+        )
+        head_lrs = (
+            [float(x) for x in args.head_learning_rates.split(",")]
+            if args.head_learning_rates
+            else [STAGE_LEARNING_RATES[s][1] for s in args.stages]
+        )
+        layers, ff = (int(x) for x in args.head.lower().split("x"))
     except ValueError:
         p.error(
-            "--max-steps and --learning-rates take comma-separated numbers, e.g. 40,80,100 and 1e-4,1e-4,5e-4"
+            "--max-steps, --learning-rates, --head-learning-rates take comma-separated numbers (e.g. 60,120,120 "
+            "and 5e-4,1e-4,5e-4), --head takes LAYERSxFEEDFORWARD (e.g. 2x512)"
         )
-    n = len(args.stages)
+    args.head_layers, args.head_ff = layers, ff
     steps, lrs = (steps * n if len(steps) == 1 else steps), (lrs * n if len(lrs) == 1 else lrs)
-    if len(steps) != n or len(lrs) != n or min(steps) < 1 or min(lrs) <= 0:
+    head_lrs = head_lrs * n if len(head_lrs) == 1 else head_lrs
+    if len(steps) != n or len(lrs) != n or len(head_lrs) != n or min(steps) < 1 or min(lrs + head_lrs) <= 0:
         p.error(
-            f"--max-steps / --learning-rates need one value or one per stage ({n}); steps >= 1, rates > 0"
+            f"--max-steps / --learning-rates / --head-learning-rates need one value or one per stage ({n}); "
+            "steps >= 1, rates > 0"
         )
-    args.steps, args.lrs = (
-        dict(zip(args.stages, steps, strict=True)),
-        dict(zip(args.stages, lrs, strict=True)),
+    if args.time_budget is not None and args.time_budget <= 0:
+        p.error(f"--time-budget must be > 0 seconds, got {args.time_budget}")
+    if args.time_budget is not None and not args.max_steps:
+        steps = [100_000] * n  # only the clock limits the stages
+    args.steps = dict(zip(args.stages, steps, strict=True))
+    args.lrs = dict(zip(args.stages, lrs, strict=True))
+    args.head_lrs = dict(zip(args.stages, head_lrs, strict=True))
+    args.seconds = (
+        dict(zip(args.stages, (args.time_budget * share for share in split), strict=True))
+        if args.time_budget
+        else {}
     )
     known = {f"{b}:{lang}" for b, lang, _, _ in EVALUATIONS}
     args.eval = (
@@ -138,7 +207,7 @@ def load_training_data(args, log):
     import datasets
 
     from molora_adapters.data import CORPUS_LOADERS, load_training_corpus
-    from molora_adapters.oie.benchmarks import load_benchmark
+    from molora_adapters.oie.benchmarks import leak_free_few_shot
 
     parts = []
     for spec in [s.strip() for s in args.train_data.split(",") if s.strip()]:
@@ -159,9 +228,13 @@ def load_training_data(args, log):
         english = english.select(range(min(args.max_train_sentences, len(english))))
     data = [english]
     for lang, n in FEW_SHOT.items():  # few-shot in-language data; evaluation uses only the rest
-        gold = load_benchmark("reoie2016", lang)
-        data.append(gold.select(range(min(n, len(gold)))))
-        log(f"  few-shot reoie2016 {lang}: first {n} sentences")
+        few = leak_free_few_shot(lang, n)
+        data.append(few)
+        args.few_shot_sentences = {**getattr(args, "few_shot_sentences", {}), lang: len(few)}
+        log(
+            f"  few-shot reoie2016 {lang}: {len(few)} sentences (at most {n}) whose English original is in no "
+            "test set (CaRB en, BenchIE en)"
+        )
     for d in args.llm_data:
         if not os.path.isdir(d):
             raise UserError(f"--llm-data: `{d}` is not a directory (give the --out of `molora annotate`)")
@@ -185,16 +258,19 @@ def build_model(args, log):
         tok_kwargs = {"fix_mistral_regex": False} if args.model.startswith("embedded:") else {}
         tokenizer = AutoTokenizer.from_pretrained(path, **tok_kwargs)
         torch.manual_seed(args.seed)
-        model = AutoAdapterModel.from_pretrained(path)
+        # On CPU, attention-probability dropout makes attention fall back to its unfused kernel; it is turned off
+        # there (hidden-state dropout stays). On GPU the model's own value is kept.
+        cpu_kwargs = {} if torch.cuda.is_available() else {"attention_probs_dropout_prob": 0.0}
+        model = AutoAdapterModel.from_pretrained(path, **cpu_kwargs)
     except (OSError, ValueError, ImportError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"--model {args.model}: cannot load it ({first})") from None
-    model.add_oie_head(
-        "oie", n_arg_layers=2 if not args.full else 4, d_feedforward=512 if not args.full else 2048
-    )
+    head_kwargs = {} if torch.cuda.is_available() else {"attention_probs_dropout": 0.0}
+    model.add_oie_head("oie", n_arg_layers=args.head_layers, d_feedforward=args.head_ff, **head_kwargs)
     r = 16 if args.full else 8
     languages = {e: e for e in args.experts}
-    for lang in ("hi", "te"):  # evaluation languages without an expert route to English for language routing
+    # training / evaluation languages without an expert route to English (language routing and supervision)
+    for lang in ("en", "de", "zh", "es", "pt", "ar", "hi", "te"):
         languages.setdefault(lang, "en" if "en" in args.experts else args.experts[0])
     name = model.add_adapter_mixture(
         args.experts,
@@ -202,6 +278,8 @@ def build_model(args, log):
         top_k=args.top_k,
         granularity=args.granularity,
         languages=languages,
+        # one expert (a single LoRA): nothing to route, so no routing supervision
+        language_loss_coef=args.language_loss_coef if len(args.experts) > 1 else 0.0,
         expert_config=LoRAConfig(
             r=r, alpha=2 * r, dropout=0.1, selfattn_lora=True, intermediate_lora=True, output_lora=True
         ),
@@ -219,13 +297,18 @@ def train(args, model, tokenizer, features, mixture, log):
     from transformers import TrainingArguments
 
     from molora_adapters.oie import DataCollatorForOIE
-    from molora_adapters.training import MT4CROSSOIE_STAGES, Stage, StagedTrainer
+    from molora_adapters.training import MT4CROSSOIE_STAGES, Stage, StagedTrainer, autocast_bf16_available
 
     by_name = {s.name: s for s in MT4CROSSOIE_STAGES}
     by_name["full"] = Stage("full", train=("embeddings", "backbone", "heads"), train_position_embeddings=True)
     stages = []
     for s in args.stages:
-        stage = replace(by_name[s], learning_rate=args.lrs[s])
+        stage = replace(
+            by_name[s],
+            learning_rate=args.lrs[s],
+            head_learning_rate=args.head_lrs[s],
+            max_seconds=args.seconds.get(s),
+        )
         stage = replace(stage, num_train_epochs=3.0) if args.full else replace(stage, max_steps=args.steps[s])
         stages.append(stage)
     targs = TrainingArguments(
@@ -239,7 +322,9 @@ def train(args, model, tokenizer, features, mixture, log):
         report_to=[],
         remove_unused_columns=False,
         seed=args.seed,
-        bf16=bool(args.full and torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
+        use_cpu=not torch.cuda.is_available(),
+        bf16=autocast_bf16_available(),  # bf16 autocast on GPUs and on CPUs with bf16 units; else fp32
+        group_by_length=True,  # the `length` column of the features
         disable_tqdm=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -250,6 +335,7 @@ def train(args, model, tokenizer, features, mixture, log):
         stages=stages,
         train_dataset=features,
         data_collator=DataCollatorForOIE(tokenizer.pad_token_id),
+        language_sampling_alpha=args.language_alpha if args.language_alpha >= 0 else None,
     )
     train_dir = Path(targs.output_dir)
     resume = (not args.no_resume) and train_dir.is_dir() and any(train_dir.glob("stage-*"))
@@ -262,9 +348,9 @@ def train(args, model, tokenizer, features, mixture, log):
 # ---------------------------------------------------------------------------------------------------- evaluation
 def evaluation_sets(args) -> list[dict]:
     """Per evaluation: the sentences to extract from, and the gold sentences to score on (`None`: all)."""
-    from molora_adapters.oie.benchmarks import load_benchmark
+    from molora_adapters.oie.benchmarks import leak_free_few_shot, load_benchmark
 
-    held_out = {lang: set(load_benchmark("reoie2016", lang)["sentence"][:n]) for lang, n in FEW_SHOT.items()}
+    held_out = {lang: set(leak_free_few_shot(lang, n)["sentence"]) for lang, n in FEW_SHOT.items()}
     sets = []
     for bench, lang, scorer, what in EVALUATIONS:
         if f"{bench}:{lang}" not in args.eval:
@@ -291,6 +377,7 @@ def evaluate_all(args, model, tokenizer, log) -> tuple[list[dict], dict]:
     from molora_adapters.oie.benchmarks import score_extractions, write_tabbed
 
     pipe = OIEPipeline(model, tokenizer)
+    args.decoding = pipe.decoding_config()  # written into results.json
     pred_dir = Path(args.output_dir) / "predictions"
     rows, curves, cache = [], {}, {}
     for ev in evaluation_sets(args):
@@ -319,7 +406,44 @@ def evaluate_all(args, model, tokenizer, log) -> tuple[list[dict], dict]:
     return rows, curves
 
 
-def write_outputs(args, rows, curves, model, tokenizer, mixture, elapsed, log) -> dict:
+def training_summary(args, trainer, features, seconds: float) -> dict:
+    """Training time and throughput; a rerun that trained nothing (all stages finished) reuses the saved summary.
+
+    Samples are (sentence, predicate) examples: rows seen x the mean predicates per row."""
+    from molora_adapters.utils.io import atomic_write_text
+
+    path = Path(args.output_dir) / "training.json"
+    if not trainer.stage_history and path.is_file():
+        return json.loads(path.read_text())
+    per_row = sum(len(m) for m in features["predicate_masks"]) / max(1, len(features))
+    stages = [
+        {
+            k: h.get(k)
+            for k in (
+                "name",
+                "global_step",
+                "train_loss",
+                "train_seconds",
+                "examples_seen",
+                "sparse_embedding_updates",
+            )
+        }
+        for h in trainer.stage_history
+    ]
+    train_seconds = sum(h["train_seconds"] or 0.0 for h in stages) or seconds
+    samples = round(sum(h["examples_seen"] for h in stages) * per_row)
+    summary = {
+        "train_seconds": round(train_seconds, 1),
+        "samples": samples,
+        "samples_per_second": round(samples / train_seconds, 2) if train_seconds else 0.0,
+        "stages": stages,
+        "time_budget": args.time_budget,
+    }
+    atomic_write_text(path, json.dumps(summary, indent=2))
+    return summary
+
+
+def write_outputs(args, rows, curves, model, tokenizer, mixture, elapsed, log, training=None) -> dict:
     from molora_adapters.mixture import collect_routing_statistics
     from molora_adapters.utils.io import atomic_write_text
 
@@ -350,6 +474,12 @@ def write_outputs(args, rows, curves, model, tokenizer, mixture, elapsed, log) -
         "top_k": args.top_k,
         "granularity": args.granularity,
         "seconds": round(elapsed, 1),
+        "training": training or {},
+        "decoding": getattr(args, "decoding", None),
+        "few_shot": {
+            "source": "Re-OIE2016 sentences whose English original is in no test set (CaRB en, BenchIE en)",
+            "sentences": getattr(args, "few_shot_sentences", None),
+        },
         "results": rows,
         "files": files,
     }
@@ -408,13 +538,26 @@ def main(argv: list[str] | None = None) -> int:
         records = load_training_data(args, log)
         model, tokenizer, mixture = build_model(args, log)
         features = build_oie_features(records, tokenizer, max_length=args.max_length)
-        log(f"{len(records)} sentences -> {len(features)} training examples (one per predicate)")
-        train(args, model, tokenizer, features, mixture, log)
+        n_examples = sum(len(m) for m in features["predicate_masks"])
+        log(
+            f"{len(records)} sentences -> {len(features)} training rows, {n_examples} (sentence, predicate) examples"
+        )
+        t0 = time.time()
+        trainer = train(args, model, tokenizer, features, mixture, log)
+        training = training_summary(args, trainer, features, time.time() - t0)
+        log(
+            f"trained {training['train_seconds']:.0f}s, {training['samples']} samples "
+            f"({training['samples_per_second']:.1f}/s)"
+        )
         log("evaluating")
+        t0 = time.time()
         model.eval()
         model.set_active_adapters(model.get_adapter_mixture(mixture) if "mixture" in args.stages else None)
         rows, curves = evaluate_all(args, model, tokenizer, log)
-        results = write_outputs(args, rows, curves, model, tokenizer, mixture, time.time() - start, log)
+        training["eval_seconds"] = round(time.time() - t0, 1)
+        results = write_outputs(
+            args, rows, curves, model, tokenizer, mixture, time.time() - start, log, training
+        )
         if args.push_to_hub:
             urls = model.push_adapter_mixture_to_hub(args.push_to_hub, mixture, with_head="oie")
             log(f"pushed to {args.push_to_hub}: {len(urls)} commit(s)")

@@ -10,7 +10,8 @@ Every such touch lives here, is idempotent, and is guarded by the supported ``ad
 3. config persistence: ``ModelAdaptersConfig`` carries a ``mixtures`` entry through ``to_dict`` / ``__init__``, so
    ``save_pretrained`` / ``from_pretrained`` rebuild the routers (``init_adapters``);
 4. forward context: ``output_router_logits`` and ``language_ids`` become context arguments, and outputs gain
-   ``router_logits`` and ``mixture_aux_loss``;
+   ``router_logits`` and ``mixture_aux_loss``; ``LoRALinear``'s ``BatchSplit`` / ``Parallel`` record which batch rows
+   each slice covers (``context.mixture_rows``), so a mixture slices the mask and the language ids alike;
 5. lifecycle: deleting an adapter that a mixture uses is rejected;
 6. prediction heads: a small hook, :func:`register_head_type`, through which sub-packages declare custom head
    types *by import path*. A head class is imported only when a model actually adds a head of that type (a saved
@@ -224,6 +225,76 @@ def with_router_outputs(output_cls: type) -> type:
     )
 
 
+# ---- 4b. slices of BatchSplit / Parallel ----------------------------------------------------------------------------
+# A mixture inside BatchSplit / Parallel sees a slice (Parallel: of a replicated copy) of the batch, while the
+# attention mask and the language ids in the forward context cover the whole batch. LoRA layers record which rows of
+# the batch they received as ``context.mixture_rows`` (a tuple of row positions), so the mixture can slice both.
+def _row_entries(context) -> list:
+    return context.__dict__.setdefault("mixture_row_entries", [])
+
+
+def _make_row_tracking_block(original):
+    @functools.wraps(original)
+    def compose_block(self, adapter_setup, state, lvl: int = 0):
+        context = ForwardContext.get_context()
+        if context is None:
+            return original(self, adapter_setup, state, lvl)
+        entry = getattr(context, "mixture_rows", None)
+        entries = _row_entries(context)
+        entries.append(entry if entry is not None else tuple(range(self._bsz(state))))
+        try:
+            return original(self, adapter_setup, state, lvl)
+        finally:
+            entries.pop()
+            context.mixture_rows = entry
+
+    return compose_block
+
+
+def _make_row_tracking_vslice(original):
+    @functools.wraps(original)
+    def vslice(self, state, slice_obj):
+        context = ForwardContext.get_context()
+        entries = _row_entries(context) if context is not None else None
+        if entries:
+            context.mixture_rows = entries[-1][slice_obj]
+        return original(self, state, slice_obj)
+
+    return vslice
+
+
+def _make_row_tracking_repeat(original):
+    @functools.wraps(original)
+    def repeat(self, state, channels: int):
+        context = ForwardContext.get_context()
+        entries = _row_entries(context) if context is not None else None
+        if entries:  # copy c of row x sits at x + c * span: the copies keep distinct positions (and keys)
+            rows = entries[-1]
+            span = max(rows) + 1
+            entries[-1] = tuple(x + c * span for c in range(channels) for x in rows)
+        return original(self, state, channels)
+
+    return repeat
+
+
+def track_lora_rows() -> None:
+    """Install the row tracking on ``LoRALinear`` (idempotent; the block methods are inherited, so the originals
+    are looked up through the class, not its ``__dict__``)."""
+    makers = {
+        "compose_batch_split": _make_row_tracking_block,
+        "compose_parallel": _make_row_tracking_block,
+        "vslice": _make_row_tracking_vslice,
+        "repeat": _make_row_tracking_repeat,
+    }
+    for name, make in makers.items():
+        original = getattr(LoRALinear, name)
+        if getattr(original, _MARK, False):
+            continue
+        patched = make(original)
+        setattr(patched, _MARK, True)
+        setattr(LoRALinear, name, patched)
+
+
 # ---- 5. lifecycle --------------------------------------------------------------------------------------------------
 def _make_delete_adapter(original):
     @functools.wraps(original)
@@ -396,6 +467,7 @@ def register() -> None:
     ForwardContext.context_args.update(CONTEXT_ARGS)
     _patch(ForwardContext, "_call_forward", _make_call_forward)
     _patch(ModelAdaptersMixin, "forward_context", _make_forward_context)
+    track_lora_rows()
 
     # 5. lifecycle
     _patch(ModelAdaptersMixin, "delete_adapter", _make_delete_adapter)

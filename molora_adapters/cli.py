@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "answer": ("molora_adapters.xsta.cli", "Answer questions (JSONL) with an X-STA model."),
     "evaluate": ("molora_adapters.oie.benchmarks.cli", "Score predictions on an OIE benchmark."),
     "annotate": ("molora_adapters.data.llm.cli", "Build multilingual training data with an LLM."),
+    "project": ("molora_adapters.data.projection.cli", "Project English tuples onto parallel translations."),
 }
 
 

@@ -72,8 +72,8 @@ def train_steps(
     body = [p for n, p in named if not n.startswith("heads.")]
     opt = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr or lr}])
     loader = torch.utils.data.DataLoader(
-        features.with_format(
-            columns=["input_ids", "attention_mask", "predicate_mask", "predicate_labels", "argument_labels"]
+        features.remove_columns(
+            [c for c in ("record_id", "language", "length") if c in features.column_names]
         ),
         batch_size=batch_size,
         shuffle=True,

@@ -106,6 +106,33 @@ def test_oie2016_positions_come_from_the_file():
     assert (first["relation"], first["relation_pos"], first["arg0_pos"]) == ("reflects", [3], [0, 1, 2])
 
 
+def test_oie2016_argument_order_comes_from_the_original_annotation(tmp_path):
+    _, ds, _ = _load_shipped("oie2016")
+    metas = [json.loads(m) for m in ds["meta"]]
+    # 1,696 of the 5,078 tuples of train.oie list another argument first than train.oie.orig (33.4%)
+    assert sum(m["arg0_changed"] for m in metas) == 1696
+    rec = next(r for r in ds if r["sentence"].startswith("The statement emphasized that holders"))
+    first = rec["extractions"][0]
+    assert (first["arg0"], first["relation"], first["arg0_pos"]) == ("The statement", "emphasized", [0, 1])
+    assert first["args_pos"] == [list(range(4, 25))]  # positions still come from train.oie
+    file_order = load_training_corpus("oie2016", argument_order="file")
+    rec = next(r for r in file_order if r["sentence"] == rec["sentence"])
+    assert rec["extractions"][0]["arg0"].startswith("holders representing")
+
+    # a copy elsewhere: the original annotation is read from `<path>.orig`, and is required
+    sentence = "Mary gave John a book ."
+    (tmp_path / "x.oie").write_text(
+        f"{sentence}\t('gave', [1])\t('John', [2])\t('Mary', [0])\t('a book', [3, 4])\n"
+    )
+    with pytest.raises(FileNotFoundError, match="original_path"):
+        load_training_corpus("oie2016", path=str(tmp_path / "x.oie"))
+    (tmp_path / "x.oie.orig").write_text(f"{sentence}\tgave\tMary\ta book\tJohn\n")
+    (ext,) = load_training_corpus("oie2016", path=str(tmp_path / "x.oie"))[0]["extractions"]
+    assert (ext["arg0"], ext["args"], ext["args_pos"]) == ("Mary", ["a book", "John"], [[3, 4], [2]])
+    with pytest.raises(ValueError, match="argument_order"):
+        load_training_corpus("oie2016", argument_order="subject")
+
+
 def test_t5_target_parsing():
     tuples = parse_t5_target(
         "subject <is> A B <and> relation <is> r <and> object <is> C <then> subject <is> X <and> relation <is> y"
@@ -241,6 +268,9 @@ def test_path_loaders_on_shared_data():
     assert conf == pytest.approx(0.96)
     report = AlignmentReport()
     ds = load_training_corpus(
-        "oie2016", str(root / "oie2016" / "conll" / "propbank.train.oie.conll"), report=report
+        "oie2016",
+        str(root / "oie2016" / "conll" / "propbank.train.oie.conll"),
+        report=report,
+        original_path=str(root / "oie2016" / "train.oie.orig"),
     )
     assert (len(ds), report.tuples_in) == (703, 2173)

@@ -97,3 +97,17 @@ def test_collect_routing_statistics_per_language(tmp_path):
     stats.save_json(tmp_path / "routing.json")
     again = RoutingStatistics(**__import__("json").loads((tmp_path / "routing.json").read_text()))
     assert again.counts == stats.counts
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 4])
+def test_routing_summary_equals_routing_statistics_without_host_syncs(top_k):
+    from molora_adapters.mixture.losses import routing_summary
+
+    g = torch.Generator().manual_seed(0)
+    logits = {"0-a": torch.randn(12, 3, generator=g), "1-b": torch.randn(12, 3, generator=g)}
+    logits["1-b"][:, 2] = float("-inf")  # an expert absent from this layer
+    mask = torch.ones(3, 4, dtype=torch.long)
+    mask[1:, 2:] = 0
+    stats = routing_statistics(logits, mask, top_k=top_k)
+    summary = routing_summary(logits, mask, top_k=top_k)
+    torch.testing.assert_close(summary, torch.tensor([stats["entropy"], stats["balance"]]), rtol=0, atol=1e-6)

@@ -15,9 +15,10 @@ from molora_adapters.oie.decoding import (
     decode_predicates,
     repair_bio,
 )
-from molora_adapters.oie.features import build_oie_features, encode_words
+from molora_adapters.oie.features import build_oie_features
 from molora_adapters.oie.labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS, argument_tags, predicate_tags
 from molora_adapters.oie.pipeline import OIEPipeline
+from molora_adapters.oie.tokenization import tokenize_words
 
 
 def _oracle_probs(labels: list[int], n_labels: int) -> torch.Tensor:
@@ -28,36 +29,30 @@ def _oracle_probs(labels: list[int], n_labels: int) -> torch.Tensor:
     return probs
 
 
-def _first_piece(word_ids):
-    first, prev = torch.full((len(word_ids),), IGNORE_INDEX), None
-    for t, w in enumerate(word_ids):
-        if w is not None and w != prev:
-            first[t] = w
-        prev = w if w is not None else prev
-    return first
-
-
 @pytest.mark.parametrize("index", range(len(GOLD_SAMPLES)), ids=[s[0] for s in GOLD_SAMPLES])
 def test_round_trip_through_subword_labels(index, tiny_tokenizer):
     records = gold_records().select([index])
     rec = records[0]
-    feats = build_oie_features(records, tiny_tokenizer)
+    feats = build_oie_features(records, tiny_tokenizer, layout="predicate")
     assert len(feats) == len(rec["extractions"])  # one example per (sentence, predicate)
-    _, (word_ids,) = encode_words(tiny_tokenizer, [rec["words"]])
-    assert len([w for w in word_ids if w is not None]) > len(rec["words"])  # sub-word splits are exercised
+    enc = tokenize_words(
+        tiny_tokenizer, [rec["words"]], languages=rec["language"], sentences=[rec["sentence"]]
+    )
+    (word_ids,), (word_tokens,) = enc.word_ids, enc.word_tokens
+    if not enc.unspaced[0]:  # sub-word splits are exercised
+        assert len([w for w in word_ids if w is not None]) > len(rec["words"])
     words = split_words(rec["sentence"], rec["language"])
     assert [w for w, _, _ in words] == rec["words"]
     offsets = [(s, e) for _, s, e in words]
-    first = _first_piece(word_ids)
 
     pred_tags, _ = OIEPipeline._word_level(
-        _oracle_probs(feats[0]["predicate_labels"], len(PRED_LABELS)), first, len(words), PRED_LABELS
+        _oracle_probs(feats[0]["predicate_labels"], len(PRED_LABELS)), word_tokens, PRED_LABELS
     )
     predicates = decode_predicates(pred_tags)
     assert predicates == [sorted(e["relation_pos"]) for e in rec["extractions"]]
     for gold, feat, predicate in zip(rec["extractions"], feats, predicates, strict=True):
         arg_tags, _ = OIEPipeline._word_level(
-            _oracle_probs(feat["argument_labels"], len(ARG_LABELS)), first, len(words), ARG_LABELS
+            _oracle_probs(feat["argument_labels"], len(ARG_LABELS)), word_tokens, ARG_LABELS
         )
         ext = build_extraction(rec["sentence"], offsets, predicate, arg_tags, language=rec["language"])
         assert (ext.arg0, ext.relation, ext.args) == (gold["arg0"], gold["relation"], gold["args"])
@@ -123,6 +118,47 @@ def test_best_span_strategy_keeps_the_most_probable_span():
     assert decode_arguments(tags, [4], strategy="best") == {"A0": [0], "A1": [5]}
     with pytest.raises(ValueError, match="`strategy`"):
         decode_arguments(tags, strategy="longest")
+
+
+def test_nearest_and_merge_near_strategies_limit_scattered_pieces():
+    #       0       1       2      3      4      5       6      7      8       9
+    tags = ["A1-B", "O", "O", "O", "A0-B", "P-B", "A1-B", "A1-I", "O", "A1-B"]
+    probs = [0.9, 1.0, 1.0, 1.0, 0.8, 1.0, 0.6, 0.5, 1.0, 0.7]
+    assert decode_arguments(tags, [5]) == {"A0": [4], "A1": [0, 6, 7, 9]}
+    assert decode_arguments(tags, [5], strategy="nearest", probs=probs) == {"A0": [4], "A1": [6, 7]}
+    # merge_near: best A1 span is [0]; 4 words (1-4, the predicate not counted) separate it from [6, 7]
+    assert decode_arguments(tags, [5], strategy="merge_near", probs=probs) == {"A0": [4], "A1": [0]}
+    probs[0] = 0.1  # now [9] is the best A1 span; [6, 7] is one word away, then [0] four words away
+    assert decode_arguments(tags, [5], strategy="merge_near", probs=probs) == {"A0": [4], "A1": [6, 7, 9]}
+    # a discontinuous argument around the predicate is kept whole: the predicate is not part of the gap
+    assert decode_arguments(["A1-B", "P-B", "P-I", "A1-B"], [1, 2], strategy="merge_near") == {"A1": [0, 3]}
+
+
+def test_span_strategies_are_a_registry():
+    from molora_adapters.oie.decoding import (
+        SPAN_SELECTORS,
+        SPAN_STRATEGIES,
+        SpanSelector,
+        register_span_strategy,
+    )
+
+    assert tuple(SPAN_STRATEGIES) == ("merge", "best", "nearest", "merge_near")
+
+    class Last(SpanSelector):
+        name = "last_for_test"
+
+        def select(self, spans, predicate, probs):
+            return spans[-1]
+
+    register_span_strategy(Last())
+    try:
+        assert decode_arguments(["A0-B", "O", "A0-B"], strategy="last_for_test") == {"A0": [2]}
+        with pytest.raises(ValueError, match="already registered"):
+            register_span_strategy(Last())
+    finally:
+        del SPAN_SELECTORS["last_for_test"]
+    with pytest.raises(TypeError, match="SpanSelector"):
+        register_span_strategy("merge")
 
 
 def test_confidence_matches_hand_computation():

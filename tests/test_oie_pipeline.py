@@ -15,7 +15,7 @@ from conftest import tiny_adapter_model
 from molora_adapters.oie import Extraction, LineResult, OIEPipeline, add_oie_head, write_results
 from molora_adapters.oie.benchmarks.writers import format_jsonl, format_tabbed
 from molora_adapters.oie.cli import extract_lines, read_lines
-from molora_adapters.oie.labels import IGNORE_INDEX, PRED_LABELS
+from molora_adapters.oie.labels import PRED_LABELS
 from molora_adapters.oie.pipeline import (
     DEFAULT_MAX_PREDICATES_PER_CHUNK,
     LongSentenceWarning,
@@ -30,7 +30,7 @@ def pipe(tiny_tokenizer):
     add_oie_head(model, "oie", d_feedforward=64, n_arg_layers=2)
     with torch.no_grad():  # bias the predicate tagger towards P-B so that random weights give tuples
         model.heads["oie"].pred_classifier.bias.copy_(torch.tensor([0.0, 0.3, 0.0]))
-    return OIEPipeline(model, tiny_tokenizer, min_args=0)
+    return OIEPipeline(model, tiny_tokenizer, min_args=0, precision="fp32")
 
 
 def test_batched_equals_one_by_one(pipe, multilingual_sentences):
@@ -234,6 +234,8 @@ def test_cli_end_to_end(pipe, tmp_path, monkeypatch, capsys, multilingual_senten
                 "0",
                 "--batch-size",
                 "2",
+                "--precision",
+                "fp32",
             ]
         )
         == 0
@@ -277,10 +279,6 @@ def test_language_routed_mixture_gets_language_ids(tiny_tokenizer, multilingual_
     (res,) = pipe._forward(chunks)
     (chunk,) = chunks
     ids = torch.tensor([chunk.input_ids])
-    first = torch.full((len(chunk.input_ids),), IGNORE_INDEX)
-    for t, w in enumerate(chunk.word_ids):
-        if w is not None and (t == 0 or chunk.word_ids[t - 1] != w):
-            first[t] = w
 
     def direct(language):
         model.eval()
@@ -289,11 +287,37 @@ def test_language_routed_mixture_gets_language_ids(tiny_tokenizer, multilingual_
                 input_ids=ids, attention_mask=torch.ones_like(ids), language_ids=[language], head="oie"
             )
         return OIEPipeline._word_level(
-            logits.predicate_logits.float().softmax(-1)[0], first, chunk.n_words, PRED_LABELS
+            logits.predicate_logits.float().softmax(-1)[0], chunk.word_tokens, PRED_LABELS
         )
 
     assert (res.pred_tags, res.pred_probs) == direct("de")
     assert res.pred_probs != direct("en")[1]
+
+
+def test_precision_and_decoding_options(pipe, multilingual_sentences):
+    from molora_adapters.utils.precision import cpu_has_native_bf16, resolve_precision
+
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_native_bf16() else "fp32")
+    with pytest.raises(ValueError, match="`precision`"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="`precision`"):
+        OIEPipeline(pipe.model, pipe.tokenizer, precision="half")
+    with pytest.raises(ValueError, match="`span_strategy`"):
+        OIEPipeline(pipe.model, pipe.tokenizer, span_strategy="longest")
+    bf16 = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, precision="bf16", span_strategy="nearest")
+    sents = multilingual_sentences[:8]
+    out = bf16.extract(sents)
+    assert len(out) == len(sents) and sum(map(len, out)) > 0
+    for i, exts in enumerate(out):
+        words = sents[i].split()
+        for e in exts:  # tuples stay well formed under bf16
+            assert e.sentence_index == i and e.relation == " ".join(words[p] for p in e.relation_pos)
+    assert bf16.decoding_config() == {
+        "span_strategy": "nearest",
+        "min_args": 0,
+        "confidence_mode": "multi2oie",
+    }
 
 
 def _count_argument_rows(pipe, monkeypatch) -> list[int]:

@@ -77,3 +77,38 @@ def test_real_encoder_short_run_gives_nontrivial_extractions(embedded_e5_dir):
     assert len(exts) >= 10 and hits >= 10 and len(full) >= 3, [
         (e.arg0, e.relation, e.args) for e in exts[:10]
     ]
+
+
+def test_sentence_layout_encodes_once_and_matches_the_predicate_layout(tiny_tokenizer):
+    """One row per sentence gives the same argument logits and argument loss as one row per predicate."""
+    records = gold_records()
+    per_sentence = build_oie_features(records, tiny_tokenizer)
+    per_predicate = build_oie_features(records, tiny_tokenizer, layout="predicate")
+    n_tuples = sum(len(t) for _, _, t in GOLD_SAMPLES)
+    assert len(per_sentence) == len(GOLD_SAMPLES) and len(per_predicate) == n_tuples
+    assert sum(len(m) for m in per_sentence["predicate_masks"]) == n_tuples
+    assert per_sentence["length"] == [len(ids) for ids in per_sentence["input_ids"]]
+    collator = DataCollatorForOIE(tiny_tokenizer.pad_token_id)
+    grouped = collator(list(per_sentence))
+    flat = collator(list(per_predicate))
+    assert (
+        grouped["input_ids"].shape[0] == len(GOLD_SAMPLES) and grouped["predicate_mask"].shape[0] == n_tuples
+    )
+    torch.testing.assert_close(
+        grouped["input_ids"].index_select(0, grouped["predicate_rows"]), flat["input_ids"]
+    )
+    for key in ("predicate_mask", "argument_labels"):
+        torch.testing.assert_close(grouped[key], flat[key])
+
+    model = tiny_adapter_model("xlm-roberta")
+    add_oie_head(model, "oie", d_feedforward=64, n_arg_layers=2)
+    model.eval()
+    with torch.no_grad():
+        a = model(**grouped, return_dict=True)
+        b = model(**flat, return_dict=True)
+    torch.testing.assert_close(a.argument_logits, b.argument_logits)
+    torch.testing.assert_close(a.argument_loss, b.argument_loss)
+    # the predicate loss counts each sentence once (the predicate layout repeats it per predicate)
+    torch.testing.assert_close(
+        a.predicate_logits.index_select(0, grouped["predicate_rows"]), b.predicate_logits
+    )

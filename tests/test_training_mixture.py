@@ -3,6 +3,7 @@ plans, reload, and resume (mid-stage 2, after a finished stage, with Trainer and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import pytest
@@ -112,8 +113,60 @@ def test_compute_loss_adds_the_mixture_aux_loss(tmp_path):
     inputs = {k: torch.tensor(ds[k]) for k in ds.column_names}
     loss, outputs = trainer.compute_loss(trainer.model, inputs, return_outputs=True)
     reference = trainer.model(**inputs, output_router_logits=True)
-    assert reference.mixture_aux_loss > 0 and torch.equal(outputs[-1], reference.mixture_aux_loss)
+    assert reference.mixture_aux_loss > 0 and torch.equal(
+        outputs.mixture_aux_loss, reference.mixture_aux_loss
+    )
+    assert outputs.router_logits.keys() == reference.router_logits.keys()  # read by name, not by position
     torch.testing.assert_close(loss, reference.loss + reference.mixture_aux_loss, rtol=0, atol=0)
+
+
+@contextlib.contextmanager
+def _no_host_sync():
+    """Tensor -> Python conversions raise (the CPU stand-in for CUDA's sync debug mode)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("host sync in a training step")
+
+    with pytest.MonkeyPatch.context() as mp:
+        for method in ("item", "tolist", "__float__", "__int__", "__bool__"):
+            mp.setattr(torch.Tensor, method, refuse)
+        yield
+
+
+def test_mixture_statistics_accumulate_on_device_and_reduce_when_logging(tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    from molora_adapters.mixture import routing_statistics
+
+    trainer = _trainer(tmp_path, stages=PLAN[2:])
+    trainer.stage_callback.enter_stage(trainer.model, trainer.stages, 0)
+    trainer._stage_index, trainer._stage_mixture = 0, "en,de"
+    trainer.model.train()
+    record = trainer._record_mixture_stats
+
+    def record_without_syncs(*args):  # the forward itself may sync; the statistics must not
+        with _no_host_sync():
+            return record(*args)
+
+    monkeypatch.setattr(trainer, "_record_mixture_stats", record_without_syncs)
+    expected = []
+    for seed in range(3):
+        ds = toy_dataset(4, seed=seed)
+        inputs = {k: torch.tensor(ds[k]) for k in ds.column_names}
+        inputs["attention_mask"][:, -2:] = 0  # padding is excluded from the routing statistics
+        with torch.no_grad():
+            ref = trainer.model(**inputs, output_router_logits=True)
+        stats = routing_statistics(ref.router_logits, inputs["attention_mask"], top_k=1)
+        expected.append((float(ref.mixture_aux_loss), stats["entropy"], stats["balance"]))
+        trainer.compute_loss(trainer.model, inputs)
+    logged = []
+    monkeypatch.setattr(Trainer, "log", lambda self, logs, start_time=None: logged.append(logs))
+    trainer.log({"loss": 1.0})
+    (logs,) = logged
+    for i, key in enumerate(("mixture_aux_loss", "routing_entropy", "routing_balance")):
+        assert logs[key] == pytest.approx(sum(e[i] for e in expected) / 3, abs=2e-6), key
+    trainer.log({"loss": 1.0})  # reset after logging
+    assert "mixture_aux_loss" not in logged[-1]
 
 
 def test_routers_only_plan_leaves_experts_bitwise_unchanged(tmp_path):

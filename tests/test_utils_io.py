@@ -74,3 +74,35 @@ def test_atomic_directory_no_overwrite(tmp_path):
             (tmp / "b").write_text("b")
     assert sorted(p.name for p in final.iterdir()) == ["a"]
     assert _siblings(final) == ["model"]
+
+
+def test_open_text_reads_plain_and_gzip_with_newline_control(tmp_path):
+    import gzip
+
+    from molora_adapters.utils.io import current_umask, open_text
+
+    assert current_umask() == _current_umask()
+    plain, packed = tmp_path / "a.txt", tmp_path / "a.txt.gz"
+    plain.write_bytes("é\r\nb\n".encode())
+    packed.write_bytes(gzip.compress("é\r\nb\n".encode()))
+    for path in (plain, packed):
+        with open_text(path) as f:
+            assert f.read() == "é\nb\n"
+        with open_text(path, newline="") as f:
+            assert f.read() == "é\r\nb\n"  # as written: the benchmark readers split lines themselves
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        open_text(tmp_path / "missing.txt")
+
+
+def test_file_lock_excludes_other_holders(tmp_path):
+    """`flock` locks belong to an open file, so a second open of the lock file (another process, or here another
+    holder in this one) is refused while the first holds it."""
+    from molora_adapters.utils.io import file_lock
+
+    lock = tmp_path / "locks" / ".run.lock"
+    with file_lock(lock) as held:
+        assert held and lock.is_file()
+        with file_lock(lock, blocking=False) as second:
+            assert second is False
+    with file_lock(lock, blocking=False) as again:
+        assert again is True

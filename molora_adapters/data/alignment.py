@@ -1,7 +1,10 @@
 """Word splitting and alignment of text-only tuple parts to word positions.
 
 Sentences are split into *words*: on whitespace, except for Chinese and Japanese, which are split into
-characters (their corpora and BenchIE-zh gold are character-tokenised). A text-only argument is
+characters (their corpora and BenchIE-zh gold are character-tokenised). Scripts written without spaces
+(Chinese, Japanese, Thai, Lao, Khmer, Myanmar) are *tokenised* without spaces between their words
+(:func:`is_unspaced`, :func:`join_words`): sub-word tokenizers such as XLM-R's put a word-start marker
+``"▁"`` on every pre-split word, which for single characters mostly becomes a lone ``"▁"`` piece. A text-only argument is
 aligned by searching its words as a contiguous subsequence of the sentence's words. Every tuple that
 cannot be aligned is dropped with a *reason*; reasons are counted in an :class:`AlignmentReport`, so
 nothing is lost silently.
@@ -17,6 +20,9 @@ from dataclasses import dataclass, field
 
 CHAR_LEVEL_LANGUAGES = frozenset({"zh", "ja"})
 """Languages whose words are single characters."""
+
+UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my"})
+"""Languages written without spaces between words: tokenised as unspaced text (see :func:`join_words`)."""
 
 DROP_REASONS: tuple[str, ...] = (
     "empty_relation",
@@ -36,7 +42,7 @@ _WS = re.compile(r"\S+")
 
 def is_char_level(language: str | None) -> bool:
     """Whether ``language`` (an ISO code such as ``"zh"`` or ``"zh-Hant"``) is split into characters."""
-    return bool(language) and language.split("-")[0].split("_")[0].lower() in CHAR_LEVEL_LANGUAGES
+    return _base_language(language) in CHAR_LEVEL_LANGUAGES
 
 
 def _is_cjk(char: str) -> bool:
@@ -48,6 +54,99 @@ def _is_cjk(char: str) -> bool:
         or 0xF900 <= cp <= 0xFAFF  # CJK Compatibility Ideographs
         or 0x20000 <= cp <= 0x2FA1F  # CJK Extensions B-F, Compatibility Supplement
     )
+
+
+def _base_language(language: str | None) -> str:
+    return language.split("-")[0].split("_")[0].lower() if language else ""
+
+
+def is_unspaced_char(char: str) -> bool:
+    """Whether ``char`` belongs to a script written without spaces between words (Han, kana, Thai, Lao,
+    Myanmar, Khmer) or is CJK / full-width punctuation."""
+    cp = ord(char)
+    return (
+        _is_cjk(char)
+        or 0x0E00 <= cp <= 0x0EFF  # Thai, Lao
+        or 0x1000 <= cp <= 0x109F  # Myanmar
+        or 0x1780 <= cp <= 0x17FF  # Khmer
+        or 0x3000 <= cp <= 0x303F  # CJK symbols and punctuation
+        or 0xFF00 <= cp <= 0xFFEF  # half- and full-width forms
+    )
+
+
+def is_unspaced(words: Sequence[str], language: str | None = None) -> bool:
+    """Whether a sentence's ``words`` should be tokenised as unspaced text (see :func:`join_words`).
+
+    True for languages in :data:`UNSPACED_LANGUAGES` and for any sentence of two or more words that are all
+    single characters (character-split text whatever its language code).
+
+    Args:
+        words (`Sequence[str]`): the sentence's words.
+        language (`str`, *optional*): its language code.
+    """
+    if _base_language(language) in UNSPACED_LANGUAGES:
+        return True
+    return len(words) > 1 and all(len(w) == 1 for w in words)
+
+
+def word_spaces(sentence: str | None, words: Sequence[str]) -> list[bool] | None:
+    """For each pair of neighbouring words, whether whitespace separates them in ``sentence``.
+
+    Words are searched left to right; ``None`` when ``sentence`` is missing or does not contain the words
+    in order (e.g. re-tokenised words such as ``"n't"``).
+
+    Args:
+        sentence (`str`, *optional*): the original text.
+        words (`Sequence[str]`): its words.
+    """
+    if not sentence:
+        return None
+    spans, cursor = [], 0
+    for w in words:
+        start = sentence.find(w, cursor)
+        if start < 0:
+            return None
+        spans.append((start, start + len(w)))
+        cursor = start + len(w)
+    return [
+        any(c.isspace() for c in sentence[a[1] : b[0]]) for a, b in zip(spans[:-1], spans[1:], strict=True)
+    ]
+
+
+def join_words(
+    words: Sequence[str], spaces: Sequence[bool] | None = None
+) -> tuple[str, list[tuple[int, int]]]:
+    """Join the words of an unspaced sentence into the text a tokenizer should see.
+
+    Two neighbouring words are separated by one space only when ``spaces`` says the original text had
+    whitespace there *and* neither side is a character of an unspaced script (:func:`is_unspaced_char`):
+    ``["汉", "服", "作", "为"]`` -> ``"汉服作为"``, while ``"C I T E S"`` or ``"15 - 17"`` keep their spaces.
+
+    Args:
+        words (`Sequence[str]`): non-empty words.
+        spaces (`Sequence[bool]`, *optional*): per neighbouring pair, whether the original had whitespace
+            (:func:`word_spaces`); unknown pairs count as spaced.
+
+    Returns:
+        ``(text, spans)``: the text and the character span of every word in it.
+    """
+    if spaces is not None and len(spaces) != max(len(words) - 1, 0):
+        raise ValueError(f"`spaces` has {len(spaces)} entries for {len(words)} words; expected one per pair.")
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for i, w in enumerate(words):
+        if not w:
+            raise ValueError(f"Word {i} is empty; words must be non-empty strings.")
+        if i:
+            spaced = spaces[i - 1] if spaces is not None else True
+            if spaced and not (is_unspaced_char(words[i - 1][-1]) or is_unspaced_char(w[0])):
+                parts.append(" ")
+                pos += 1
+        parts.append(w)
+        spans.append((pos, pos + len(w)))
+        pos += len(w)
+    return "".join(parts), spans
 
 
 def looks_char_level(text: str) -> bool:

@@ -2,6 +2,7 @@
 
 from .analysis import RoutingStatistics, collect_routing_statistics
 from .composition import Mixture
+from .compute import ExpertCompute, expert_compute
 from .config import Granularity, MixtureConfig
 from .hub import MixtureHubMixin, download_mixture_expert
 from .layer import sparse_top_k_gates
@@ -11,6 +12,7 @@ from .model import MixtureModelMixin, mixture_parameters
 from .router import MixtureRouters, Router
 
 __all__ = [
+    "ExpertCompute",
     "Granularity",
     "Mixture",
     "MixtureConfig",
@@ -22,6 +24,7 @@ __all__ = [
     "RoutingStatistics",
     "collect_routing_statistics",
     "download_mixture_expert",
+    "expert_compute",
     "language_supervision_loss",
     "load_balancing_loss",
     "mixture_parameters",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from adapters.composition import AdapterCompositionBlock
 
+from .config import check_top_k
+
 
 def default_mixture_name(experts: list[str] | tuple[str, ...]) -> str:
     """The name a mixture gets when none is given: the comma-joined experts, as adapters names a ``Fuse``."""
@@ -18,8 +20,8 @@ class Mixture(AdapterCompositionBlock):
 
     Args:
         *experts (`str`): names of the LoRA expert adapters.
-        top_k (`int`, *optional*): experts mixed per routing decision; defaults to the mixture config's ``top_k``
-            (2 when the block is built by hand). Overriding it at inference changes only the routing, not the weights.
+        top_k (`int`, *optional*): experts mixed per routing decision; `None` (the default) uses the mixture
+            config's ``top_k`` at every forward. Overriding it at inference changes only the routing, not the weights.
         name (`str`, *optional*): the mixture's name; defaults to ``",".join(experts)``.
 
     Example:
@@ -28,7 +30,7 @@ class Mixture(AdapterCompositionBlock):
         ```
     """
 
-    def __init__(self, *experts: str, top_k: int = 2, name: str | None = None):
+    def __init__(self, *experts: str, top_k: int | None = None, name: str | None = None):
         super().__init__(*experts)
         if not experts:
             raise ValueError("`Mixture` needs at least one expert adapter name.")
@@ -37,8 +39,8 @@ class Mixture(AdapterCompositionBlock):
             raise ValueError(f"`Mixture` children must be adapter names (LoRA experts), got {bad!r}.")
         if len(set(self.children)) != len(self.children):
             raise ValueError(f"`Mixture` experts must be unique, got {self.children!r}.")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= len(self.children):
-            raise ValueError(f"`top_k` must be an int in [1, {len(self.children)}], got {top_k!r}.")
+        if top_k is not None:
+            check_top_k(top_k, len(self.children))
         self.top_k = top_k
         self._name = name
 
@@ -57,10 +59,11 @@ class Mixture(AdapterCompositionBlock):
     __hash__ = None  # mutable container semantics, like the other blocks
 
     def __repr__(self) -> str:
-        return f"Mixture[{', '.join(self.children)}; top_k={self.top_k}, name={self.name!r}]"
+        top_k = "config" if self.top_k is None else self.top_k
+        return f"Mixture[{', '.join(self.children)}; top_k={top_k}, name={self.name!r}]"
 
     def _get_save_kwargs(self) -> dict:
-        kwargs = {"top_k": self.top_k}
+        kwargs = {} if self.top_k is None else {"top_k": self.top_k}
         if self._name:
             kwargs["name"] = self._name
         return kwargs

@@ -28,14 +28,22 @@ class Granularity(str, enum.Enum):
     LANGUAGE = "language"
 
 
+def check_top_k(top_k: object, n_experts: int) -> None:
+    """The one validator of ``top_k`` (mixture configs and ``Mixture`` blocks): an int in ``[1, n_experts]``."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= n_experts:
+        raise ValueError(
+            f"`top_k` must be an int in [1, {n_experts}] (the number of experts), got {top_k!r}."
+        )
+
+
 @dataclass
 class MixtureConfig:
     """Settings of one Mixture-of-LoRA (one router per adapted linear layer, shared expert set).
 
     Args:
         experts (`list[str]`): names of the LoRA expert adapters, in routing order.
-        top_k (`int`, *optional*, defaults to 2): experts mixed per routing decision. The other experts contribute
-            exactly zero.
+        top_k (`int`, *optional*, defaults to `min(2, len(experts))`): experts mixed per routing decision. The other
+            experts contribute exactly zero.
         renormalize (`bool`, *optional*, defaults to `True`): the selected gates are the softmax weights renormalised
             over the selected experts (Mixtral). With ``top_k=1`` that gate is always 1, so the routers then learn
             only from the auxiliary losses; ``False`` keeps the raw softmax weights (Switch Transformer).
@@ -54,7 +62,7 @@ class MixtureConfig:
     """
 
     experts: list[str]
-    top_k: int = 2
+    top_k: int | None = None
     renormalize: bool = True
     granularity: Granularity | str = Granularity.TOKEN
     temperature: float = 1.0
@@ -75,14 +83,9 @@ class MixtureConfig:
         bad = [e for e in self.experts if "." in e or "," in e]
         if bad:
             raise ValueError(f"Expert names may not contain '.' or ',', got {bad!r}; rename the adapters.")
-        if (
-            isinstance(self.top_k, bool)
-            or not isinstance(self.top_k, int)
-            or not 1 <= self.top_k <= len(self.experts)
-        ):
-            raise ValueError(
-                f"`top_k` must be an int in [1, {len(self.experts)}] (the number of experts), got {self.top_k!r}."
-            )
+        if self.top_k is None:
+            self.top_k = min(2, len(self.experts))
+        check_top_k(self.top_k, len(self.experts))
         try:
             self.granularity = Granularity(self.granularity)
         except ValueError:

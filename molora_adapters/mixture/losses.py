@@ -121,3 +121,40 @@ def routing_statistics(
         "balance": float(torch.stack(cvs).mean()),
         "load": loads,
     }
+
+
+@torch.no_grad()
+def routing_summary(
+    router_logits: dict[str, torch.Tensor],
+    attention_mask: torch.Tensor | None = None,
+    top_k: int = 1,
+) -> torch.Tensor:
+    """``entropy`` and ``balance`` of :func:`routing_statistics` as one ``(2,)`` tensor on the logits' device,
+    computed without a host sync (no ``.item()``, no boolean indexing), so that a training loop can accumulate
+    it every step and read it once per logging step.
+
+    Args:
+        router_logits (`dict[str, torch.Tensor]`): per-layer logits ``(N, E)``; absent experts are ``-inf``.
+        attention_mask (`torch.Tensor` of shape `(batch, seq)`, *optional*): as for :func:`routing_statistics`.
+        top_k (`int`, *optional*, defaults to 1): experts counted as selected per decision.
+    """
+    entropies, cvs = [], []
+    for logits in router_logits.values():
+        logits = logits.float()  # (N, E)
+        mask = None
+        if attention_mask is not None and attention_mask.numel() == logits.shape[0]:
+            mask = attention_mask.reshape(-1).to(device=logits.device).bool()  # (N,)
+        probs = logits.softmax(-1)
+        entropies.append(_masked_mean(-(probs * probs.clamp_min(1e-12).log()).sum(-1), mask))
+        present = torch.isfinite(logits[0]).to(torch.float32)  # (E,)
+        # top-min(k, present): top-k of more experts than present picks -inf ones, which `present` removes
+        selected = top_k_selection(logits, min(top_k, logits.shape[-1])) * present
+        load = _masked_mean(selected, mask)  # (E,)
+        load = load / load.sum().clamp_min(1e-12)
+        n_present = present.sum()
+        mean = load.sum() / n_present
+        var = (((load - mean) ** 2) * present).sum() / n_present
+        cvs.append(var.sqrt() / mean.clamp_min(1e-12))
+    if not entropies:
+        return torch.zeros(2)
+    return torch.stack([torch.stack(entropies).mean(), torch.stack(cvs).mean()])

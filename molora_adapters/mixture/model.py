@@ -164,7 +164,8 @@ class MixtureModelMixin:
         Args:
             experts (`list[str]`): expert adapter names, e.g. language codes ``["en", "de", "zh"]``.
             name (`str`, *optional*): the mixture's name; defaults to ``",".join(experts)``.
-            top_k (`int`, *optional*): experts mixed per routing decision (default: ``config.top_k`` or 2).
+            top_k (`int`, *optional*): experts mixed per routing decision (default: ``config.top_k``, else
+                ``min(2, len(experts))``).
             config (`MixtureConfig` or `dict`, *optional*): router settings; ``experts`` / ``top_k`` args win.
             expert_config (`str`, `dict` or `LoRAConfig`, *optional*, defaults to `"lora"`): config of created experts.
             create_missing (`bool`, *optional*, defaults to `True`): create experts that do not exist yet; if False,

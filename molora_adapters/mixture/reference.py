@@ -12,6 +12,7 @@ from adapters.context import ForwardContext
 from adapters.methods.lora import LoRALinear
 
 from .config import Granularity
+from .layer import context_rows
 from .router import layer_key
 
 
@@ -26,6 +27,9 @@ def naive_compose_mixture(layer: LoRALinear, adapter_setup, state, lvl: int = 0)
     x = state.layer_input
     expert_in = state.hidden_states if state.hidden_states is not None else x
     mask = getattr(context, "mixture_attention_mask", None)
+    if mask is not None:  # inside BatchSplit / Parallel: the rows of the batch this layer input covers
+        rows, _ = context_rows(context, x.shape[0], mask.shape[0])
+        mask = mask[rows] if rows is not None else mask
 
     if config.granularity is Granularity.TOKEN:
         router_in = x
@@ -45,10 +49,12 @@ def naive_compose_mixture(layer: LoRALinear, adapter_setup, state, lvl: int = 0)
             if isinstance(lang, torch.Tensor)
             else torch.tensor([config.expert_index(str(v)) for v in lang])
         )
+        rows, _ = context_rows(context, x.shape[0], idx.shape[0])
+        idx = idx[rows] if rows is not None else idx
         gates = torch.nn.functional.one_hot(idx.long().to(x.device), config.n_experts).float()[:, None, :]
     else:
         probs = logits.softmax(-1)
-        k = min(adapter_setup.top_k, int(present.sum()))
+        k = min(adapter_setup.top_k or config.top_k, int(present.sum()))
         order = probs.argsort(dim=-1, descending=True)
         keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order[..., :k], True)
         gates = probs * keep

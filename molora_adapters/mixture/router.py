@@ -88,22 +88,33 @@ class Router(nn.Module):
         """
         layout = self._layouts.get(device)
         if layout is None:
-            ranks = torch.tensor(self._ranks, device=device)
-            layout = ExpertLayout(
-                expert_index=torch.tensor(self._present, dtype=torch.long, device=device),
-                missing_mask=torch.tensor(self._missing, dtype=torch.bool, device=device),
-                expert_scaling=torch.tensor(self._scalings, dtype=torch.float32, device=device),
-                rank_owner=torch.repeat_interleave(torch.arange(len(self._ranks), device=device), ranks),
-            )
+            # ordinary tensors even when first built under torch.inference_mode() (an inference pipeline), so that a
+            # later training forward can save them for backward
+            with torch.inference_mode(False):
+                layout = self._build_layout(device)
             self._layouts[device] = layout
         return layout
+
+    def _build_layout(self, device: torch.device) -> ExpertLayout:
+        ranks = torch.tensor(self._ranks, device=device)
+        return ExpertLayout(
+            expert_index=torch.tensor(self._present, dtype=torch.long, device=device),
+            missing_mask=torch.tensor(self._missing, dtype=torch.bool, device=device),
+            expert_scaling=torch.tensor(self._scalings, dtype=torch.float32, device=device),
+            rank_owner=torch.repeat_interleave(torch.arange(len(self._ranks), device=device), ranks),
+        )
 
     def forward(self, router_input: torch.Tensor) -> torch.Tensor:
         """Router logits ``(..., n_experts)`` in float32 for ``router_input`` of shape ``(..., in_features)``."""
         if self.training and self.jitter_noise > 0:
             noise = torch.empty_like(router_input).uniform_(1.0 - self.jitter_noise, 1.0 + self.jitter_noise)
             router_input = router_input * noise
-        logits = nn.functional.linear(router_input.to(self.weight.dtype), self.weight).float()
+        return self.finish(nn.functional.linear(router_input.to(self.weight.dtype), self.weight))
+
+    def finish(self, raw_logits: torch.Tensor) -> torch.Tensor:
+        """``router_input @ weight.T`` ``(..., n_experts)`` computed elsewhere (e.g. fused with the experts' matmul)
+        -> the router logits: float32, ``-inf`` for experts absent from this layer."""
+        logits = raw_logits.float()
         if not self.all_present:
             logits = logits.masked_fill(self.layout(logits.device).missing_mask, float("-inf"))
         return logits

@@ -50,10 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lines-per-chunk", type=int, default=1024, help="Input lines processed at a time.")
     parser.add_argument("--confidence-mode", choices=("multi2oie", "mean"), default="multi2oie")
     parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="fp32",
+        help="float32 (default) or bf16 autocast (auto: where the CPU / GPU has native bf16).",
+    )
+    parser.add_argument(
         "--span-strategy",
-        choices=("merge", "best"),
+        choices=("merge", "best", "nearest", "merge_near"),
         default="merge",
-        help="Several spans of one argument role: merge them (Multi2OIE) or keep the most probable.",
+        help="Several spans of one argument role: merge them (Multi2OIE), keep the most probable, the nearest "
+        "to the predicate, or the most probable plus pieces within 2 words (see oie.decoding).",
     )
     parser.add_argument("--min-args", type=int, default=1, help="Drop tuples with fewer arguments.")
     parser.add_argument(
@@ -150,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         confidence_mode=args.confidence_mode,
         min_args=args.min_args,
         span_strategy=args.span_strategy,
+        precision=args.precision,
         **(
             {}
             if args.max_predicates_per_chunk is None

@@ -10,15 +10,160 @@ it lies in ``[0, 1]`` (a per-tuple average that does not favour tuples with more
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 from .extraction import Extraction, span_text
 from .labels import ARG_ROLES, OUTSIDE
 
 ConfidenceMode = Literal["multi2oie", "mean"]
 CONFIDENCE_MODES: tuple[str, ...] = ("multi2oie", "mean")
-SpanStrategy = Literal["merge", "best"]
-SPAN_STRATEGIES: tuple[str, ...] = ("merge", "best")
+SpanStrategy = Literal["merge", "best", "nearest", "merge_near"]
+
+
+class SpanSelector:
+    """How one argument role's positions are chosen when the tagger gave it several spans.
+
+    Subclasses set ``name`` and implement :meth:`select`; register them with :func:`register_span_strategy`.
+    """
+
+    name: ClassVar[str]
+
+    def select(
+        self, spans: list[list[int]], predicate: Sequence[int], probs: Sequence[float] | None
+    ) -> list[int]:
+        """Positions of the role.
+
+        Args:
+            spans (`list[list[int]]`): two or more contiguous spans of the role, in sentence order.
+            predicate (`Sequence[int]`): predicate positions.
+            probs (`Sequence[float]`, *optional*): per-word probability of the predicted tag.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _span_score(probs: Sequence[float] | None):
+    return (lambda span: probs[span[0]]) if probs is not None else (lambda span: 0.0)
+
+
+class MergeSpans(SpanSelector):
+    """All spans joined (Multi2OIE's ``get_tuple``); restores discontinuous gold arguments exactly."""
+
+    name = "merge"
+
+    def select(self, spans, predicate, probs):
+        return [p for span in spans for p in span]
+
+
+class BestSpan(SpanSelector):
+    """The span whose first word has the highest probability (Multi2OIE's ``get_max_prob_args``; the first
+    span when no probabilities are given)."""
+
+    name = "best"
+
+    def select(self, spans, predicate, probs):
+        return max(spans, key=_span_score(probs))
+
+
+class NearestSpan(SpanSelector):
+    """The span closest to the predicate (fewest words between them); ties go to the more probable span."""
+
+    name = "nearest"
+
+    def select(self, spans, predicate, probs):
+        score = _span_score(probs)
+        pred = sorted(predicate)
+
+        def distance(span: list[int]) -> int:
+            if not pred:
+                return 0
+            return min(abs(a - b) for a in (span[0], span[-1]) for b in (pred[0], pred[-1]))
+
+        return min(spans, key=lambda span: (distance(span), -score(span)))
+
+
+class MergeNearSpans(SpanSelector):
+    """The most probable span plus every span within ``max_gap`` words of the pieces kept so far (predicate
+    words are not counted in a gap): discontinuous arguments around the predicate survive, far pieces do not.
+
+    Args:
+        max_gap (`int`, *optional*, defaults to 2): the most words (other than the predicate's) between two
+            merged pieces.
+    """
+
+    name = "merge_near"
+
+    def __init__(self, max_gap: int = 2) -> None:
+        if max_gap < 0:
+            raise ValueError(f"`max_gap` must be >= 0, got {max_gap}.")
+        self.max_gap = max_gap
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_gap={self.max_gap})"
+
+    def select(self, spans, predicate, probs):
+        pred = set(predicate)
+        best = max(range(len(spans)), key=lambda i: _span_score(probs)(spans[i]))
+        lo, hi = best, best  # kept spans are a contiguous run of `spans`
+
+        def gap(a: list[int], b: list[int]) -> int:
+            return sum(1 for p in range(a[-1] + 1, b[0]) if p not in pred)
+
+        while True:
+            if lo > 0 and gap(spans[lo - 1], spans[lo]) <= self.max_gap:
+                lo -= 1
+            elif hi < len(spans) - 1 and gap(spans[hi], spans[hi + 1]) <= self.max_gap:
+                hi += 1
+            else:
+                break
+        return [p for span in spans[lo : hi + 1] for p in span]
+
+
+SPAN_SELECTORS: dict[str, SpanSelector] = {}
+"""Registered span strategies by name (see :func:`register_span_strategy`)."""
+
+
+def register_span_strategy(selector: SpanSelector, *, overwrite: bool = False) -> SpanSelector:
+    """Make ``selector`` available as ``span_strategy=selector.name``.
+
+    Args:
+        selector (`SpanSelector`): an instance of a :class:`SpanSelector` subclass.
+        overwrite (`bool`, *optional*, defaults to `False`): replace a strategy of the same name.
+    """
+    if not isinstance(selector, SpanSelector):
+        raise TypeError(f"`selector` must be a SpanSelector instance, got {type(selector).__name__}.")
+    name = getattr(selector, "name", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"Span strategy name must be an identifier, got {name!r}.")
+    if name in SPAN_SELECTORS and not overwrite:
+        raise ValueError(
+            f"Span strategy `{name}` is already registered; pass `overwrite=True` to replace it."
+        )
+    SPAN_SELECTORS[name] = selector
+    return selector
+
+
+for _selector in (MergeSpans(), BestSpan(), NearestSpan(), MergeNearSpans()):
+    register_span_strategy(_selector)
+
+
+class _Names:
+    """Live view of the registered strategy names (``in`` / iteration / ``repr`` as a tuple)."""
+
+    def __contains__(self, name: object) -> bool:
+        return name in SPAN_SELECTORS
+
+    def __iter__(self):
+        return iter(tuple(SPAN_SELECTORS))
+
+    def __repr__(self) -> str:
+        return repr(tuple(SPAN_SELECTORS))
+
+
+SPAN_STRATEGIES = _Names()
+"""Names of the registered span strategies: ``merge``, ``best``, ``nearest``, ``merge_near`` and any added."""
 
 
 def repair_bio(tags: Sequence[str]) -> list[str]:
@@ -74,15 +219,17 @@ def decode_arguments(
 ) -> dict[str, list[int]]:
     """Argument roles -> word positions for one predicate.
 
-    Words of the predicate itself are forced to ``O`` first. When a role has several spans,
-    ``strategy="merge"`` joins them (as Multi2OIE's ``get_tuple`` does; this also restores discontinuous
-    gold arguments exactly) and ``"best"`` keeps the span whose first word has the highest probability
-    (Multi2OIE's ``get_max_prob_args``; the first span when ``probs`` is not given).
+    Words of the predicate itself are forced to ``O`` first. When a role has several spans, the registered
+    :class:`SpanSelector` named ``strategy`` chooses: ``"merge"`` joins them (as Multi2OIE's ``get_tuple``
+    does; this also restores discontinuous gold arguments exactly), ``"best"`` keeps the span whose first word
+    has the highest probability (Multi2OIE's ``get_max_prob_args``; the first span when ``probs`` is not
+    given), ``"nearest"`` the span closest to the predicate, ``"merge_near"`` the best span and the spans
+    within two words of it.
 
     Args:
         tags (`Sequence[str]`): argument tags of the sentence, conditioned on ``predicate``.
         predicate (`Sequence[int]`, *optional*): word positions of the predicate.
-        strategy (`str`, *optional*, defaults to `"merge"`): ``"merge"`` or ``"best"``.
+        strategy (`str`, *optional*, defaults to `"merge"`): a name in :data:`SPAN_STRATEGIES`.
         probs (`Sequence[float]`, *optional*): per-word probability of the predicted tag.
     """
     if strategy not in SPAN_STRATEGIES:
@@ -92,10 +239,11 @@ def decode_arguments(
     spans: dict[str, list[list[int]]] = {}
     for role, positions in bio_spans(cleaned):
         spans.setdefault(role, []).append(positions)
-    if strategy == "merge":
-        return {role: [p for span in group for p in span] for role, group in spans.items()}
-    score = (lambda span: probs[span[0]]) if probs is not None else (lambda span: 0.0)
-    return {role: max(group, key=score) for role, group in spans.items()}
+    selector = SPAN_SELECTORS[strategy]
+    return {
+        role: group[0] if len(group) == 1 else selector.select(group, predicate, probs)
+        for role, group in spans.items()
+    }
 
 
 def _begins(positions: Sequence[int]) -> list[int]:

@@ -54,6 +54,9 @@ class OIEHeadConfig:
         pos_emb_dim (`int`, *optional*, defaults to 64): size of the predicate / other / padding embedding.
         d_feedforward (`int`, *optional*, defaults to 2048): inner size of each block's feed-forward layer.
         attention_dropout (`float`, *optional*, defaults to 0.1): dropout inside the blocks.
+        attention_probs_dropout (`float`, *optional*): dropout on the blocks' attention probabilities; defaults to
+            ``attention_dropout``. ``0.0`` lets CPU attention use its fused kernel (with dropout it falls back to
+            the unfused one); the residual / feed-forward dropout stays.
         pred_dropout (`float`, *optional*, defaults to 0.0): dropout before the predicate classifier.
         arg_dropout (`float`, *optional*, defaults to 0.3): dropout before the argument classifier.
         activation (`str`, *optional*, defaults to `"relu"`): ``"relu"`` or ``"gelu"``.
@@ -66,6 +69,7 @@ class OIEHeadConfig:
     pos_emb_dim: int = 64
     d_feedforward: int = 2048
     attention_dropout: float = 0.1
+    attention_probs_dropout: float | None = None
     pred_dropout: float = 0.0
     arg_dropout: float = 0.3
     activation: Literal["relu", "gelu"] = "relu"
@@ -77,8 +81,10 @@ class OIEHeadConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
-        for name in ("attention_dropout", "pred_dropout", "arg_dropout"):
+        for name in ("attention_dropout", "attention_probs_dropout", "pred_dropout", "arg_dropout"):
             value = getattr(self, name)
+            if value is None and name == "attention_probs_dropout":
+                continue
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {value!r}.")
         for name in ("predicate_loss_weight", "argument_loss_weight"):
@@ -131,10 +137,17 @@ class PredicateAttentionBlock(nn.Module):
     """
 
     def __init__(
-        self, d_model: int, n_heads: int, d_feedforward: int, dropout: float, activation: str
+        self,
+        d_model: int,
+        n_heads: int,
+        d_feedforward: int,
+        dropout: float,
+        activation: str,
+        probs_dropout: float | None = None,
     ) -> None:
         super().__init__()
-        self.d_model, self.n_heads, self.dropout_p = d_model, n_heads, dropout
+        self.d_model, self.n_heads = d_model, n_heads
+        self.dropout_p = dropout if probs_dropout is None else probs_dropout
         self.query = nn.Linear(d_model, d_model)
         self.key = nn.Linear(d_model, d_model)
         self.value = nn.Linear(d_model, d_model)
@@ -201,7 +214,12 @@ class OIEHead(PredictionHead):
         self.position_embedding = nn.Embedding(3, cfg.pos_emb_dim, padding_idx=0)
         self.arg_blocks = nn.ModuleList(
             PredicateAttentionBlock(
-                d_model, cfg.n_arg_heads, cfg.d_feedforward, cfg.attention_dropout, cfg.activation
+                d_model,
+                cfg.n_arg_heads,
+                cfg.d_feedforward,
+                cfg.attention_dropout,
+                cfg.activation,
+                cfg.attention_probs_dropout,
             )
             for _ in range(cfg.n_arg_layers)
         )
@@ -256,13 +274,23 @@ class OIEHead(PredictionHead):
         predicate_mask: torch.Tensor | None = None,
         predicate_labels: torch.Tensor | None = None,
         argument_labels: torch.Tensor | None = None,
+        predicate_rows: torch.Tensor | None = None,
         **kwargs,
     ):
+        """Both taggers; ``predicate_rows`` (``(n_predicates,)``) gives each ``predicate_mask`` /
+        ``argument_labels`` row its sentence row, so one encoder pass serves all predicates of a sentence
+        (without it, row ``i`` of the masks belongs to sentence ``i``)."""
         sequence_output = outputs[0]
         pred_logits = self.predicate_logits(sequence_output)
         arg_logits = None
         if predicate_mask is not None:
-            arg_logits = self.argument_logits(sequence_output, predicate_mask, attention_mask)
+            arg_states, arg_attention = sequence_output, attention_mask
+            if predicate_rows is not None:
+                rows = predicate_rows.to(sequence_output.device)
+                arg_states = sequence_output.index_select(0, rows)  # (n_predicates, t, hidden)
+                if attention_mask is not None:
+                    arg_attention = attention_mask.index_select(0, rows)
+            arg_logits = self.argument_logits(arg_states, predicate_mask, arg_attention)
 
         pred_loss = _token_ce(pred_logits, predicate_labels)
         arg_loss = _token_ce(arg_logits, argument_labels) if arg_logits is not None else None

@@ -7,16 +7,18 @@ one sentence out into several chunks and several predicates.
 Steps for every sentence:
 
 1. ``preprocess``: split into words (:func:`~molora_adapters.data.alignment.split_words`; characters for
-   zh / ja) and tokenise. A sentence longer than the encoder's ``max_length`` sub-words is **split into
+   zh / ja) and tokenise (:func:`~molora_adapters.oie.tokenization.tokenize_words`: scripts without spaces
+   as unspaced text, sub-words mapped back to words through character offsets). A sentence longer than the encoder's ``max_length`` sub-words is **split into
    consecutive word chunks** that each fit (a warning says so); tuples are then extracted within chunks and
    their positions refer to the whole sentence. Nothing is cut silently: a single word longer than a chunk
    is the only thing ever truncated, and it is warned about too.
-2. ``_forward``: encode once, tag predicates, then run the argument tagger once per predicate on the cached
-   encoder states. At most ``max_predicates_per_chunk`` predicates (default
-   :data:`DEFAULT_MAX_PREDICATES_PER_CHUNK`) get an argument pass per chunk, the most confident ones; when a
-   chunk has more, a :class:`PredicateCapWarning` names the sentence. So the cost of a sentence is bounded
-   by its length (chunks x cap argument passes), whatever the head predicts: an untrained head on one hostile
-   line of 3,000 repeated words would otherwise run an argument pass per word.
+2. ``_forward``: encode once (float32, or bf16 autocast, see ``precision``), tag predicates, then run the
+   argument tagger for all predicates of the batch on the cached encoder states. At most
+   ``max_predicates_per_chunk`` predicates (default :data:`DEFAULT_MAX_PREDICATES_PER_CHUNK`) get an argument
+   pass per chunk, the most confident ones; when a chunk has more, a :class:`PredicateCapWarning` names the
+   sentence. So the cost of a sentence is bounded by its length (chunks x cap argument passes), whatever the
+   head predicts: an untrained head on one hostile line of 3,000 repeated words would otherwise run an
+   argument pass per word.
 3. ``postprocess``: word-level tags -> repaired spans -> :class:`Extraction` with a confidence (see
    :mod:`molora_adapters.oie.decoding`).
 
@@ -28,13 +30,16 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from ..data.alignment import split_words
+from ..utils.precision import PRECISIONS, Precision, autocast, resolve_precision
 from .decoding import (
     CONFIDENCE_MODES,
     SPAN_STRATEGIES,
@@ -44,9 +49,9 @@ from .decoding import (
     decode_predicates,
 )
 from .extraction import Extraction
-from .features import encode_words
 from .heads import OIEHead
-from .labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS
+from .labels import ARG_LABELS, PRED_LABELS
+from .tokenization import tokenize_words, word_level_tags
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +86,7 @@ class Chunk:
     word_ids: list[int | None]  # sub-word -> word index within the chunk
     n_words: int
     language: str | None = None  # passed to the model as `language_ids` (language-routed mixtures)
+    word_tokens: list[int] = field(default_factory=list)  # word -> sub-word its tag is read from (-1: none)
 
 
 @dataclass
@@ -129,10 +135,16 @@ class OIEPipeline:
         confidence_mode (`str`, *optional*, defaults to `"multi2oie"`): see :mod:`molora_adapters.oie.decoding`.
         min_args (`int`, *optional*, defaults to 1): tuples with fewer arguments are dropped.
         span_strategy (`str`, *optional*, defaults to `"merge"`): what to do with several spans of one
-            argument role: ``"merge"`` them or keep the ``"best"`` (see
-            :func:`~molora_adapters.oie.decoding.decode_arguments`).
+            argument role, a name in :data:`~molora_adapters.oie.decoding.SPAN_STRATEGIES` (``"merge"``,
+            ``"best"``, ``"nearest"``, ``"merge_near"``; see :func:`~molora_adapters.oie.decoding.decode_arguments`).
+            The defaults of ``span_strategy`` and ``min_args`` were chosen on CaRB dev (see the README).
         argument_batch_size (`int`, *optional*, defaults to 256): predicates per argument-tagger pass (a
             batch of sentences can contain many more predicates than sentences).
+        precision (`str`, *optional*, defaults to `"fp32"`): ``"bf16"`` runs the model under bf16 autocast,
+            ``"fp32"`` in float32; ``"auto"`` picks bf16 on CPUs with native bf16 (``avx512_bf16`` / AMX) and on
+            CUDA devices that support it, float32 elsewhere. The default is float32 because bf16 autocast measured
+            1.4x *slower* for extraction-sized batches on the (shared, 2-core, AMX) development machine (autocast
+            re-casts weights and activations at every op); measure before switching.
         max_predicates_per_chunk (`int`, *optional*, defaults to :data:`DEFAULT_MAX_PREDICATES_PER_CHUNK`):
             predicates of one encoder chunk that get an argument pass; when a chunk has more, the most
             confident (mean predicate-tag probability over their words) are kept and a
@@ -151,9 +163,13 @@ class OIEPipeline:
         min_args: int = 1,
         span_strategy: SpanStrategy = "merge",
         argument_batch_size: int = 256,
+        precision: Precision = "fp32",
         max_predicates_per_chunk: int = DEFAULT_MAX_PREDICATES_PER_CHUNK,
         progress: bool | None = None,
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
+        self.precision = precision
         if confidence_mode not in CONFIDENCE_MODES:
             raise ValueError(f"`confidence_mode` must be one of {CONFIDENCE_MODES}, got {confidence_mode!r}.")
         if min_args < 0:
@@ -178,6 +194,14 @@ class OIEPipeline:
         self.confidence_mode = confidence_mode
         self.min_args = min_args
         self.progress = progress
+
+    def decoding_config(self) -> dict[str, Any]:
+        """The decoding options in use, for results files (``span_strategy``, ``min_args``, ``confidence_mode``)."""
+        return {
+            "span_strategy": self.span_strategy,
+            "min_args": self.min_args,
+            "confidence_mode": self.confidence_mode,
+        }
 
     def _default_max_length(self) -> int:
         limits = [512, int(getattr(self.tokenizer, "model_max_length", 512) or 512)]
@@ -207,17 +231,32 @@ class OIEPipeline:
         chunks: list[Chunk] = []
         if not todo:
             return words, chunks
-        ids, wids = encode_words(self.tokenizer, [[w for w, _, _ in words[i]] for i in todo])
-        for i, input_ids, word_ids in zip(todo, ids, wids, strict=True):
-            if len(input_ids) <= self.max_length:
-                chunks.append(Chunk(i, 0, input_ids, word_ids, len(words[i]), languages[i]))
+        enc = tokenize_words(
+            self.tokenizer,
+            [[w for w, _, _ in words[i]] for i in todo],
+            languages=[languages[i] for i in todo],
+            sentences=[sentences[i] for i in todo],
+        )
+        for j, i in enumerate(todo):
+            if len(enc.input_ids[j]) <= self.max_length:
+                chunks.append(
+                    Chunk(
+                        i,
+                        0,
+                        enc.input_ids[j],
+                        enc.word_ids[j],
+                        len(words[i]),
+                        languages[i],
+                        enc.word_tokens[j],
+                    )
+                )
             else:
-                for chunk in self._split_long(i, [w for w, _, _ in words[i]], word_ids):
-                    chunk.language = languages[i]
-                    chunks.append(chunk)
+                chunks.extend(self._split_long(i, sentences[i], words[i], enc.word_ids[j], languages[i]))
         return words, chunks
 
-    def _split_long(self, index: int, words: list[str], word_ids: list[int | None]) -> list[Chunk]:
+    def _split_long(
+        self, index: int, sentence: str, words: list, word_ids: list[int | None], language: str | None
+    ) -> list[Chunk]:
         capacity = self.max_length - self.tokenizer.num_special_tokens_to_add()
         counts = [0] * len(words)
         for w in word_ids:
@@ -230,7 +269,7 @@ class OIEPipeline:
                 start, used = j, 0
             used += c
         spans.append((start, len(words)))
-        too_long = [words[j][:20] for j, c in enumerate(counts) if c > capacity]
+        too_long = [words[j][0][:20] for j, c in enumerate(counts) if c > capacity]
         warnings.warn(
             LongSentenceWarning(
                 f"Sentence {index} has {sum(counts)} sub-words, more than `max_length`={self.max_length}; it "
@@ -241,67 +280,103 @@ class OIEPipeline:
             ),
             stacklevel=4,
         )
-        ids, wids = encode_words(
-            self.tokenizer, [words[a:b] for a, b in spans], max_length=self.max_length, truncation=True
+        enc = tokenize_words(
+            self.tokenizer,
+            [[w for w, _, _ in words[a:b]] for a, b in spans],
+            languages=language,
+            sentences=[sentence[words[a][1] : words[b - 1][2]] for a, b in spans],
+            max_length=self.max_length,
+            truncation=True,
         )
-        return [Chunk(index, a, i, w, b - a) for (a, b), i, w in zip(spans, ids, wids, strict=True)]
+        return [
+            Chunk(index, a, ids, wids, b - a, language, wtoks)
+            for (a, b), ids, wids, wtoks in zip(
+                spans, enc.input_ids, enc.word_ids, enc.word_tokens, strict=True
+            )
+        ]
 
     # ----------------------------------------------------------------------------- forward (device)
 
     @torch.inference_mode()
     def _forward(self, chunks: Sequence[Chunk]) -> list[ChunkResult]:
-        """Encode a batch of chunks, tag predicates, then tag arguments for every predicate found."""
+        """Encode a batch of chunks, tag predicates, then tag arguments for every predicate found.
+
+        All tensors are built and all tags are read for the whole batch at once; only the conversion of tag
+        ids to names and the predicate spans are per chunk.
+        """
         device = next(self.model.parameters()).device
+        precision = resolve_precision(self.precision, device)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        length = max(len(c.input_ids) for c in chunks)
-        input_ids = torch.full((len(chunks), length), pad, dtype=torch.long)
-        attention_mask = torch.zeros((len(chunks), length), dtype=torch.long)
-        first = torch.full(
-            (len(chunks), length), IGNORE_INDEX, dtype=torch.long
-        )  # sub-word -> word (first piece)
-        for b, c in enumerate(chunks):
-            input_ids[b, : len(c.input_ids)] = torch.tensor(c.input_ids)
-            attention_mask[b, : len(c.input_ids)] = 1
-            prev = None
-            for t, w in enumerate(c.word_ids):
-                if w is not None and w != prev:
-                    first[b, t] = w
-                prev = w if w is not None else prev
+        lengths = torch.tensor([len(c.input_ids) for c in chunks])
+        input_ids = pad_sequence(
+            [torch.tensor(c.input_ids) for c in chunks], batch_first=True, padding_value=pad
+        )
+        attention_mask = (torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]).long()  # (b, t)
+        # (b, t): word of every sub-word, -1 for specials / markers / padding
+        token_word = pad_sequence(
+            [torch.tensor([-1 if w is None else w for w in c.word_ids]) for c in chunks],
+            batch_first=True,
+            padding_value=-1,
+        )
+        # (b, w): sub-word every word reads its tag from, -1 for none / padding
+        word_tokens = pad_sequence(
+            [torch.tensor(c.word_tokens, dtype=torch.long) for c in chunks],
+            batch_first=True,
+            padding_value=-1,
+        )
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         extra = {}
         if all(c.language for c in chunks) and getattr(self.model, "adapter_mixtures", None):
             extra["language_ids"] = [c.language for c in chunks]  # for language-routed mixtures
-        out = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, head=self.head_name, return_dict=True, **extra
-        )
         head: OIEHead = self.model.heads[self.head_name]
-        pred_probs = out.predicate_logits.float().softmax(-1).cpu()  # (b, t, 3)
+        with autocast(precision, device):
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                head=self.head_name,
+                return_dict=True,
+                **extra,
+            )
+        tags, probs = word_level_tags(
+            out.predicate_logits.float().softmax(-1), word_tokens.to(device), PRED_LABELS
+        )
+        tags, probs = tags.tolist(), probs.tolist()
 
         results, plan = [], []  # plan: (batch row, predicate word positions)
         for b, c in enumerate(chunks):
-            tags, probs = self._word_level(pred_probs[b], first[b], c.n_words, PRED_LABELS)
-            res = ChunkResult(
-                c, tags, probs, predicates=self._cap_predicates(c, decode_predicates(tags), probs)
-            )
+            word_tags, word_probs = [PRED_LABELS[k] for k in tags[b][: c.n_words]], probs[b][: c.n_words]
+            predicates = self._cap_predicates(c, decode_predicates(word_tags), word_probs)
+            res = ChunkResult(c, word_tags, word_probs, predicates=predicates)
             results.append(res)
             plan.extend((b, p) for p in res.predicates)
         if not plan:
             return results
         # One argument-tagger row per predicate, on the cached encoder states, in slices.
+        n_words = word_tokens.shape[1]
         for start in range(0, len(plan), self.argument_batch_size):
             part = plan[start : start + self.argument_batch_size]
-            rows = torch.tensor([b for b, _ in part], device=device)
-            pred_mask = torch.zeros((len(part), length), dtype=torch.long)
-            for r, (b, positions) in enumerate(part):
-                wid = torch.tensor([w if w is not None else -1 for w in chunks[b].word_ids])
-                pred_mask[r, : len(wid)] = torch.isin(wid, torch.tensor(positions)).long()
-            seq = out.sequence_output.index_select(0, rows)  # (P, t, hidden)
-            arg_logits = head.argument_logits(seq, pred_mask.to(device), attention_mask.index_select(0, rows))
-            arg_probs = arg_logits.float().softmax(-1).cpu()  # (P, t, 9)
+            rows = torch.tensor([b for b, _ in part])
+            hit_rows = [r for r, (_, positions) in enumerate(part) for _ in positions]
+            hit_words = [p for _, positions in part for p in positions]
+            pred_words = torch.zeros((len(part), n_words + 1), dtype=torch.bool)  # last column: "no word"
+            pred_words[hit_rows, hit_words] = True
+            tw = token_word.index_select(0, rows)  # (P, t)
+            pred_mask = pred_words.gather(1, torch.where(tw >= 0, tw, n_words))  # (P, t)
+            rows_d = rows.to(device)
+            with autocast(precision, device):
+                arg_logits = head.argument_logits(
+                    out.sequence_output.index_select(0, rows_d),
+                    pred_mask.long().to(device),
+                    attention_mask.index_select(0, rows_d),
+                )
+            a_tags, a_probs = word_level_tags(
+                arg_logits.float().softmax(-1), word_tokens.index_select(0, rows).to(device), ARG_LABELS
+            )
+            a_tags, a_probs = a_tags.tolist(), a_probs.tolist()
             for r, (b, _) in enumerate(part):
-                tags, probs = self._word_level(arg_probs[r], first[b], chunks[b].n_words, ARG_LABELS)
-                results[b].arg_tags.append(tags)
-                results[b].arg_probs.append(probs)
+                n = chunks[b].n_words
+                results[b].arg_tags.append([ARG_LABELS[k] for k in a_tags[r][:n]])
+                results[b].arg_probs.append(a_probs[r][:n])
         return results
 
     def _cap_predicates(
@@ -325,22 +400,19 @@ class OIEPipeline:
         return [predicates[k] for k in keep]
 
     @staticmethod
-    def _word_level(probs: torch.Tensor, first: torch.Tensor, n_words: int, labels: Sequence[str]):
-        """Tags and probabilities of each word's first sub-word; words without sub-words get ``O``.
+    def _word_level(probs: torch.Tensor, word_tokens: Sequence[int], labels: Sequence[str]):
+        """Tags and probabilities of the words of one row (see
+        :func:`~molora_adapters.oie.tokenization.word_level_tags`).
 
         Args:
             probs (`torch.Tensor` of shape `(seq_len, n_labels)`): tag probabilities of one row.
-            first (`torch.Tensor` of shape `(seq_len,)`): word index at a word's first sub-word, else
-                ``IGNORE_INDEX``.
-            n_words (`int`): words in the row.
+            word_tokens (`Sequence[int]`): sub-word each word reads its tag from (``-1``: none, tag ``O``).
             labels (`Sequence[str]`): tag names.
         """
-        tags, word_probs = ["O"] * n_words, [1.0] * n_words
-        keep = (first != IGNORE_INDEX).nonzero().flatten()
-        best_p, best = probs.index_select(0, keep).max(-1)
-        for w, b, p in zip(first[keep].tolist(), best.tolist(), best_p.tolist(), strict=True):
-            tags[w], word_probs[w] = labels[b], p
-        return tags, word_probs
+        tags, word_probs = word_level_tags(
+            probs[None], torch.tensor([list(word_tokens)], dtype=torch.long), labels
+        )
+        return [labels[k] for k in tags[0].tolist()], word_probs[0].tolist()
 
     # ----------------------------------------------------------------------------- postprocess (CPU)
 
@@ -354,33 +426,42 @@ class OIEPipeline:
         """Chunk results -> per-sentence lists of :class:`Extraction`, positions relative to the sentence."""
         out: list[list[Extraction]] = [[] for _ in sentences]
         for res in results:
-            c = res.chunk
-            i = c.sentence_index
-            offsets = [(s, e) for _, s, e in words[i]][c.word_start : c.word_start + c.n_words]
-            for predicate, arg_tags, arg_probs in zip(
-                res.predicates, res.arg_tags, res.arg_probs, strict=True
-            ):
-                ext = build_extraction(
-                    sentences[i],
-                    offsets,
-                    predicate,
-                    arg_tags,
-                    pred_probs=res.pred_probs,
-                    arg_probs=arg_probs,
-                    confidence_mode=self.confidence_mode,
-                    min_args=self.min_args,
-                    span_strategy=self.span_strategy,
-                    language=languages[i],
-                    sentence_index=i,
-                )
-                if ext is None:
-                    continue
-                if c.word_start:
-                    ext.relation_pos = [p + c.word_start for p in ext.relation_pos]
-                    ext.arg0_pos = [p + c.word_start for p in ext.arg0_pos]
-                    ext.args_pos = [[p + c.word_start for p in ps] for ps in ext.args_pos]
-                out[i].append(ext)
+            out[res.chunk.sentence_index].extend(self._decode_chunk(sentences, words, res, languages))
         return out
+
+    def _decode_chunk(
+        self,
+        sentences: Sequence[str],
+        words: Sequence[list],
+        res: ChunkResult,
+        languages: Sequence[str | None],
+    ) -> list[Extraction]:
+        c = res.chunk
+        i = c.sentence_index
+        offsets = [(s, e) for _, s, e in words[i]][c.word_start : c.word_start + c.n_words]
+        exts = []
+        for predicate, arg_tags, arg_probs in zip(res.predicates, res.arg_tags, res.arg_probs, strict=True):
+            ext = build_extraction(
+                sentences[i],
+                offsets,
+                predicate,
+                arg_tags,
+                pred_probs=res.pred_probs,
+                arg_probs=arg_probs,
+                confidence_mode=self.confidence_mode,
+                min_args=self.min_args,
+                span_strategy=self.span_strategy,
+                language=languages[i],
+                sentence_index=i,
+            )
+            if ext is None:
+                continue
+            if c.word_start:
+                ext.relation_pos = [p + c.word_start for p in ext.relation_pos]
+                ext.arg0_pos = [p + c.word_start for p in ext.arg0_pos]
+                ext.args_pos = [[p + c.word_start for p in ps] for ps in ext.args_pos]
+            exts.append(ext)
+        return exts
 
     # ----------------------------------------------------------------------------- public API
 
@@ -392,10 +473,14 @@ class OIEPipeline:
     ) -> list[Extraction] | list[list[Extraction]]:
         """Extract tuples from ``sentences``.
 
+        Chunks are batched by length (so little compute goes to padding); the decoding of one batch's tags
+        into tuples runs in a worker thread while the next batch is encoded. Results come back in input order.
+
         Args:
             sentences (`str` or `Sequence[str]`): one sentence or many.
             language (`str` or `Sequence[str]`, *optional*): language code(s); ``zh`` / ``ja`` split
-                sentences into characters, anything else on whitespace.
+                sentences into characters, anything else on whitespace; scripts without spaces are tokenised
+                as unspaced text (see :mod:`molora_adapters.oie.tokenization`).
             batch_size (`int`, *optional*, defaults to 32): encoder inputs per forward pass.
 
         Returns:
@@ -412,17 +497,32 @@ class OIEPipeline:
         if len(langs) != len(sents):
             raise ValueError(f"`language` has {len(langs)} entries for {len(sents)} sentences.")
         words, chunks = self.preprocess(sents, langs)
+        order = sorted(range(len(chunks)), key=lambda k: len(chunks[k].input_ids))  # length-grouped batches
+        batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+        decoded: list[list[Extraction]] = [[] for _ in chunks]
         was_training = self.model.training
         self.model.eval()
-        results: list[ChunkResult] = []
+
+        def decode(batch: list[int], results: list[ChunkResult]) -> None:
+            for k, res in zip(batch, results, strict=True):
+                decoded[k] = self._decode_chunk(sents, words, res, langs)
+
         try:
-            batches = range(0, len(chunks), batch_size)
             show = self.progress if self.progress is not None else len(batches) > 4
-            for start in tqdm(batches, desc="OIE extraction", unit="batch", disable=not show):
-                results.extend(self._forward(chunks[start : start + batch_size]))
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = None
+                for batch in tqdm(batches, desc="OIE extraction", unit="batch", disable=not show):
+                    results = self._forward([chunks[k] for k in batch])
+                    if pending is not None:
+                        pending.result()  # re-raises a decoding error
+                    pending = pool.submit(decode, batch, results)
+                if pending is not None:
+                    pending.result()
         finally:
             self.model.train(was_training)
-        out = self.postprocess(sents, words, results, langs)
+        out: list[list[Extraction]] = [[] for _ in sents]
+        for chunk, exts in zip(chunks, decoded, strict=True):  # chunks are in sentence, then word order
+            out[chunk.sentence_index].extend(exts)
         return out[0] if single else out
 
     __call__ = extract

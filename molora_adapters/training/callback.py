@@ -7,6 +7,8 @@ the stage the checkpoint belongs to; resuming reads it to continue in the right 
 from __future__ import annotations
 
 import logging
+import time
+import warnings
 from collections.abc import Sequence
 
 from torch import nn
@@ -93,3 +95,67 @@ class StageCallback(TrainerCallback, ExportableState):
                 f"entered (unexpected: {extra[:3]}, missing: {missing[:3]}). Do not call `train_adapter` or "
                 "toggle `requires_grad` between stages; express the change as a `Stage` target."
             )
+
+
+class StageClockCallback(TrainerCallback):
+    """Fits a stage with ``Stage.max_seconds`` into its wall-clock budget.
+
+    After ``calibration_steps`` optimisation steps it measures the seconds per step, sets ``state.max_steps`` to the
+    steps that fit the budget (at most the stage's own ``max_steps``/epochs) and rebuilds the learning-rate schedule
+    for that horizon (warm-up and decay complete within the budget). It also stops the stage once the budget is
+    spent. After a resume the budget counts from the resumed step (the time before the interruption is not known).
+
+    Args:
+        trainer: the staged trainer (its ``current_stage``, ``optimizer`` and ``create_scheduler`` are used).
+        calibration_steps (`int`, *optional*, defaults to 5): steps timed before the horizon is set.
+    """
+
+    def __init__(self, trainer, calibration_steps: int = 5) -> None:
+        self.trainer = trainer
+        self.calibration_steps = calibration_steps
+        self._start: float | None = None
+        self._first_step = 0
+        self._calibrated = False
+
+    def _budget(self) -> float | None:
+        stage = self.trainer.current_stage
+        return None if stage is None else stage.max_seconds
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start, self._first_step, self._calibrated = time.perf_counter(), state.global_step, False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        budget = self._budget()
+        if budget is None or self._start is None:
+            return
+        elapsed = time.perf_counter() - self._start
+        done = state.global_step - self._first_step
+        if elapsed >= budget:
+            control.should_training_stop = True
+            return
+        if not self._calibrated and done >= self.calibration_steps:
+            self._calibrated = True
+            fit = self._first_step + int(budget / (elapsed / done))
+            horizon = max(state.global_step + 1, min(state.max_steps, fit))
+            if horizon != state.max_steps:
+                logger.info(
+                    "Stage `%s`: %.2f s/step, %d steps fit its %.0f s budget (was %d).",
+                    self.trainer.current_stage.name,
+                    elapsed / done,
+                    horizon,
+                    budget,
+                    state.max_steps,
+                )
+                state.max_steps = horizon
+                self._rebuild_schedule(horizon, state.global_step)
+
+    def _rebuild_schedule(self, horizon: int, step: int) -> None:
+        trainer = self.trainer
+        if trainer.optimizer is None or trainer.lr_scheduler is None:
+            return
+        trainer.lr_scheduler = None
+        trainer.create_scheduler(num_training_steps=horizon, optimizer=trainer.optimizer)
+        with warnings.catch_warnings():  # the optimiser did step, before this scheduler existed
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
+            for _ in range(step):  # advance the fresh schedule to the current step
+                trainer.lr_scheduler.step()

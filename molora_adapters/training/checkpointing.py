@@ -152,8 +152,10 @@ def save_stage_outputs(
     changed: set[str],
     fingerprint: str,
     mixture: str | None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Save exactly what stage ``index`` changed, then its completion marker (see the module docstring)."""
+    """Save exactly what stage ``index`` changed, then its completion marker (see the module docstring);
+    ``extra`` keys (e.g. the data-stream position) go into the marker too."""
     stage_dir = Path(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     if _base_changed(model, changed):
@@ -179,6 +181,7 @@ def save_stage_outputs(
             "stage": stage.to_dict(),
             "stage_index": index,
             "trainable_parameters": int(sum(p.numel() for n, p in model.named_parameters() if n in changed)),
+            **(extra or {}),
         },
     )
 

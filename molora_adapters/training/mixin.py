@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ from torch import nn
 from transformers.trainer_utils import TrainOutput, enable_full_determinism, set_seed
 
 from .._integration import relink_prefix_pools
-from ..mixture import routing_statistics
-from .callback import StageCallback
+from ..mixture.losses import routing_summary
+from .callback import StageCallback, StageClockCallback
 from .checkpointing import (
     check_fingerprint,
     checkpoint_stage,
@@ -42,10 +41,14 @@ from .checkpointing import (
     save_stage_outputs,
     stage_dir_name,
 )
+from .optim import RowSparseAdamW, build_stage_param_groups
+from .sampling import StreamSampler
 from .stages import MT4CROSSOIE_STAGES, Stage, plan_fingerprint, validate_plan
-from .targets import resolve_stage_parameters
+from .targets import STAGE_TARGETS, resolve_stage_parameters, word_embedding_names
 
 logger = logging.getLogger(__name__)
+
+_MIXTURE_LOG_KEYS = ("mixture_aux_loss", "routing_entropy", "routing_balance")
 
 
 @contextlib.contextmanager
@@ -75,14 +78,52 @@ class DisentangledTuningMixin:
     unfrozen model, (2) completes its checkpoints, which skip embeddings, backbone and mixture routers, and
     (3) defines ``train_adapter_fusion`` when the model was not frozen at construction.
 
+    Training-efficiency defaults (each can be turned off):
+
+    - **one data stream** (``continue_data_stream``): every stage continues the seeded example stream where the
+      previous stage stopped instead of replaying the same first batches (see [`StreamSampler`]); with
+      ``TrainingArguments(group_by_length=True)`` batches are length-grouped, and ``language_sampling_alpha``
+      balances languages (column ``language``);
+    - **row-sparse embedding updates** (``sparse_embedding_updates``): in stages that train the word embeddings the
+      embedding gives sparse gradients and [`RowSparseAdamW`] updates only the rows a batch used (exact moment and
+      weight-decay catch-up, see its docstring for the one documented difference from dense AdamW); used with the
+      ``adamw_torch*`` optimisers on a single process, otherwise dense AdamW runs as usual;
+    - per-stage ``head_learning_rate`` and ``max_seconds`` (wall-clock budget), see [`Stage`].
+
     Args:
         stages (`Sequence[Stage]`, *optional*, defaults to `MT4CROSSOIE_STAGES`): the plan.
+        continue_data_stream (`bool`, *optional*, defaults to `True`): one example stream across stages.
+        language_sampling_alpha (`float`, *optional*): language-balanced blocks of the stream, languages weighted
+            ``n_l ** alpha`` (``0``: equal, ``1``: natural mix); needs a ``language`` column.
+        sparse_embedding_updates (`bool`, *optional*, defaults to `True`): row-sparse word-embedding updates.
         *args, **kwargs: passed to the base trainer.
     """
 
-    def __init__(self, *args: Any, stages: Sequence[Stage] = MT4CROSSOIE_STAGES, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        stages: Sequence[Stage] = MT4CROSSOIE_STAGES,
+        continue_data_stream: bool = True,
+        language_sampling_alpha: float | None = None,
+        sparse_embedding_updates: bool = True,
+        **kwargs: Any,
+    ) -> None:
         self.stages = validate_plan(stages)
         self.plan_fingerprint = plan_fingerprint(self.stages)
+        if language_sampling_alpha is not None and not language_sampling_alpha >= 0:
+            raise ValueError(
+                f"`language_sampling_alpha` must be >= 0 or None, got {language_sampling_alpha!r}."
+            )
+        if language_sampling_alpha is not None and not continue_data_stream:
+            raise ValueError(
+                "`language_sampling_alpha` needs `continue_data_stream=True` (the stream sampler)."
+            )
+        self.continue_data_stream = continue_data_stream
+        self.language_sampling_alpha = language_sampling_alpha
+        self.sparse_embedding_updates = sparse_embedding_updates
+        self._stream_start = 0
+        self._stage_sparse = False
+        self._stage_max_grad_norm: float | None = None
         super().__init__(*args, **kwargs)
         if self.optimizer is not None or self.lr_scheduler is not None:
             raise ValueError(
@@ -97,6 +138,7 @@ class DisentangledTuningMixin:
             )
         self._check_parallelism()
         self.add_callback(StageCallback(self.plan_fingerprint, [s.name for s in self.stages]))
+        self.add_callback(StageClockCallback(self))
         self._adapt_adapter_trainer()
         if not hasattr(self.accelerator.unwrap_model(self.model), "accepts_loss_kwargs") and hasattr(
             self.model, "heads"
@@ -111,7 +153,8 @@ class DisentangledTuningMixin:
         self._stage_mixture: str | None = None
         self._stage_trainable: set[str] = set()
         self._stage_log: dict[str, float] = {}
-        self._mixture_logs: dict[str, list[float]] = defaultdict(list)
+        # number of values -> (device sums, steps); 1 value (aux only) when a step had no router logits
+        self._mixture_sums: dict[int, tuple[torch.Tensor, int]] = {}
 
     # ----------------------------------------------------------------------------------------------- setup
     @property
@@ -232,6 +275,7 @@ class DisentangledTuningMixin:
                     model, self.stages, index
                 )  # re-activate as in the original run
             restore_delta(model, stage_dir)
+            self._stream_start = int(marker.get("stream_end", self._stream_start))
         logger.info("Resuming staged training at stage %d (checkpoint: %s)", start, checkpoint)
         return start, checkpoint
 
@@ -254,26 +298,43 @@ class DisentangledTuningMixin:
         logger.info("Stage %d `%s`: %d trainable parameters", index, stage.name, n_trainable)
         self._stage_index, self._stage_mixture, self._stage_trainable = index, mixture, trainable
         self._stage_log = {"stage_trainable_parameters": float(n_trainable)}
-        self._mixture_logs.clear()
+        self._mixture_sums.clear()
         # Fresh optimiser, scheduler and DDP wrapper for the new set of trainable parameters.
         self.optimizer, self.lr_scheduler = None, None
         self.model_wrapped = self.model
         stage_dir = os.path.join(root, stage_dir_name(index, stage))
-        with _overridden(self.args, stage.argument_overrides() | {"output_dir": stage_dir}):
-            output = super().train(
-                resume_from_checkpoint=checkpoint, ignore_keys_for_eval=ignore_keys_for_eval
-            )
-            if self.args.should_save:
-                save_stage_outputs(
-                    model,
-                    stage_dir,
-                    stage=stage,
-                    index=index,
-                    changed=trainable,
-                    fingerprint=self.plan_fingerprint,
-                    mixture=mixture,
+        overrides = stage.argument_overrides() | {"output_dir": stage_dir}
+        embedding = model.get_input_embeddings()
+        was_sparse = getattr(embedding, "sparse", False)
+        self._stage_sparse = self._use_sparse_embeddings(model, trainable)
+        if self._stage_sparse:
+            # clip_grad_norm_ cannot take sparse gradients: RowSparseAdamW clips (the same global norm) instead
+            self._stage_max_grad_norm = self.args.max_grad_norm
+            overrides["max_grad_norm"] = 0.0
+            embedding.sparse = True
+        start, used_sparse = self._stream_start, self._stage_sparse
+        try:
+            with _overridden(self.args, overrides):
+                output = super().train(
+                    resume_from_checkpoint=checkpoint, ignore_keys_for_eval=ignore_keys_for_eval
                 )
-            self.accelerator.wait_for_everyone()
+                self._stream_start = start + self._examples_consumed(output.global_step)
+                if self.args.should_save:
+                    save_stage_outputs(
+                        model,
+                        stage_dir,
+                        stage=stage,
+                        index=index,
+                        changed=trainable,
+                        fingerprint=self.plan_fingerprint,
+                        mixture=mixture,
+                        extra={"stream_start": start, "stream_end": self._stream_start},
+                    )
+                self.accelerator.wait_for_everyone()
+        finally:
+            if self._stage_sparse:
+                embedding.sparse = was_sparse
+            self._stage_sparse = False
         self.stage_history.append(
             {
                 "stage": index,
@@ -281,9 +342,108 @@ class DisentangledTuningMixin:
                 "trainable_parameters": n_trainable,
                 "global_step": output.global_step,
                 "train_loss": output.training_loss,
+                "train_seconds": output.metrics.get("train_runtime"),
+                "examples_seen": self._stream_start - start,
+                "sparse_embedding_updates": used_sparse,
             }
         )
         return output
+
+    # ----------------------------------------------------------------------------------------------- efficiency
+    def _use_sparse_embeddings(self, model: nn.Module, trainable: set[str]) -> bool:
+        words = word_embedding_names(model)
+        if not (self.sparse_embedding_updates and words and words <= trainable):
+            return False
+        if self.args.world_size > 1 or self.is_deepspeed_enabled:
+            return False  # sparse gradients are not all-reduced by every backend; dense AdamW is always right
+        if not isinstance(model.get_input_embeddings(), nn.Embedding):
+            return False
+        cls, _ = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args, model)
+        return isinstance(cls, type) and issubclass(cls, torch.optim.AdamW)
+
+    def _examples_consumed(self, steps: int) -> int:
+        """Stream positions a stage of ``steps`` optimisation steps used (whole epochs count ``len(dataset)``)."""
+        if not self.continue_data_stream or self.train_dataset is None:
+            return 0
+        n = len(self.train_dataset)
+        per_step = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+        per_epoch = max(
+            1,
+            -(-n // (self.args.train_batch_size * self.args.world_size))
+            // self.args.gradient_accumulation_steps,
+        )
+        epochs, rest = divmod(steps, per_epoch)
+        return epochs * n + rest * per_step
+
+    def _get_train_sampler(self, train_dataset=None):
+        """A [`StreamSampler`] positioned where the previous stage stopped (length-grouped with
+        ``args.group_by_length``, language-balanced with ``language_sampling_alpha``); else Trainer's sampler."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if not self.continue_data_stream or dataset is None or not hasattr(dataset, "__len__"):
+            return (
+                super()._get_train_sampler(train_dataset)
+                if train_dataset is not None
+                else super()._get_train_sampler()
+            )
+        columns = getattr(dataset, "column_names", None) or []
+        lengths = languages = None
+        if self.args.group_by_length:
+            name = self.args.length_column_name
+            if name not in columns:
+                raise ValueError(
+                    f"`group_by_length=True` needs a `{name}` column (`length_column_name`) in the training dataset; "
+                    "`build_oie_features` writes `length`."
+                )
+            lengths = dataset[name]
+        if self.language_sampling_alpha is not None:
+            if "language" not in columns:
+                raise ValueError(
+                    "`language_sampling_alpha` needs a `language` column in the training dataset."
+                )
+            languages = dataset["language"]
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return StreamSampler(
+            len(dataset),
+            seed=seed,
+            start=self._stream_start,
+            batch_size=self.args.train_batch_size,
+            lengths=lengths,
+            languages=languages,
+            language_alpha=self.language_sampling_alpha,
+        )
+
+    def create_optimizer(self):
+        """Trainer's optimiser, with the stage's ``head_learning_rate`` group and, when the stage trains the word
+        embeddings, [`RowSparseAdamW`] for row-sparse embedding updates."""
+        stage = self.current_stage
+        if (
+            self.optimizer is not None
+            or stage is None
+            or (stage.head_learning_rate is None and not self._stage_sparse)
+        ):
+            return super().create_optimizer()
+        model = self.model
+        cls, kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args, model)
+        kwargs = dict(kwargs)
+        heads = (
+            STAGE_TARGETS.get("heads")(self._unwrapped(), stage)
+            if stage.head_learning_rate is not None
+            else set()
+        )
+        groups = build_stage_param_groups(
+            model,
+            decay=set(self.get_decay_parameter_names(model)),
+            weight_decay=self.args.weight_decay,
+            head_names=heads,
+            head_learning_rate=stage.head_learning_rate,
+        )
+        if self._stage_sparse:
+            kwargs.pop("fused", None)
+            kwargs.pop("foreach", None)
+            cls = RowSparseAdamW
+            kwargs["max_grad_norm"] = self._stage_max_grad_norm
+        self.optimizer = cls(groups, **kwargs)
+        return self.optimizer
 
     # ----------------------------------------------------------------------------------------------- hooks
     def compute_loss(
@@ -298,29 +458,31 @@ class DisentangledTuningMixin:
         if stage is None or not stage.trains_mixture or not model.training:
             # evaluation reports the task loss alone and gathers no router logits
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        # Ask for a tuple, not a ModelOutput: under DDP with `find_unused_parameters=True` (Trainer's default),
-        # DDP rebuilds a ModelOutput from its dataclass fields, and the mixture's extra `router_logits` /
-        # `mixture_aux_loss` keys make that fail. The mixture appends both to the tuple, in this order.
-        inputs = {**inputs, "output_router_logits": True, "return_dict": False}
+        # Outputs are read by name: the seam returns them as declared dataclass fields (`with_router_outputs`),
+        # which DDP can rebuild (Trainer's `find_unused_parameters=True` does).
+        inputs = {**inputs, "output_router_logits": True, "return_dict": True}
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        if not (isinstance(outputs, tuple) and len(outputs) >= 2 and isinstance(outputs[-2], dict)):
+        router_logits = getattr(outputs, "router_logits", None)
+        aux = getattr(outputs, "mixture_aux_loss", None)
+        if router_logits is None or aux is None:
             raise RuntimeError(
                 f"Stage `{stage.name}` trains a mixture, but the model's outputs carry no router logits; is the "
                 "mixture active and `molora_adapters` imported before the model was built?"
             )
-        router_logits, aux = outputs[-2], outputs[-1]
         loss = loss + aux
         self._record_mixture_stats(aux, router_logits, inputs.get("attention_mask"))
         return (loss, outputs) if return_outputs else loss
 
     def _record_mixture_stats(self, aux: torch.Tensor, router_logits: Any, attention_mask: Any) -> None:
-        self._mixture_logs["mixture_aux_loss"].append(float(aux.detach()))
+        """Accumulate ``[aux loss, routing entropy, routing balance]`` on the device: no host sync per step; the
+        sums are read once, in :meth:`log`."""
+        values = aux.detach().float().reshape(1)
         if router_logits:
             top_k = self._unwrapped().adapter_mixtures[self._stage_mixture].top_k
-            stats = routing_statistics(router_logits, attention_mask, top_k=top_k)
-            for key in ("entropy", "balance"):
-                if key in stats:
-                    self._mixture_logs[f"routing_{key}"].append(float(stats[key]))
+            summary = routing_summary(router_logits, attention_mask, top_k=top_k).to(values.device)
+            values = torch.cat([values, summary])
+        sums, count = self._mixture_sums.get(values.numel(), (None, 0))
+        self._mixture_sums[values.numel()] = (values if sums is None else sums + values, count + 1)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the stage index, the stage's trainable-parameter count and mixture statistics to training logs."""
@@ -330,10 +492,10 @@ class DisentangledTuningMixin:
                 logs |= self._stage_log
                 self._stage_log = {}
             if "loss" in logs:
-                for key, values in self._mixture_logs.items():
-                    if values:
-                        logs[key] = round(sum(values) / len(values), 6)
-                self._mixture_logs.clear()
+                for sums, count in self._mixture_sums.values():
+                    means = (sums / count).tolist()  # the one host sync of the logging step
+                    logs |= {k: round(v, 6) for k, v in zip(_MIXTURE_LOG_KEYS, means, strict=False)}
+                self._mixture_sums.clear()
         super().log(logs, start_time)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:

@@ -46,6 +46,12 @@ class Stage:
         warmup_ratio (`float`, *optional*): warm-up as a fraction of the stage's steps.
         weight_decay (`float`, *optional*): AdamW weight decay of this stage.
         lr_scheduler_type (`str`, *optional*): any `transformers.SchedulerType` value.
+        head_learning_rate (`float`, *optional*): peak learning rate of the ``"heads"`` parameters in this stage (their
+            own parameter group, same schedule); defaults to the stage's ``learning_rate``. A head that was trained
+            in an earlier stage usually wants a smaller rate than freshly initialised mixture experts.
+        max_seconds (`float`, *optional*): wall-clock budget of the stage. After a few calibration steps the stage's
+            step count is set to what fits the remaining budget (never more than ``max_steps`` / the epochs) and the
+            learning-rate schedule is rebuilt for that horizon, so stages and systems can be compared at equal time.
         mixture (`str`, *optional*): the Mixture-of-LoRA block to activate and train. Defaults to the model's only
             mixture for stages with a mixture target; stages without one leave the active adapter setup alone.
         train_position_embeddings (`bool`, *optional*, defaults to `False`):
@@ -64,6 +70,8 @@ class Stage:
     warmup_ratio: float | None = None
     weight_decay: float | None = None
     lr_scheduler_type: str | None = None
+    head_learning_rate: float | None = None
+    max_seconds: float | None = None
     mixture: str | None = None
     train_position_embeddings: bool = False
 
@@ -97,7 +105,9 @@ class Stage:
             raise ValueError(
                 f"Stage `{self.name}`: `num_train_epochs` must be > 0, got {self.num_train_epochs!r}."
             )
-        for name in ("learning_rate", "weight_decay", "warmup_ratio", "warmup_steps"):
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"Stage `{self.name}`: `max_seconds` must be > 0, got {self.max_seconds!r}.")
+        for name in ("learning_rate", "head_learning_rate", "weight_decay", "warmup_ratio", "warmup_steps"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"Stage `{self.name}`: `{name}` must be >= 0, got {value!r}.")

@@ -1,7 +1,8 @@
 """LLM-generated multilingual training data (MT4CrossOIE's OpenIE4++): translate, then annotate.
 
-Importing this package registers the ``llm-augmented`` and ``openie4pp`` corpus loaders, the
-``openai`` and ``transformers`` LLM backends and the built-in prompt templates.
+Importing this package registers the ``openai`` and ``transformers`` LLM backends and the built-in prompt
+templates. Its ``llm-augmented`` and ``openie4pp`` corpus loaders are registered by :mod:`molora_adapters.data`
+by import path, so that loading other corpora never imports this package.
 """
 
 from .backends import (

@@ -7,6 +7,7 @@ from .api import SCORERS, register_scorer, score, score_extractions
 from .benchie import parse_benchie_gold
 from .carb import match_tuples
 from .gold import BENCHMARK_LOADERS, GOLD_SETS, gold_path, load_benchmark, read_carb_gold, register_benchmark
+from .leakage import DEFAULT_TEST_SETS, align_translations, leak_free_few_shot, reoie2016_english_originals
 from .readers import (
     FORMAT_ALIASES,
     PREDICTION_READERS,
@@ -33,6 +34,7 @@ from .writers import (
 
 __all__ = [
     "BENCHMARK_LOADERS",
+    "DEFAULT_TEST_SETS",
     "ExtractionRow",
     "FORMAT_ALIASES",
     "GOLD_SETS",
@@ -40,9 +42,11 @@ __all__ = [
     "OUTPUT_FORMATS",
     "PREDICTION_READERS",
     "SCORERS",
+    "align_translations",
     "format_benchie",
     "format_tabbed",
     "gold_path",
+    "leak_free_few_shot",
     "load_benchmark",
     "match_tuples",
     "normalize_key",
@@ -56,6 +60,7 @@ __all__ = [
     "register_benchmark",
     "register_prediction_reader",
     "register_scorer",
+    "reoie2016_english_originals",
     "resolve_format",
     "rows_from_extractions",
     "score",

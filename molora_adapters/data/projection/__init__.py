@@ -1,0 +1,62 @@
+"""Annotation projection: multilingual OIE training data from parallel text, without an LLM.
+
+English tuples (gold, or silver from a trained English model) are projected onto human translations:
+parallel paragraphs are split into sentences and paired (:mod:`.pairing`), words are aligned
+SimAlign-style with the embedded multilingual encoder (:mod:`.align`), and each tuple's subject,
+relation and objects become contiguous target spans or a reject with its reason (:mod:`.project`).
+The output has the layout and record schema of ``molora annotate`` (:mod:`.pipeline`).
+
+The ``projected`` corpus loader (the ``llm-augmented`` loader under this feature's name) is registered lazily
+by :mod:`molora_adapters.data`; importing this package registers the ``xquad`` / ``reoie2016`` parallel sources.
+"""
+
+from ..llm.loader import load_llm_augmented
+from .align import AlignMethod, EncodedSentence, EncoderAligner, WordAlignment, itermax, mutual_argmax
+from .leaks import eval_overlap, find_leaks
+from .pairing import PairingConfig, PairOutcome, pair_sentences
+from .pipeline import ProjectConfig, ProjectReport, SilverExtractor, project
+from .project import ProjectedTuple, ProjectionReject, RejectReason, project_tuple
+from .sentences import Sentence, split_sentences
+from .silver import pipeline_extractor
+from .sources import PARALLEL_SOURCES, ParallelUnit, load_parallel_source, register_parallel_source
+
+
+def load_projected(path=None, languages=None, **kwargs):
+    """Registered as ``projected``: the accepted records of ``molora project`` output directories.
+
+    Args:
+        path (`str` or `list[str]`): output directories of ``molora project``.
+        languages (`list[str]`, *optional*): keep only these language codes.
+    """
+    return load_llm_augmented(path, languages=languages, **kwargs)
+
+
+__all__ = [
+    "AlignMethod",
+    "EncodedSentence",
+    "EncoderAligner",
+    "PARALLEL_SOURCES",
+    "PairOutcome",
+    "PairingConfig",
+    "ParallelUnit",
+    "ProjectConfig",
+    "ProjectReport",
+    "ProjectedTuple",
+    "ProjectionReject",
+    "RejectReason",
+    "Sentence",
+    "SilverExtractor",
+    "WordAlignment",
+    "eval_overlap",
+    "find_leaks",
+    "itermax",
+    "load_parallel_source",
+    "load_projected",
+    "mutual_argmax",
+    "pair_sentences",
+    "pipeline_extractor",
+    "project",
+    "project_tuple",
+    "register_parallel_source",
+    "split_sentences",
+]

@@ -1,0 +1,125 @@
+"""Expert compute of one adapted linear layer: dense in rank space, or sparse (grouped per expert), by cost.
+
+Input ``x`` is viewed as ``(U, S, D)``: ``U`` routing decisions (tokens, or sequences for sentence and language
+routing) of ``S`` tokens each. ``gates`` ``(U, E)`` hold each decision's gate per present expert (LoRA scaling
+folded in), exactly ``k`` of them non-zero. Experts have ranks ``r_e``, ``R = sum r_e``.
+
+- **dense**: ``h = x @ cat(A_e).T`` ``(U, S, R)``, gates broadcast over each expert's rank columns, then
+  ``h @ cat(B_e, dim=1).T``. Cost per token ``R (D + O)``: it grows with the number of experts ``E``.
+- **sparse** (equal ranks): the ``U k`` (decision, expert) pairs are sorted by expert into a padded
+  ``(E, C, S, D)`` buffer (``C`` the largest expert load), run as two batched matmuls against the stacked
+  ``A_e.T`` ``(E, D, r)`` and ``B_e.T`` ``(E, r, O)``, and added back to their decisions.
+  Cost per token ``k r (D + O)`` times the padding waste ``E C / (U k)``, plus gathering ``k`` copies of each
+  token: it grows with ``k``, not ``E``.
+
+Both are exact: an expert that no decision selects sees only zero rows (sparse) or zero gates (dense), so its
+LoRA weights get exactly zero gradient. No Python loop over experts or tokens runs in either path.
+
+The switch (:func:`use_sparse`) compares the two costs: sparse runs when ``k (r + overhead) < E r``, where
+``SPARSE_OVERHEAD[dtype]`` is the measured fixed cost of the sparse path's gathers, in rank columns per token. Padding never
+makes the sparse matmuls costlier than the dense ones (``C <= U``), so the switch needs no per-call load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator
+
+import torch
+
+
+class ExpertCompute(str, enum.Enum):
+    """How a layer computes its experts: chosen per call by cost (``auto``), or forced."""
+
+    AUTO = "auto"
+    DENSE = "dense"
+    SPARSE = "sparse"
+
+
+# Fixed cost of the sparse path (k input copies gathered, k outputs added back, bookkeeping) in rank columns per
+# selected expert and token, by dtype: sparse runs when  k * (r + overhead) < E * r.  Measured in whole models with
+# benchmarks/bench_mixture.py (both paths side by side, 2-core Xeon with AMX, shared machine): in float32 sparse wins
+# from E * r ~ 1000 (r=64, E>=16); in bfloat16 (AMX makes the dense matmuls cheap) it did not win up to E=32, r=64.
+SPARSE_OVERHEAD = {torch.float32: 192, torch.bfloat16: 1024, torch.float16: 1024}
+_mode = ExpertCompute.AUTO
+
+
+@contextlib.contextmanager
+def expert_compute(mode: ExpertCompute | str) -> Iterator[None]:
+    """Force the dense or the sparse expert path within the block (tests, benchmarks); ``"auto"`` restores the
+    cost-based switch.
+
+    Args:
+        mode (`ExpertCompute` or `str`): ``"auto"``, ``"dense"`` or ``"sparse"``.
+    """
+    global _mode
+    try:
+        new = ExpertCompute(mode)
+    except ValueError:
+        raise ValueError(f"`mode` must be one of {[m.value for m in ExpertCompute]}, got {mode!r}.") from None
+    old, _mode = _mode, new
+    try:
+        yield
+    finally:
+        _mode = old
+
+
+def use_sparse(
+    n_present: int, top_k: int, equal_ranks: bool, rank: int | None, dtype: torch.dtype = torch.float32
+) -> bool:
+    """Whether the sparse path is expected to beat the dense one for ``top_k`` of ``n_present`` experts."""
+    if _mode is ExpertCompute.DENSE or not equal_ranks or top_k >= n_present:
+        return False
+    if _mode is ExpertCompute.SPARSE:
+        return True
+    return top_k * (rank + SPARSE_OVERHEAD.get(dtype, SPARSE_OVERHEAD[torch.float32])) < n_present * rank
+
+
+def dense_experts(
+    x: torch.Tensor,
+    gates: torch.Tensor,
+    lora_a: torch.Tensor,
+    lora_b: torch.Tensor,
+    rank: int | None,
+    rank_owner: torch.Tensor | None,
+    h: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """All experts in rank space: ``x`` ``(U, S, D)``, ``gates`` ``(U, E)``, ``lora_a`` ``(R, D)``,
+    ``lora_b`` ``(O, R)``; returns ``(U, S, O)``. ``rank`` is the shared rank (None: use ``rank_owner`` ``(R,)``).
+    ``h`` ``(U, S, R)``, when given, is ``x @ lora_a.T`` already computed (fused with the router's matmul)."""
+    if h is None:
+        h = x @ lora_a.t()  # (U, S, R)
+    if rank is not None:
+        # (U, S, E, r) * (U, 1, E, 1): each expert's gate over its own rank columns
+        h = (h.unflatten(-1, (-1, rank)) * gates[:, None, :, None]).flatten(-2)
+    else:
+        h = h * gates.index_select(-1, rank_owner)[:, None, :]  # (U, S, R)
+    return h @ lora_b.t()  # (U, S, O)
+
+
+def sparse_experts(
+    x: torch.Tensor, gates: torch.Tensor, top_k: int, a_t: torch.Tensor, b_t: torch.Tensor
+) -> torch.Tensor:
+    """Only the selected experts, grouped per expert: ``x`` ``(U, S, D)``, ``gates`` ``(U, E)`` with ``top_k``
+    non-zeros per row, ``a_t`` ``(E, D, r)`` (the stacked ``A_e.T``), ``b_t`` ``(E, r, O)`` (the stacked ``B_e.T``);
+    returns ``(U, S, O)``."""
+    n_units, seq, d_in = x.shape
+    n_exp = gates.shape[-1]
+    vals, idx = gates.topk(top_k, dim=-1)  # (U, k): the selected experts (the others have gate 0)
+    flat_e = idx.reshape(-1)  # (U k,) expert of each (decision, slot) pair
+    order = flat_e.argsort(stable=True)  # pairs grouped by expert
+    counts = torch.bincount(flat_e, minlength=n_exp)  # (E,)
+    cap = int(counts.max())  # host sync: the padded group size C
+    starts = counts.cumsum(0) - counts  # (E,) first sorted position of each expert
+    sorted_e = flat_e[order]
+    slot_sorted = sorted_e * cap + torch.arange(flat_e.numel(), device=x.device) - starts[sorted_e]
+    # padded rows read decision 0 with gate 0: they add exactly nothing to outputs or gradients
+    unit_of_slot = x.new_zeros(n_exp * cap, dtype=torch.long).index_copy_(0, slot_sorted, order // top_k)
+    g_pad = gates.new_zeros(n_exp * cap).index_copy_(0, slot_sorted, vals.reshape(-1)[order])  # (E C,)
+    x_pad = x.index_select(0, unit_of_slot)  # (E C, S, D)
+    h = torch.bmm(x_pad.view(n_exp, cap * seq, d_in), a_t)  # (E, C S, r)
+    h = h.view(n_exp * cap, seq, -1) * g_pad[:, None, None]  # (E C, S, r)
+    y = torch.bmm(h.view(n_exp, cap * seq, -1), b_t)  # (E, C S, O)
+    # each decision sums its k rows; padded rows are exact zeros added to decision 0
+    return x.new_zeros(n_units, seq, y.shape[-1]).index_add_(0, unit_of_slot, y.view(n_exp * cap, seq, -1))

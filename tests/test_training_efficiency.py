@@ -1,0 +1,188 @@
+"""Training-efficiency pieces of the staged trainer: row-sparse AdamW, the shared data stream, head learning rates,
+wall-clock stage budgets."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import torch
+from training_utils import Recorder, tagging_model, toy_dataset, training_args
+
+from molora_adapters.training import RowSparseAdamW, Stage, StagedTrainer, StreamSampler
+
+
+def _embedding_problem(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    weight = torch.randn(20, 4, generator=g)
+    batches = [torch.randint(0, 20, (6,), generator=g) for _ in range(8)]
+    batches[3] = torch.arange(20)  # a step that touches every row (with catch-up of the skipped ones)
+    target = torch.randn(20, 4, generator=g)
+    return weight, batches, target
+
+
+def _run(
+    weight, batches, target, *, sparse: bool, betas=(0.0, 0.999), weight_decay=0.1, clip=None, shared=True
+):
+    """AdamW steps on an embedding. ``shared``: its rows feed a shared linear layer (couples the rows); otherwise
+    the loss is linear in the rows (a row's gradient does not depend on its value)."""
+    emb = torch.nn.Embedding.from_pretrained(weight.clone(), freeze=False, sparse=sparse)
+    lin = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(4))
+        lin.bias.zero_()
+    params = [emb.weight, *lin.parameters()] if shared else [emb.weight]
+    groups = [{"params": [emb.weight], "weight_decay": weight_decay}]
+    groups += [{"params": list(lin.parameters()), "weight_decay": 0.0}] if shared else []
+    kw = dict(lr=0.05, betas=betas, eps=1e-8)
+    opt = RowSparseAdamW(groups, max_grad_norm=clip, **kw) if sparse else torch.optim.AdamW(groups, **kw)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - 0.1 * s)  # a varying lr, as with schedules
+    for ids in batches:
+        loss = ((lin(emb(ids)) - target[ids]) ** 2).sum() if shared else (emb(ids) * target[ids]).sum()
+        loss.backward()
+        if clip and not sparse:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+    return emb.weight.detach(), lin.weight.detach()
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_row_sparse_adamw_equals_dense_adamw_without_momentum_or_decay(clip):
+    """beta1 = 0 and no weight decay: dense AdamW leaves a zero-gradient row where it is, so the row-sparse update
+    is dense AdamW exactly, on every row and on the shared layer (global-norm clipping included)."""
+    weight, batches, target = _embedding_problem()
+    dense, dense_lin = _run(weight, batches, target, sparse=False, weight_decay=0.0, clip=clip)
+    sparse, sparse_lin = _run(weight, batches, target, sparse=True, weight_decay=0.0, clip=clip)
+    torch.testing.assert_close(sparse, dense)
+    torch.testing.assert_close(sparse_lin, dense_lin)
+
+
+def test_row_sparse_adamw_catches_up_moments_and_weight_decay_exactly():
+    """Rows skipped for several steps: their second moment and weight decay are caught up when next used, so a
+    used row equals dense AdamW's (gradients independent of the row values, beta1 = 0: the lazily applied decay
+    does not change them); an unused row is bitwise untouched."""
+    weight, batches, target = _embedding_problem()
+    dense, _ = _run(weight, batches, target, sparse=False, shared=False)
+    sparse, _ = _run(weight, batches, target, sparse=True, shared=False)
+    last = batches[-1].unique()
+    torch.testing.assert_close(sparse[last], dense[last])
+    high = [b[b >= 10] for b in batches if (b >= 10).any()]
+    out, _ = _run(weight, high, target, sparse=True, betas=(0.9, 0.999))
+    assert torch.equal(out[:10], weight[:10])
+    assert not torch.equal(out[10:], weight[10:])
+
+
+def test_stream_sampler_continues_and_balances_languages():
+    langs = ["en"] * 12 + ["es"] * 3 + ["pt"] * 3
+    lengths = list(range(18))
+    s = StreamSampler(18, seed=1, batch_size=3, lengths=lengths, languages=langs, language_alpha=0.0)
+    first = list(s)
+    s.set_epoch(1)
+    second = list(s)
+    later = StreamSampler(
+        18, seed=1, start=18, batch_size=3, lengths=lengths, languages=langs, language_alpha=0.0
+    )
+    assert list(later) == second  # a stage starting at position 18 sees epoch 1 of the same stream
+    assert s.positions(5, 30).tolist() == (first + second)[5:30]
+    assert collections.Counter(langs[i] for i in first) == {"en": 6, "es": 6, "pt": 6}
+    # a small language cycles through all its examples before repeating one
+    assert collections.Counter(i for i in first if langs[i] == "es") == {12: 2, 13: 2, 14: 2}
+    plain = StreamSampler(18, seed=1, batch_size=3, lengths=lengths)
+    order = list(plain)
+    assert sorted(order) == list(range(18))  # without balancing an epoch is a permutation
+    batches = [order[i : i + 3] for i in range(0, 18, 3)]
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    assert spread == 2 * 6  # sorted within the (single) mega-batch: each batch spans 3 consecutive lengths
+
+
+def test_stages_continue_the_data_stream_and_use_head_learning_rates(tmp_path):
+    model = tagging_model()
+    seen, starts = [], []
+
+    class Starts(Recorder):
+        def on_train_begin(self, *args, **kw):
+            starts.append(len(seen))
+
+    def collate(features):
+        seen.append([f["idx"] for f in features])
+        return {k: torch.tensor([f[k] for f in features]) for k in ("input_ids", "attention_mask", "labels")}
+
+    data = toy_dataset(16).add_column("idx", list(range(16)))
+    stages = [
+        Stage(
+            "embeddings",
+            train=("embeddings", "heads"),
+            max_steps=2,
+            learning_rate=1e-2,
+            head_learning_rate=1e-1,
+        ),
+        Stage("backbone", train=("backbone", "heads"), max_steps=2, learning_rate=1e-3),
+    ]
+    recorder = Recorder()
+    trainer = StagedTrainer(
+        model=model,
+        args=training_args(tmp_path, save_strategy="no"),
+        stages=stages,
+        train_dataset=data,
+        data_collator=collate,
+        callbacks=[recorder, Starts()],
+    )
+    trainer.train()
+    # (accelerate collates one batch ahead: the batches of stage i start at starts[i])
+    stage1, stage2 = seen[starts[0] : starts[0] + 2], seen[starts[1] : starts[1] + 2]
+    assert not set(sum(stage1, [])) & set(sum(stage2, []))  # stage 2 did not replay stage 1's batches
+    assert sorted(sum(stage1 + stage2, [])) == list(range(16))
+    assert (
+        trainer.stage_history[0]["examples_seen"] == 8
+        and trainer.stage_history[0]["sparse_embedding_updates"]
+    )
+    assert not trainer.stage_history[1]["sparse_embedding_updates"]
+    assert not model.get_input_embeddings().sparse  # restored after the stage
+
+
+def test_head_learning_rate_group_and_sparse_optimizer(tmp_path):
+    model = tagging_model()
+    stage = Stage(
+        "embeddings", train=("embeddings", "heads"), max_steps=1, learning_rate=1e-2, head_learning_rate=1e-1
+    )
+    trainer = StagedTrainer(
+        model=model, args=training_args(tmp_path), stages=[stage], train_dataset=toy_dataset(8)
+    )
+    groups = []
+
+    class Peek(Recorder):
+        def on_train_begin(self, args, state, control, optimizer=None, **kw):
+            groups.extend(
+                (type(optimizer).__name__, g["initial_lr"], len(g["params"])) for g in optimizer.param_groups
+            )
+
+    trainer.add_callback(Peek())
+    before = model.get_input_embeddings().weight.detach().clone()
+    trainer.train()
+    names = {n for n, _, _ in groups}
+    assert names == {"RowSparseAdamW"} or names == {"AcceleratedOptimizer"}
+    assert sorted({lr for _, lr, _ in groups}) == [1e-2, 1e-1]
+    after = model.get_input_embeddings().weight.detach()
+    changed = (after != before).any(1)
+    batch = StreamSampler(8, seed=13).positions(0, 4).tolist()  # the one batch of the stream (seed 13)
+    used = torch.tensor(sorted({i for j in batch for i in toy_dataset(8)["input_ids"][j]}))
+    assert changed[used].all() and changed.sum() == len(used)  # exactly the rows of the one batch moved
+
+
+def test_max_seconds_sets_the_stage_horizon(tmp_path, monkeypatch):
+    import molora_adapters.training.callback as cb
+
+    clock = iter(range(0, 10_000))
+    monkeypatch.setattr(cb.time, "perf_counter", lambda: float(next(clock)))  # 1 "second" per call
+    model = tagging_model()
+    stage = Stage("heads", train=("heads",), max_steps=50, max_seconds=12.0)
+    trainer = StagedTrainer(
+        model=model, args=training_args(tmp_path), stages=[stage], train_dataset=toy_dataset(16)
+    )
+    out = trainer.train()
+    assert 5 < out.global_step < 50  # calibrated on 5 steps, then cut to the budget
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(
+        0.0, abs=1e-12
+    )  # the schedule ended with it
