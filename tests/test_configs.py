@@ -62,6 +62,20 @@ def _xsta():
     return XSTAConfig(layer=3, languages=["en", "de"], use_mgsa=False, teacher_weight=0.2, teacher_heads=4)
 
 
+def _pairing():
+    from molora_adapters.data.projection import PairingConfig
+
+    return PairingConfig(min_similarity=0.7, max_length_ratio=2.0)
+
+
+def _project(tmp_path):
+    from molora_adapters.data.projection import PairingConfig, ProjectConfig
+
+    return ProjectConfig(
+        languages="de,zh", out_dir=str(tmp_path), method="argmax", pairing=PairingConfig(min_margin=0.05)
+    )
+
+
 CONFIG_CASES = {
     "MixtureConfig": _mixture,
     "OIEHeadConfig": _oie_head,
@@ -72,6 +86,8 @@ CONFIG_CASES = {
     "TransformersLocalConfig": _transformers_local,
     "EmbeddedModelSpec": _embedded_model,
     "XSTAConfig": _xsta,
+    "PairingConfig": _pairing,
+    "ProjectConfig": _project,
 }
 
 
