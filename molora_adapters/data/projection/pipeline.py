@@ -87,7 +87,9 @@ class ProjectConfig:
         if isinstance(self.pairing, dict):  # from `dataclasses.asdict` / JSON
             self.pairing = PairingConfig(**self.pairing)
         if not isinstance(self.pairing, PairingConfig):
-            raise TypeError(f"`pairing` must be a PairingConfig or a dict of its fields, got {self.pairing!r}.")
+            raise TypeError(
+                f"`pairing` must be a PairingConfig or a dict of its fields, got {self.pairing!r}."
+            )
         if self.shard_size < 1:
             raise ValueError(f"`shard_size` must be >= 1, got {self.shard_size!r}.")
         if self.limit is not None and self.limit < 1:
