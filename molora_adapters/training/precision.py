@@ -1,21 +1,11 @@
-"""Mixed precision where the hardware supports it: bf16 autocast on CUDA and on CPUs with native bf16 units."""
+"""Mixed precision for training: bf16 autocast on CUDA and on CPUs with native bf16 units (see
+:mod:`molora_adapters.utils.precision`, which the pipeline uses too)."""
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-
-@functools.cache
-def _cpu_has_bf16() -> bool:
-    """True on CPUs with AVX512-BF16 or AMX-BF16 (where oneDNN runs bf16 matmuls natively)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+from ..utils.precision import resolve_precision
 
 
 def autocast_bf16_available(device: str | torch.device | None = None) -> bool:
@@ -28,11 +18,8 @@ def autocast_bf16_available(device: str | torch.device | None = None) -> bool:
     Args:
         device (`str` or `torch.device`, *optional*): ``"cpu"`` or ``"cuda"``.
     """
-    kind = (
-        torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
-    if kind == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if kind == "cpu":
-        return _cpu_has_bf16()
-    return False
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        return False
+    return resolve_precision("auto", device) == "bf16"
