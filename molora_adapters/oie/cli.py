@@ -20,8 +20,8 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
 
+from ..utils.io import read_lines  # noqa: F401  (re-exported: part of this module's API)
 from .benchmarks.readers import FORMAT_ALIASES
 from .benchmarks.writers import OUTPUT_FORMATS, LineResult, write_results
 
@@ -71,21 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "OIEPipeline's DEFAULT_MAX_PREDICATES_PER_CHUNK, 32); bounds the cost of a line by its length.",
     )
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
-
-
-def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]:
-    """Yield ``(line_number, text, error)`` for every line of a binary stream."""
-    for n, raw in enumerate(stream, 1):
-        raw = raw.rstrip(b"\r\n")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            yield n, None, f"invalid UTF-8 at byte {e.start}: {raw[e.start : e.start + 4]!r}"
-            continue
-        if not text.strip():
-            yield n, None, "empty line" if not text else "whitespace-only line"
-            continue
-        yield n, text, None
 
 
 def _extract(pipeline, texts: list[str], numbers: list[int], **kwargs) -> list:

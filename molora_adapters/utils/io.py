@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
     "atomic_directory",
@@ -211,3 +212,22 @@ def _commit_directory(tmp: Path, final: Path, *, overwrite: bool) -> None:
     raise OSError(
         f"Could not move the finished directory into place at {str(final)!r}: it keeps reappearing."
     )
+
+
+def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]:
+    """Yield ``(line_number, text, error)`` for every line of a binary stream (1-based numbers).
+
+    A line that is empty, whitespace-only or not valid UTF-8 gets ``text=None`` and an error message, so that
+    command-line tools can write a per-line error record instead of stopping.
+    """
+    for n, raw in enumerate(stream, 1):
+        raw = raw.rstrip(b"\r\n")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield n, None, f"invalid UTF-8 at byte {e.start}: {raw[e.start : e.start + 4]!r}"
+            continue
+        if not text.strip():
+            yield n, None, "empty line" if not text else "whitespace-only line"
+            continue
+        yield n, text, None

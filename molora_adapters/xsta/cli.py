@@ -22,6 +22,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
+from ..utils.io import read_lines
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -41,15 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_records(stream, language: str | None) -> Iterator[tuple[int, dict | None, str | None]]:
     """Yield ``(line_number, record, error)`` for every line of a binary stream."""
-    for n, raw in enumerate(stream, 1):
-        raw = raw.rstrip(b"\r\n")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            yield n, None, f"invalid UTF-8 at byte {e.start}: {raw[e.start : e.start + 4]!r}"
-            continue
-        if not text.strip():
-            yield n, None, "empty line" if not text else "whitespace-only line"
+    for n, text, error in read_lines(stream):
+        if error is not None:
+            yield n, None, error
             continue
         try:
             record = json.loads(text)
