@@ -60,6 +60,22 @@ def _molora_cache(tmp_path_factory):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_mixed_precision():
+    """Each test starts with the process's mixed-precision setting as it found it.
+
+    transformers' `TrainingArguments(bf16=True)` writes `ACCELERATE_MIXED_PRECISION=bf16` into `os.environ`, and every
+    later `TrainingArguments` of the process inherits it, so a test that trains in bf16 (the example does, on CPUs
+    with bf16 units) would make a later Trainer wrap its model's forward in bf16 autocast.
+    """
+    before = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    yield
+    if before is None:
+        os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
+    else:
+        os.environ["ACCELERATE_MIXED_PRECISION"] = before
+
+
 @pytest.fixture(scope="session")
 def embedded_e5_dir() -> str:
     """The converted embedded multilingual-e5-small directory (converted once per session)."""

@@ -131,11 +131,19 @@ def test_word_level_tags_continue_shared_subwords():
     assert [ARG_LABELS[k] for k in tags[0].tolist()] == ["A1-I", "A1-I"]
 
 
-def test_features_put_tags_on_the_unspaced_subwords(hand_tokenizer):
+@pytest.mark.parametrize("layout", ["sentence", "predicate"])
+def test_features_put_tags_on_the_unspaced_subwords(hand_tokenizer, layout):
     sentence = "汉服作为民族的"
     raws = [{"arg0": "汉服", "relation": "作为", "args": ["民族的"]}]
     records = build_records([(sentence, None, raws, {})], language="zh", id_prefix="t")
-    (feat,) = build_oie_features(records, hand_tokenizer)
+    (feat,) = build_oie_features(records, hand_tokenizer, layout=layout)
+    if layout == "sentence":  # one row per sentence: per-predicate fields hold one list per predicate
+        assert len(feat["argument_labels"]) == len(feat["predicate_masks"]) == 1
+        feat = {
+            **feat,
+            "argument_labels": feat["argument_labels"][0],
+            "predicate_mask": feat["predicate_masks"][0],
+        }
     pieces = hand_tokenizer.convert_ids_to_tokens(feat["input_ids"])
     assert pieces == ["<s>", "▁", "汉", "服", "作为", "民族", "的", "</s>"]
     assert [PRED_LABELS[k] if k >= 0 else None for k in feat["predicate_labels"]] == [
