@@ -134,6 +134,13 @@ class Runner:
         return seconds, cpu, samples, real
 
 
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=4)
@@ -153,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         p.error(f"--configs: unknown {bad}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    load_at_start = _load_average()  # a shared machine shows in the results
     if args.threads:
         torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer
@@ -225,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     from molora_adapters.utils.io import atomic_write_text
 
     meta = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs)",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average_at_start": load_at_start,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "bf16_autocast": autocast_bf16_available("cpu"),
