@@ -101,12 +101,20 @@ def multilingual_sentences() -> list[str]:
     return [s for s in (DATA / "multilingual_sentences.txt").read_text(encoding="utf-8").splitlines() if s]
 
 
-@pytest.fixture(scope="session")
-def tiny_tokenizer(multilingual_sentences, tmp_path_factory):
-    """An XLM-R-style Unigram tokenizer trained in-process on the shipped multilingual sentences."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+TINY_TOKENIZER = DATA / "tiny_tokenizer.json"
+"""The tiny tokenizer, trained once by :func:`train_tiny_tokenizer` and committed: the `tokenizers` Unigram trainer
+is not deterministic (six trainings in one process gave six vocabularies), and tests that compare extractions of a
+random model must see the same sub-words in every run. Regenerate with
+``python -c "import conftest; conftest.train_tiny_tokenizer()"`` from ``tests/``."""
 
+
+def train_tiny_tokenizer(path: Path = TINY_TOKENIZER) -> None:
+    """Train the XLM-R-style Unigram tokenizer on the shipped multilingual sentences and save it to ``path``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    sentences = [
+        s for s in (DATA / "multilingual_sentences.txt").read_text(encoding="utf-8").splitlines() if s
+    ]
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
@@ -115,12 +123,21 @@ def tiny_tokenizer(multilingual_sentences, tmp_path_factory):
     trainer = trainers.UnigramTrainer(
         vocab_size=TINY_VOCAB, special_tokens=specials, unk_token="<unk>", show_progress=False
     )
-    tok.train_from_iterator(multilingual_sentences * 3, trainer=trainer)
+    tok.train_from_iterator(sentences * 3, trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+    tok.save(str(path))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """An XLM-R-style Unigram tokenizer (vocabulary 1,000) trained on the shipped multilingual sentences."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_file(str(TINY_TOKENIZER)),
         bos_token="<s>",
         eos_token="</s>",
         unk_token="<unk>",
@@ -130,6 +147,3 @@ def tiny_tokenizer(multilingual_sentences, tmp_path_factory):
         sep_token="</s>",
         model_max_length=128,
     )
-    path = tmp_path_factory.mktemp("tiny_tok")
-    fast.save_pretrained(path)
-    return fast
