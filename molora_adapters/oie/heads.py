@@ -32,6 +32,7 @@ from adapters.heads import PredictionHead
 from torch import nn
 from transformers.utils import ModelOutput
 
+from ..utils.heads import register_custom_head_class
 from ..version import __version__
 from .labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS
 
@@ -334,17 +335,7 @@ def register_oie_head(model) -> None:
     Args:
         model: a flex-head `adapters` model (e.g. from ``AutoAdapterModel``).
     """
-    if not hasattr(model, "register_custom_head"):
-        raise TypeError(
-            f"`model` ({type(model).__name__}) has no prediction heads; load it with `adapters.AutoAdapterModel`."
-        )
-    existing = model.custom_heads.get(OIE_HEAD_TYPE)
-    if existing is not None and existing is not OIEHead:
-        raise ValueError(
-            f"Custom head type `{OIE_HEAD_TYPE}` is already registered as {existing!r}; "
-            "remove it from `model.custom_heads` first."
-        )
-    model.register_custom_head(OIE_HEAD_TYPE, OIEHead)
+    register_custom_head_class(model, OIE_HEAD_TYPE, OIEHead)
 
 
 def add_oie_head(

@@ -27,6 +27,7 @@ from adapters.heads import PredictionHead
 from torch import nn
 from transformers.utils import ModelOutput
 
+from ..utils.heads import register_custom_head_class
 from ..version import __version__
 from .config import XSTAConfig
 from .losses import info_nce, masked_mean, pair_attention_entropy, span_cross_entropy
@@ -280,11 +281,4 @@ def register_xsta_head(model) -> None:
     Args:
         model: a flex-head `adapters` model (e.g. from ``AutoAdapterModel``).
     """
-    if not hasattr(model, "register_custom_head"):
-        raise TypeError(
-            f"`model` ({type(model).__name__}) has no prediction heads; load it with `adapters.AutoAdapterModel`."
-        )
-    existing = model.custom_heads.get(XSTA_HEAD_TYPE)
-    if existing is not None and existing is not XSTAQAHead:
-        raise ValueError(f"Custom head type `{XSTA_HEAD_TYPE}` is already registered as {existing!r}.")
-    model.register_custom_head(XSTA_HEAD_TYPE, XSTAQAHead)
+    register_custom_head_class(model, XSTA_HEAD_TYPE, XSTAQAHead)
