@@ -11,7 +11,7 @@ No Python loop over experts or tokens runs in this path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from adapters.context import ForwardContext
@@ -151,12 +151,18 @@ def _route(
         probs = None
         gates = torch.zeros_like(logits).scatter_(-1, lang.view(-1, 1, 1), 1.0)  # (B, 1, E) hard routing
     else:
-        n_present = len(router.present_experts)
-        # softmax by hand: for a handful of experts it is ~4x faster on CPU than the fused kernel
-        probs = (logits - logits.amax(dim=-1, keepdim=True)).exp()
-        probs = probs / probs.sum(dim=-1, keepdim=True)
-        gates = sparse_top_k_gates(probs, min(top_k, n_present), n_present, config.renormalize)
+        probs, gates = _softmax_top_k(logits, config, top_k, len(router.present_experts))
     return gates, logits, probs, decision_mask, lang
+
+
+def _softmax_top_k(
+    logits: torch.Tensor, config: MixtureConfig, top_k: int, n_present: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Routing probabilities and top-k gates over the last dim of float32 ``logits`` ``(..., E)``."""
+    # softmax by hand: for a handful of experts it is ~4x faster on CPU than the fused kernel
+    probs = (logits - logits.amax(dim=-1, keepdim=True)).exp()
+    probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs, sparse_top_k_gates(probs, min(top_k, n_present), n_present, config.renormalize)
 
 
 def _record_routing(
@@ -185,6 +191,105 @@ def _record_routing(
     context.mixture_aux_losses.append(aux)
 
 
+class _Routed(NamedTuple):
+    """One adapted linear's routing, computed with its shared-input group (see :func:`_route_group`)."""
+
+    x: torch.Tensor  # the input it was computed for (identity checked when used)
+    h: torch.Tensor  # (B, T, R) gated rank activations, LoRA scaling folded in
+    gates: torch.Tensor  # (B, T, E) top-k gates
+    logits: torch.Tensor  # (B, T, E) float32 router logits
+    probs: torch.Tensor  # (B, T, E) routing probabilities
+    decision_mask: torch.Tensor | None  # (B, T) attention mask
+    lang: torch.Tensor | None  # (B,) language targets of the language-supervision loss
+
+
+def _fusable(router: Router, loras: list, x: torch.Tensor) -> bool:
+    """Whether a layer's token routing and A projection can run fused with its siblings' (dense path, all
+    experts present with one rank, the router reads the experts' input: no jitter, no dropout)."""
+    dropout = loras[0].lora_dropout
+    return (
+        router.all_present
+        and router.equal_ranks
+        and router.weight.dtype == x.dtype
+        and not (router.training and router.jitter_noise > 0)
+        and not (isinstance(dropout, torch.nn.Dropout) and dropout.training and dropout.p > 0)
+    )
+
+
+def _route_group(
+    routers, keys: list[str], config: MixtureConfig, top_k: int, x: torch.Tensor, context, name: str
+) -> list[_Routed] | None:
+    """Route the adapted linears ``keys`` that all read ``x`` ``(B, T, D)`` at once: their A projections and router
+    logits as one matmul against ``[A_1; ...; A_g; W_1; ...; W_g]`` ``(g (R + E), D)``, then one softmax and one
+    top-k over ``(B, T, g, E)``. Returns None when some member cannot be fused."""
+    members = []
+    for key in keys:
+        layer, router = routers.layers[key], routers[key]
+        loras = [layer.loras[e] for e in router.present_experts]
+        k = min(top_k, len(loras))
+        if not _fusable(router, loras, x) or use_sparse(len(loras), k, True, router.rank, x.dtype):
+            return None
+        members.append((router, loras))
+    n_exp, rank = config.n_experts, members[0][0].rank
+    if any(router.rank != rank for router, _ in members):
+        return None
+    g, width = len(members), n_exp * rank
+    weight = torch.cat(
+        [lora.lora_A for _, loras in members for lora in loras] + [r.weight for r, _ in members]
+    )
+    # A blocks first: each member's rank columns start at a multiple of E r (aligned slices for the B matmuls)
+    hx = x @ weight.to(x.dtype).t()  # (B, T, g R + g E)
+    logits = routers[keys[0]].finish(hx[..., g * width :]).unflatten(-1, (g, n_exp))  # (B, T, g, E) float32
+    if config.temperature != 1.0:
+        logits = logits / config.temperature
+    probs, gates = _softmax_top_k(logits, config, top_k, n_exp)  # (B, T, g, E)
+    scaling = torch.stack([router.layout(x.device).expert_scaling for router, _ in members])  # (g, E)
+    # (B, T, g, E, r) * (B, T, g, E, 1): each expert's gate over its own rank columns
+    h = hx[..., : g * width].unflatten(-1, (g, n_exp, rank)) * (gates * scaling).to(x.dtype)[..., None]
+    mask = _token_mask(context, x)
+    needs_lang = config.language_loss_coef > 0 and getattr(context, "output_router_logits", False)
+    lang = _language_index(context, config, name, x) if needs_lang else None
+    return [
+        _Routed(
+            x, h[..., i, :, :].flatten(-2), gates[..., i, :], logits[..., i, :], probs[..., i, :], mask, lang
+        )
+        for i in range(g)
+    ]
+
+
+def _grouped_routing(routers, key: str, adapter_setup: Mixture, top_k: int, state: LoRAState, context):
+    """This layer's routing from its shared-input group (computed now by the first member to run, then taken by
+    the others), or None to route it alone."""
+    x = state.layer_input
+    group = routers.groups.get(key)
+    if (
+        group is None
+        or state.hidden_states is not None
+        or x.dim() != 3
+        or routers.config.granularity is not Granularity.TOKEN
+        # slices of BatchSplit / Parallel: each call reads another tensor
+        or getattr(context, "mixture_rows", None) is not None
+        or context.__dict__.get("mixture_row_entries")
+    ):
+        return None
+    cache = context.__dict__.setdefault("mixture_group_routing", {})
+    done = context.__dict__.setdefault("mixture_group_done", set())
+    hit = cache.pop((adapter_setup.name, key), None)
+    done.add((adapter_setup.name, key))
+    if hit is not None and hit.x is x:
+        return hit
+    # members that have not run yet in this forward share this input (those that ran had their own)
+    keys = [key] + [k for k in group if k != key and (adapter_setup.name, k) not in done]
+    if len(keys) == 1:
+        return None
+    routed = _route_group(routers, keys, routers.config, top_k, x, context, adapter_setup.name)
+    if routed is None:
+        return None
+    for k, r in zip(keys[1:], routed[1:], strict=True):
+        cache[adapter_setup.name, k] = r
+    return routed[0]
+
+
 def compose_mixture_lora(
     layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, lvl: int = 0
 ) -> LoRAState:
@@ -208,6 +313,16 @@ def compose_mixture_lora(
 
     loras = [layer.loras[name] for name in router.present_experts]
     n_present, dtype = len(router.present_experts), expert_in.dtype
+    grouped = _grouped_routing(routers, key, adapter_setup, top_k, state, context)
+    if grouped is not None:  # routed with the layers that share its input: only the B matmul is left
+        if getattr(context, "output_router_logits", False):
+            r = grouped
+            _, suffix = context_rows(context, x.shape[0], _batch_rows(context, x))
+            _record_routing(
+                context, key + suffix, config, n_present, r.gates, r.logits, r.probs, r.decision_mask, r.lang
+            )
+        lora_b = torch.cat([lora.lora_B for lora in loras], 1) if len(loras) > 1 else loras[0].lora_B
+        return state._replace(hidden_states=grouped.h @ lora_b.to(dtype).t(), last=router.present_experts[0])
     # non-zero gates per decision
     k = 1 if config.granularity is Granularity.LANGUAGE else min(top_k, n_present)
     sparse = use_sparse(n_present, k, router.equal_ranks, router.rank, dtype)

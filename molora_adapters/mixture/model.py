@@ -83,6 +83,7 @@ class MixtureModelMixin:
 
     def _build_mixture_routers(self, config: MixtureConfig) -> MixtureRouters:
         routers: dict[str, Router] = {}
+        layers: dict[str, LoRALinear] = {}
         for layer in self._lora_layers():
             present = [layer.loras[e] if e in layer.loras else None for e in config.experts]
             if all(p is None for p in present):
@@ -93,6 +94,7 @@ class MixtureModelMixin:
                     f"Two adapted layers share the key `{key}`; this model layout is not supported."
                 )
             first = next(p for p in present if p is not None)
+            layers[key] = layer
             routers[key] = Router(
                 layer.in_features,
                 config,
@@ -103,7 +105,7 @@ class MixtureModelMixin:
             )
         if not routers:
             raise ValueError(f"None of the experts {config.experts} adapts any linear layer of this model.")
-        return MixtureRouters(config, routers)
+        return MixtureRouters(config, routers, layers)
 
     def _register_mixture(self, name: str, config: MixtureConfig) -> None:
         """Create the routers of ``name`` and record its config in the model's adapters config."""

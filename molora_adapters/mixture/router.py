@@ -124,13 +124,54 @@ class Router(nn.Module):
         return f"in_features={self.in_features}, experts={self.present_experts}, {ranks}"
 
 
-class MixtureRouters(nn.ModuleDict):
-    """All routers of one mixture, keyed by :func:`layer_key`, with the mixture's config attached."""
+# Adapted linears that read the same input tensor: adapters' q/k/v projections of one attention block.
+_SHARED_INPUT_LOCATION, _SHARED_INPUT_KEYS = "selfattn_lora", ("q", "k", "v")
 
-    def __init__(self, config: MixtureConfig, routers: dict[str, Router] | None = None):
+
+class MixtureRouters(nn.ModuleDict):
+    """All routers of one mixture, keyed by :func:`layer_key`, with the mixture's config attached.
+
+    Args:
+        config (`MixtureConfig`): the mixture's configuration.
+        routers (`dict[str, Router]`, *optional*): the routers, keyed by :func:`layer_key`.
+        layers (`dict[str, nn.Module]`, *optional*): the adapted ``LoRALinear`` of each router key. It defines the
+            shared-input groups (:attr:`groups`): the q/k/v projections of one attention block read the same input,
+            so the first of them to run computes the A projections and router logits of all of them in one matmul.
+    """
+
+    def __init__(
+        self,
+        config: MixtureConfig,
+        routers: dict[str, Router] | None = None,
+        layers: dict[str, nn.Module] | None = None,
+    ):
         super().__init__(routers or {})
         self.config = config
+        # plain attributes, not submodules (the layers belong to the model): deepcopy maps them to the copied layers
+        self.layers: dict[str, nn.Module] = dict(layers or {})
+        self.groups: dict[str, tuple[str, ...]] = shared_input_groups(self.layers)
+
+    def __setstate__(self, state: dict) -> None:  # pickles from before the shared-input groups
+        super().__setstate__(state)
+        self.__dict__.setdefault("layers", {})
+        self.__dict__.setdefault("groups", {})
 
     def extra_repr(self) -> str:
         c = self.config
         return f"experts={c.experts}, top_k={c.top_k}, granularity={c.granularity.value}"
+
+
+def shared_input_groups(layers: dict[str, nn.Module]) -> dict[str, tuple[str, ...]]:
+    """Router key -> the keys of all adapted linears that read the same input as it (itself included, in q/k/v
+    order), for keys that have at least one such sibling: the q/k/v projections of one self-attention block."""
+    by_block: dict[object, list[tuple[int, str]]] = {}
+    for key, layer in layers.items():
+        attn = getattr(layer, "attn_key", None)
+        if getattr(layer, "location_key", None) == _SHARED_INPUT_LOCATION and attn in _SHARED_INPUT_KEYS:
+            by_block.setdefault(layer.layer_idx, []).append((_SHARED_INPUT_KEYS.index(attn), key))
+    groups = {}
+    for members in by_block.values():
+        if len(members) > 1:
+            keys = tuple(k for _, k in sorted(members))
+            groups.update(dict.fromkeys(keys, keys))
+    return groups
