@@ -11,6 +11,8 @@ leak-free splits of the example (es/pt: held-out part of Re-OIE2016). Systems:
 - ``stages_1_2``: disentangled stages 1 (word embeddings) and 2 (rest of the encoder);
 - ``mt4crossoie``: stages 1 + 2 + Mixture-of-LoRA (6 language experts, top-2, token routing, language-supervised
   routing and language-balanced batches);
+- ``mt4crossoie_projected``: the same with the vendored projected XQuAD corpus added (data-based transfer: English
+  silver tuples projected onto the XQuAD translations, so the de/zh/es/ar experts train on their languages);
 - ablations: ``mt4crossoie_top1``, ``mt4crossoie_top6`` (dense), ``mt4crossoie_sentence`` (sentence routing),
   ``mt4crossoie_unsupervised`` (no language loss, natural language mix).
 
@@ -46,6 +48,10 @@ SYSTEMS = {
     "single_lora": ("single LoRA", ["--stages", "mixture", "--experts", "en", "--top-k", "1"]),
     "stages_1_2": ("stages 1+2", ["--stages", "embeddings,backbone"]),
     "mt4crossoie": ("MT4CrossOIE: stages 1+2+mixture (top-2, token)", []),
+    "mt4crossoie_projected": (
+        "MT4CrossOIE + projected XQuAD data (de, zh, es, ar, hi; vendored)",
+        ["--projected-data", "vendored"],
+    ),
     "mt4crossoie_top1": ("ablation: top-1", ["--top-k", "1"]),
     "mt4crossoie_top6": ("ablation: top-6 (dense)", ["--top-k", "6"]),
     "mt4crossoie_sentence": ("ablation: sentence routing", ["--granularity", "sentence"]),
@@ -167,6 +173,7 @@ def summarise(name: str, runs: list[dict]) -> dict:
         "train_seconds": avg("train_seconds"),
         "samples_per_second": avg("samples_per_second"),
         "scores": scores,
+        "decoding": runs[0].get("decoding"),  # chosen on CaRB dev (benchmarks/select_decoding.py)
         "seeds": per_seed,
     }
 
@@ -227,6 +234,21 @@ def report(systems: list[dict], args) -> str:
             f1 = by["mt4crossoie"]["scores"][key]["f1"]
             ok = f1 >= goal if label.startswith(">=") else f1 > goal
             lines.append(f"- MT4CrossOIE {key} F1 {label}: {f1:.3f} ({'met' if ok else 'not met'})")
+    if {"mt4crossoie", "mt4crossoie_projected"} <= set(by):
+        base, proj = by["mt4crossoie"], by["mt4crossoie_projected"]
+        keys13 = [
+            k for k in ("benchie:de", "benchie:zh", "carb:zh", "carb:hi", "carb:te") if k in base["scores"]
+        ]
+        lines.append(
+            "- Projected data (issue 13), MT4CrossOIE + projected vs without: "
+            + ", ".join(f"{k} {proj['scores'][k]['f1']:.3f} vs {base['scores'][k]['f1']:.3f}" for k in keys13)
+            + f"; mean non-en F1 {proj['mean_non_en_f1']:.3f} vs {base['mean_non_en_f1']:.3f}"
+        )
+    decoding = systems[0].get("decoding")
+    if decoding:
+        lines.append(
+            f"- Decoding (chosen on CaRB dev, `benchmarks/results/decoding_dev.json`): {json.dumps(decoding)}"
+        )
     lines += [
         "",
         "Score keys are `benchmark:language`; `carb:es` / `carb:pt` are the held-out Re-OIE2016 es/pt sentences in",
