@@ -126,6 +126,10 @@ def run_one(name: str, seed: int, args, out_root: Path) -> dict:
     result["command"] = cmd[2:]
     done.write_text(json.dumps(result, indent=2))
     marker.write_text(" ".join(cmd[2:]) + "\n")  # marks a finished run
+    if not args.keep_checkpoints:  # a finished run's staged checkpoints are several GB; scores and tsv stay
+        import shutil
+
+        shutil.rmtree(out / "train", ignore_errors=True)
     return result
 
 
@@ -278,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality_oie"))
     p.add_argument("--machine", default="2 CPU cores shared with other jobs", help="recorded in the report")
     p.add_argument("--fresh", action="store_true", help="redo finished runs instead of reusing them")
+    p.add_argument(
+        "--keep-checkpoints", action="store_true", help="keep each finished run's train/ (several GB per run)"
+    )
     args = p.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
