@@ -21,11 +21,35 @@ from ..llm.loader import _normalise, load_llm_augmented
 from ..llm.shards import MANIFEST, accepted_path, read_jsonl, read_manifest
 from ..schema import records_to_dataset
 
-__all__ = ["VENDORED_PROJECTED", "export_projected", "load_projected"]
+__all__ = ["VENDORED_PROJECTED", "export_projected", "leaked_source_ids", "load_projected"]
 
 VENDORED_PROJECTED = (
     Path(__file__).resolve().parents[2] / "resources" / "oie_train" / "projected_xquad.jsonl.gz"
 )
+
+
+def leaked_source_ids(directories: Iterable[str | Path]) -> set[str]:
+    """English source sentences (``meta.source_id``) that a pair in any language rejected as ``eval_overlap``.
+
+    A translation that collides with an evaluation sentence makes its English original a test sentence's original,
+    so the other languages' translations of it are translations of a test sentence too: they must not train.
+    """
+    ids: set[str] = set()
+    for d in [Path(p) for p in directories]:
+        for file in sorted((d / "rejects").glob("*.jsonl")):
+            for row in read_jsonl(file):
+                if row.get("reason") == "eval_overlap":
+                    meta = row.get("meta") or {}
+                    meta = json.loads(meta) if isinstance(meta, str) else meta
+                    if meta.get("source_id"):
+                        ids.add(meta["source_id"])
+    return ids
+
+
+def _source_id(row: dict[str, Any]) -> str | None:
+    meta = row.get("meta") or {}
+    meta = json.loads(meta) if isinstance(meta, str) else meta
+    return meta.get("source_id")
 
 
 def _is_records_file(path: Path) -> bool:
@@ -38,8 +62,9 @@ def load_projected(
     """Registered as ``projected``: projected multilingual OIE records.
 
     Args:
-        path (`str`, `Path` or a list of them, *optional*): output directories of ``molora project``, or JSONL
-            files of its records (``.jsonl`` / ``.jsonl.gz``, as written by :func:`export_projected`). Defaults
+        path (`str`, `Path` or a list of them, *optional*): output directories of ``molora project`` (less the
+            translations of sentences that collided with an evaluation sentence in any language, see
+            :func:`leaked_source_ids`), or JSONL files of its records (``.jsonl`` / ``.jsonl.gz``, as written by :func:`export_projected`). Defaults
             to the vendored XQuAD projection (:data:`VENDORED_PROJECTED`).
         languages (`list[str]`, *optional*): keep only these language codes.
     """
@@ -53,7 +78,9 @@ def load_projected(
     paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
     files = [p for p in paths if _is_records_file(p)]
     if not files:
-        return load_llm_augmented(paths, languages=languages)
+        ds = load_llm_augmented(paths, languages=languages)
+        leaked = leaked_source_ids(paths)
+        return ds.filter(lambda row: _source_id(row) not in leaked) if leaked else ds
     if len(files) != len(paths):
         raise ValueError(
             f"`path` mixes record files and output directories ({[str(p) for p in paths]}); pass one kind."
@@ -72,19 +99,23 @@ def load_projected(
 def export_projected(directories: Iterable[str | Path], out: str | Path) -> int:
     """Write the accepted records of ``molora project`` output directories to one JSONL(.gz) file, atomically.
 
-    Records keep their ``meta`` (provenance) and shard order; ids already written are skipped. A ``.gz`` name is
-    gzipped with a fixed timestamp, so the same records give the same bytes.
+    Records keep their ``meta`` (provenance) and shard order; ids already written are skipped, and so are
+    translations of an English sentence that another language's pair rejected as ``eval_overlap``
+    (:func:`leaked_source_ids`). A ``.gz`` name is gzipped with a fixed timestamp, so the same records give the
+    same bytes.
 
     Returns:
         `int`: the number of records written.
     """
+    directories = [Path(p) for p in directories]
+    leaked = leaked_source_ids(directories)
     lines, seen = [], set()
-    for d in [Path(p) for p in directories]:
+    for d in directories:
         if not (d / MANIFEST).is_file():
             raise FileNotFoundError(f"{str(d)!r} is not a `molora project` output directory (no {MANIFEST}).")
         for key in sorted(read_manifest(d)["shards"], key=int):
             for row in read_jsonl(accepted_path(d, int(key))):
-                if row["id"] not in seen:
+                if row["id"] not in seen and _source_id(row) not in leaked:
                     seen.add(row["id"])
                     lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True))
     data = ("\n".join(lines) + "\n" if lines else "").encode("utf-8")
