@@ -108,7 +108,7 @@ def run_one(name: str, seed: int, args, out_root: Path) -> dict:
         and marker.read_text().strip() == " ".join(cmd[2:])
     ):
         print(f"== {name} seed {seed}: reusing {done}", flush=True)
-        return json.loads(done.read_text())
+        return {**json.loads(done.read_text()), "own_expert_share": own_expert_share(out)}
     if args.fresh and out.exists():
         import shutil
 
@@ -122,6 +122,7 @@ def run_one(name: str, seed: int, args, out_root: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{name} (seed {seed}) failed (exit {proc.returncode}); see {out / 'log.txt'}")
     result = json.loads(done.read_text())
+    result["own_expert_share"] = own_expert_share(out)
     result["wall_seconds"] = round(time.time() - t0, 1)
     result["command"] = cmd[2:]
     done.write_text(json.dumps(result, indent=2))
@@ -131,6 +132,23 @@ def run_one(name: str, seed: int, args, out_root: Path) -> dict:
 
         shutil.rmtree(out / "train", ignore_errors=True)
     return result
+
+
+def own_expert_share(out: Path) -> dict[str, float] | None:
+    """Per language with an expert of its own: the share of its tokens' top-k routing slots (all layers) that go to
+    that expert, from the run's ``routing_statistics.json`` (``None`` when the system has no mixture)."""
+    path = out / "routing_statistics.json"
+    if not path.is_file():
+        return None
+    stats = json.loads(path.read_text())
+    experts = stats["experts"]
+    shares = {}
+    for lang, per_layer in stats["counts"].items():
+        if lang in experts:
+            totals = [sum(c) for c in per_layer.values()]
+            own = [c[experts.index(lang)] for c in per_layer.values()]
+            shares[lang] = round(sum(own) / max(1.0, sum(totals)), 3)
+    return shares
 
 
 def summarise(name: str, runs: list[dict]) -> dict:
@@ -178,6 +196,8 @@ def summarise(name: str, runs: list[dict]) -> dict:
         "samples_per_second": avg("samples_per_second"),
         "scores": scores,
         "decoding": runs[0].get("decoding"),  # chosen on CaRB dev (benchmarks/select_decoding.py)
+        # routing of the first seed's mixture: the share of each language's slots given to its own expert
+        "own_expert_share": runs[0].get("own_expert_share"),
         "seeds": per_seed,
     }
 
@@ -248,6 +268,23 @@ def report(systems: list[dict], args) -> str:
             + ", ".join(f"{k} {proj['scores'][k]['f1']:.3f} vs {base['scores'][k]['f1']:.3f}" for k in keys13)
             + f"; mean non-en F1 {proj['mean_non_en_f1']:.3f} vs {base['mean_non_en_f1']:.3f}"
         )
+    routed = [s for s in systems if s.get("own_expert_share")]
+    if routed:
+        lines += [
+            "",
+            "Routing (first seed): share of each language's top-k slots that go to its own expert "
+            "(uniform over 6 experts = 0.167):",
+            "",
+        ]
+        langs = sorted({k for s in routed for k in s["own_expert_share"]})
+        lines += ["| system | " + " | ".join(langs) + " |", "|" + "---|" * (len(langs) + 1)]
+        for s in routed:
+            lines.append(
+                f"| {s['name']} | "
+                + " | ".join(f"{s['own_expert_share'].get(k, float('nan')):.3f}" for k in langs)
+                + " |"
+            )
+        lines.append("")
     decoding = systems[0].get("decoding")
     if decoding:
         lines.append(
@@ -321,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/quality_oie.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     atomic_write_text(Path(f"{args.results}.md"), text + "\n")
+    import shutil
+
+    for name, suffix in (("mt4crossoie", ""), ("mt4crossoie_projected", "_projected")):
+        heatmap = out_root / f"{name}-seed{args.seeds[0]}" / "routing_heatmap.png"
+        if name in systems and heatmap.is_file():  # expert share per language per layer
+            shutil.copyfile(heatmap, f"{args.results}_routing_heatmap{suffix}.png")
     atomic_write_text(
         Path(f"{args.results}.json"), json.dumps({"systems": summaries, "meta": meta}, indent=2)
     )
