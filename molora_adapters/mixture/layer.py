@@ -279,13 +279,20 @@ def _grouped_routing(routers, key: str, adapter_setup: Mixture, top_k: int, stat
     ):
         return None
     cache = context.__dict__.setdefault("mixture_group_routing", {})
-    done = context.__dict__.setdefault("mixture_group_done", set())
+    visits = context.__dict__.setdefault("mixture_group_visits", {})
     hit = cache.pop((adapter_setup.name, key), None)
-    done.add((adapter_setup.name, key))
+    visit = visits.setdefault(
+        (adapter_setup.name, group), set()
+    )  # members that ran in this pass over the block
     if hit is not None and hit.x is x:
+        visit.add(key)
         return hit
-    # members that have not run yet in this forward share this input (those that ran had their own)
-    keys = [key] + [k for k in group if k != key and (adapter_setup.name, k) not in done]
+    if key in visit or len(visit) == len(group):
+        # a new pass over the block (a checkpointed layer recomputed in backward, or another input): start over
+        visit.clear()
+    # the members that have not run yet in this pass read the same input (those that ran had their own)
+    keys = [key] + [k for k in group if k != key and k not in visit]
+    visit.add(key)
     if len(keys) == 1:
         return None
     routed = _route_group(routers, keys, routers.config, top_k, x, context, adapter_setup.name)
