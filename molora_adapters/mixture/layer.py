@@ -4,6 +4,11 @@
    sequence for sentence / language routing); logits and the auxiliary loss go to the forward context;
 2. experts: :mod:`.compute` runs them dense in rank space or sparse (grouped per expert), whichever is cheaper.
 
+Adapted linears that read the same input (the q/k/v of one attention block, ``MixtureRouters.groups``) are routed
+together on the dense token path: the first to run computes all their A projections and router logits in one
+matmul and one softmax / top-k (:func:`_route_group`), and leaves each sibling its share in the forward context,
+which the sibling uses only for the very same input tensor (:func:`_grouped_routing`).
+
 Unselected experts contribute exactly 0 and receive exactly zero gradient. Inside ``BatchSplit`` / ``Parallel`` the
 attention mask and the language ids are sliced like the layer input (see :func:`context_rows`).
 No Python loop over experts or tokens runs in this path.
