@@ -8,7 +8,7 @@ length grouping. Arms: ``zero_shot_en``, ``translate_train``, ``xsta`` (reported
 ``xsta_source_free``, and as ``xsta_layer_7``), ``xsta_no_gdks`` / ``xsta_no_atgc`` / ``xsta_no_mgsa`` and
 ``xsta_layer_3`` / ``xsta_layer_11`` (the ablations are evaluated paired, the paper's inference).
 
-    python benchmarks/quality_xsta.py --quick   # all arms, fold 0, 1 seed, 120 steps, 24 sampled questions
+    python benchmarks/quality_xsta.py --quick   # all arms, fold 0, 1 seed, 120 steps, 20 sampled questions
     python benchmarks/quality_xsta.py           # full protocol: 4 folds x 3 seeds, all questions (GPU or long CPU)
 
 Writes ``benchmarks/results/quality_xsta.json``: ``{"arms": [{"name", "mean_f1", "mean_em", "ci95", "f1", "em"}]}``,
@@ -214,7 +214,7 @@ QUICK = {  # --quick: sized from niced CPU-time measurements (see README, X-STA 
     "max_length": 128,
     "doc_stride": 48,
     "max_query_length": 32,
-    "eval_questions": 24,
+    "eval_questions": 20,
 }
 
 
