@@ -11,6 +11,8 @@ leak-free splits of the example (es/pt: held-out part of Re-OIE2016). Systems:
 - ``stages_1_2``: disentangled stages 1 (word embeddings) and 2 (rest of the encoder);
 - ``mt4crossoie``: stages 1 + 2 + Mixture-of-LoRA (6 language experts, top-2, token routing, language-supervised
   routing and language-balanced batches);
+- ``mt4crossoie_projected``: the same with the vendored projected XQuAD corpus added (data-based transfer: English
+  silver tuples projected onto the XQuAD translations, so the de/zh/es/ar experts train on their languages);
 - ablations: ``mt4crossoie_top1``, ``mt4crossoie_top6`` (dense), ``mt4crossoie_sentence`` (sentence routing),
   ``mt4crossoie_unsupervised`` (no language loss, natural language mix).
 
@@ -46,6 +48,10 @@ SYSTEMS = {
     "single_lora": ("single LoRA", ["--stages", "mixture", "--experts", "en", "--top-k", "1"]),
     "stages_1_2": ("stages 1+2", ["--stages", "embeddings,backbone"]),
     "mt4crossoie": ("MT4CrossOIE: stages 1+2+mixture (top-2, token)", []),
+    "mt4crossoie_projected": (
+        "MT4CrossOIE + projected XQuAD data (de, zh, es, ar, hi; vendored)",
+        ["--projected-data", "vendored"],
+    ),
     "mt4crossoie_top1": ("ablation: top-1", ["--top-k", "1"]),
     "mt4crossoie_top6": ("ablation: top-6 (dense)", ["--top-k", "6"]),
     "mt4crossoie_sentence": ("ablation: sentence routing", ["--granularity", "sentence"]),
@@ -102,7 +108,7 @@ def run_one(name: str, seed: int, args, out_root: Path) -> dict:
         and marker.read_text().strip() == " ".join(cmd[2:])
     ):
         print(f"== {name} seed {seed}: reusing {done}", flush=True)
-        return json.loads(done.read_text())
+        return {**json.loads(done.read_text()), "own_expert_share": own_expert_share(out)}
     if args.fresh and out.exists():
         import shutil
 
@@ -116,11 +122,33 @@ def run_one(name: str, seed: int, args, out_root: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{name} (seed {seed}) failed (exit {proc.returncode}); see {out / 'log.txt'}")
     result = json.loads(done.read_text())
+    result["own_expert_share"] = own_expert_share(out)
     result["wall_seconds"] = round(time.time() - t0, 1)
     result["command"] = cmd[2:]
     done.write_text(json.dumps(result, indent=2))
     marker.write_text(" ".join(cmd[2:]) + "\n")  # marks a finished run
+    if not args.keep_checkpoints:  # a finished run's staged checkpoints are several GB; scores and tsv stay
+        import shutil
+
+        shutil.rmtree(out / "train", ignore_errors=True)
     return result
+
+
+def own_expert_share(out: Path) -> dict[str, float] | None:
+    """Per language with an expert of its own: the share of its tokens' top-k routing slots (all layers) that go to
+    that expert, from the run's ``routing_statistics.json`` (``None`` when the system has no mixture)."""
+    path = out / "routing_statistics.json"
+    if not path.is_file():
+        return None
+    stats = json.loads(path.read_text())
+    experts = stats["experts"]
+    shares = {}
+    for lang, per_layer in stats["counts"].items():
+        if lang in experts:
+            totals = [sum(c) for c in per_layer.values()]
+            own = [c[experts.index(lang)] for c in per_layer.values()]
+            shares[lang] = round(sum(own) / max(1.0, sum(totals)), 3)
+    return shares
 
 
 def summarise(name: str, runs: list[dict]) -> dict:
@@ -167,6 +195,9 @@ def summarise(name: str, runs: list[dict]) -> dict:
         "train_seconds": avg("train_seconds"),
         "samples_per_second": avg("samples_per_second"),
         "scores": scores,
+        "decoding": runs[0].get("decoding"),  # chosen on CaRB dev (benchmarks/select_decoding.py)
+        # routing of the first seed's mixture: the share of each language's slots given to its own expert
+        "own_expert_share": runs[0].get("own_expert_share"),
         "seeds": per_seed,
     }
 
@@ -227,6 +258,38 @@ def report(systems: list[dict], args) -> str:
             f1 = by["mt4crossoie"]["scores"][key]["f1"]
             ok = f1 >= goal if label.startswith(">=") else f1 > goal
             lines.append(f"- MT4CrossOIE {key} F1 {label}: {f1:.3f} ({'met' if ok else 'not met'})")
+    if {"mt4crossoie", "mt4crossoie_projected"} <= set(by):
+        base, proj = by["mt4crossoie"], by["mt4crossoie_projected"]
+        keys13 = [
+            k for k in ("benchie:de", "benchie:zh", "carb:zh", "carb:hi", "carb:te") if k in base["scores"]
+        ]
+        lines.append(
+            "- Projected data (issue 13), MT4CrossOIE + projected vs without: "
+            + ", ".join(f"{k} {proj['scores'][k]['f1']:.3f} vs {base['scores'][k]['f1']:.3f}" for k in keys13)
+            + f"; mean non-en F1 {proj['mean_non_en_f1']:.3f} vs {base['mean_non_en_f1']:.3f}"
+        )
+    routed = [s for s in systems if s.get("own_expert_share")]
+    if routed:
+        lines += [
+            "",
+            "Routing (first seed): share of each language's top-k slots that go to its own expert "
+            "(uniform over 6 experts = 0.167):",
+            "",
+        ]
+        langs = sorted({k for s in routed for k in s["own_expert_share"]})
+        lines += ["| system | " + " | ".join(langs) + " |", "|" + "---|" * (len(langs) + 1)]
+        for s in routed:
+            lines.append(
+                f"| {s['name']} | "
+                + " | ".join(f"{s['own_expert_share'].get(k, float('nan')):.3f}" for k in langs)
+                + " |"
+            )
+        lines.append("")
+    decoding = systems[0].get("decoding")
+    if decoding:
+        lines.append(
+            f"- Decoding (chosen on CaRB dev, `benchmarks/results/decoding_dev.json`): {json.dumps(decoding)}"
+        )
     lines += [
         "",
         "Score keys are `benchmark:language`; `carb:es` / `carb:pt` are the held-out Re-OIE2016 es/pt sentences in",
@@ -256,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality_oie"))
     p.add_argument("--machine", default="2 CPU cores shared with other jobs", help="recorded in the report")
     p.add_argument("--fresh", action="store_true", help="redo finished runs instead of reusing them")
+    p.add_argument(
+        "--keep-checkpoints", action="store_true", help="keep each finished run's train/ (several GB per run)"
+    )
     args = p.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -292,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/quality_oie.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     atomic_write_text(Path(f"{args.results}.md"), text + "\n")
+    import shutil
+
+    for name, suffix in (("mt4crossoie", ""), ("mt4crossoie_projected", "_projected")):
+        heatmap = out_root / f"{name}-seed{args.seeds[0]}" / "routing_heatmap.png"
+        if name in systems and heatmap.is_file():  # expert share per language per layer
+            shutil.copyfile(heatmap, f"{args.results}_routing_heatmap{suffix}.png")
     atomic_write_text(
         Path(f"{args.results}.json"), json.dumps({"systems": summaries, "meta": meta}, indent=2)
     )

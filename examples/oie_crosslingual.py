@@ -18,6 +18,7 @@ Writes `results.json`, `routing_heatmap.png` and `pr_curves.png` into `--output-
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import os
@@ -76,6 +77,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--llm-data", action="append", default=[], metavar="DIR", help="output of `molora annotate`"
+    )
+    p.add_argument(
+        "--projected-data",
+        action="append",
+        default=[],
+        metavar="DIR|vendored",
+        help="projected multilingual records (`molora project` output, a JSONL file of them, or `vendored`: the "
+        "XQuAD projection shipped with the package)",
     )
     p.add_argument(
         "--stages",
@@ -241,6 +250,17 @@ def load_training_data(args, log):
         gen = load_training_corpus("llm-augmented", path=d)
         log(f"  llm-augmented {d}: {len(gen)} sentences")
         data.append(gen)
+    for spec in args.projected_data:
+        if spec != "vendored" and not os.path.exists(spec):
+            raise UserError(
+                f"--projected-data: `{spec}` is neither `vendored` nor a `molora project` output (directory or JSONL)"
+            )
+        proj = load_training_corpus("projected", path=None if spec == "vendored" else spec)
+        counts = collections.Counter(proj["language"])
+        log(
+            f"  projected {spec}: {len(proj)} sentences ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"
+        )
+        data.append(proj)
     return datasets.concatenate_datasets(data)
 
 
@@ -342,6 +362,8 @@ def train(args, model, tokenizer, features, mixture, log):
     if resume:
         log(f"resuming from {train_dir}")
     trainer.train(resume_from_checkpoint=True if resume else None)
+    # the final model is in train/: with the tokenizer beside it, `OIEPipeline.from_pretrained(train_dir)` loads it
+    tokenizer.save_pretrained(str(train_dir))
     return trainer
 
 

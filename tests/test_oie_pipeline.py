@@ -373,3 +373,23 @@ def test_cli_warnings_name_the_input_line(pipe):
     ]
     assert len(messages) == 3 and all(m.startswith("Input line 3") for m in messages)  # long + 2 capped
     assert [r.line for r in results] == [1, 2, 3]
+
+
+def test_from_pretrained_restores_a_staged_run(tiny_tokenizer, multilingual_sentences, tmp_path):
+    """A staged run's output directory loads with its mixture active, and extracts as the model that wrote it."""
+    from molora_adapters.training import MT4CROSSOIE_STAGES
+    from molora_adapters.training.checkpointing import save_final_model
+
+    model = tiny_adapter_model("xlm-roberta")
+    add_oie_head(model, "oie", d_feedforward=64, n_arg_layers=2)
+    name = model.add_adapter_mixture(["en", "de"], top_k=1, expert_config=LoRAConfig(init_weights="bert"))
+    model.set_active_adapters(model.get_adapter_mixture(name))
+    with torch.no_grad():
+        model.heads["oie"].pred_classifier.bias.copy_(torch.tensor([0.0, 0.3, 0.0]))
+    model.eval()
+    save_final_model(model, tmp_path, stages=MT4CROSSOIE_STAGES, fingerprint="test")
+    tiny_tokenizer.save_pretrained(str(tmp_path))
+    expected = OIEPipeline(model, tiny_tokenizer, min_args=0, precision="fp32").extract(multilingual_sentences)
+    loaded = OIEPipeline.from_pretrained(str(tmp_path), min_args=0, precision="fp32")
+    assert str(loaded.model.active_adapters) == str(model.active_adapters)
+    assert loaded.extract(multilingual_sentences) == expected

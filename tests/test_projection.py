@@ -23,6 +23,8 @@ from molora_adapters.data.projection import (
     RejectReason,
     Sentence,
     WordAlignment,
+    eval_overlap,
+    export_projected,
     find_leaks,
     itermax,
     mutual_argmax,
@@ -32,6 +34,7 @@ from molora_adapters.data.projection import (
     split_sentences,
 )
 from molora_adapters.data.projection.align import alignment_scores
+from molora_adapters.data.projection.corpus import leaked_source_ids
 
 GOLD = Path(__file__).parent / "data" / "alignment_gold.jsonl"
 
@@ -325,6 +328,62 @@ def test_project_counts_rejects_and_loader_round_trip(tmp_path):
     meta = json.loads(zh["meta"])
     assert meta["tuples_from"] == "gold" and meta["alignment"]["method"] == "itermax"
     assert meta["source_sentence"] == "Alice20 met Bob20 ." and meta["pair_similarity"] > 0.9
+
+
+def test_export_projected_round_trips_through_the_loader(tmp_path):
+    units, concepts = _units()
+    project(units, _config(tmp_path), aligner=ConceptAligner(concepts))
+    out = tmp_path / "out"
+    n = export_projected([out], tmp_path / "a.jsonl.gz")
+    assert export_projected([out, out], tmp_path / "b.jsonl.gz") == n  # ids already written are skipped
+    assert (tmp_path / "a.jsonl.gz").read_bytes() == (
+        tmp_path / "b.jsonl.gz"
+    ).read_bytes()  # fixed gzip mtime
+    from_dir = load_training_corpus("projected", path=str(out))
+    from_file = load_training_corpus("projected", path=str(tmp_path / "a.jsonl.gz"))
+    assert n == len(from_dir) > 0 and [dict(r) for r in from_file] == [dict(r) for r in from_dir]
+    only_zh = load_training_corpus("projected", path=tmp_path / "a.jsonl.gz", languages=["zh"])
+    assert set(only_zh["language"]) == {"zh"} and len(only_zh) == from_dir["language"].count("zh")
+    with pytest.raises(ValueError, match="mixes record files and output directories"):
+        load_training_corpus("projected", path=[tmp_path / "a.jsonl.gz", out])
+    with pytest.raises(FileNotFoundError, match="not a `molora project` output directory"):
+        export_projected([tmp_path], tmp_path / "c.jsonl")
+
+
+def test_a_translation_of_a_test_sentence_leaks_its_source_in_every_language(tmp_path):
+    """One language's eval_overlap reject drops the other languages' translations of the same English sentence."""
+    units, concepts = _units()
+    project(units, _config(tmp_path), aligner=ConceptAligner(concepts))
+    out = tmp_path / "out"
+    before = load_training_corpus("projected", path=str(out))
+    source_of = {r["id"]: json.loads(r["meta"])["source_id"] for r in before}
+    leaked = source_of["u2:0:zh"]
+    assert sum(s == leaked for s in source_of.values()) == 2  # its de and zh translations
+    reject = {
+        "id": "u2:0:de",
+        "reason": "eval_overlap",
+        "detail": "de sentence collides",
+        "meta": {"source_id": leaked},
+    }
+    with open(out / "rejects" / "extra.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(reject) + "\n")
+    assert leaked_source_ids([out]) == {leaked}
+    after = load_training_corpus("projected", path=str(out))
+    assert sorted(after["id"]) == sorted(i for i, s in source_of.items() if s != leaked)
+    assert export_projected([out], tmp_path / "x.jsonl") == len(after)
+
+
+def test_vendored_projected_corpus():
+    """The shipped XQuAD projection: silver provenance, the expert languages, no evaluation sentence."""
+    ds = load_training_corpus("projected")
+    assert ds.features == OIE_FEATURES and len(ds) > 1000
+    assert set(ds["language"]) == {"de", "zh", "es", "ar", "hi"}
+    assert len(set(ds["id"])) == len(ds)
+    for row in ds.select(range(0, len(ds), 25)):
+        meta = json.loads(row["meta"])
+        assert meta["tuples_from"] == "silver" and meta["source_id"].startswith("xquad-")
+        assert row["extractions"] and all(e["relation"] for e in row["extractions"])
+    assert not any(eval_overlap(s, lang) for s, lang in zip(ds["sentence"], ds["language"], strict=True))
 
 
 def test_project_interrupt_and_resume_gives_same_shards(tmp_path):

@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -536,7 +537,8 @@ class OIEPipeline:
         head_name: str | None = None,
         **kwargs: Any,
     ) -> OIEPipeline:
-        """Load a model saved with ``model.save_pretrained`` (tokenizer files in the same directory).
+        """Load a model saved with ``model.save_pretrained``, or the output of a staged run (`StagedTrainer`, with
+        its mixtures and active setup), with the tokenizer files in the same directory.
 
         Args:
             model_name_or_path (`str`): directory or model id (``embedded:...`` ids are resolved).
@@ -548,9 +550,14 @@ class OIEPipeline:
         from transformers import AutoTokenizer
 
         from ..models import resolve_model_name_or_path
+        from ..training.checkpointing import MANIFEST_NAME, load_staged_model
 
         path = resolve_model_name_or_path(model_name_or_path)
-        model = AutoAdapterModel.from_pretrained(path)  # saved OIE heads come back (the seam's head hook)
+        if (Path(path) / MANIFEST_NAME).is_file():
+            # a staged run's output: its mixtures, active setup and head come back as at the end of training
+            model = load_staged_model(path)
+        else:
+            model = AutoAdapterModel.from_pretrained(path)  # saved OIE heads come back (the seam's head hook)
         model.eval()
         if adapter is not None:
             name = model.load_adapter(adapter, with_head=True)

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ...utils.io import atomic_write_text
+from ...utils.io import atomic_write_text, open_text
 
 MANIFEST = "manifest.json"
 RUN_FILE = "run.json"
@@ -37,9 +37,10 @@ def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL file; a bad line raises a `ValueError` naming the file and line."""
+    """Read a JSONL file (gunzipped if its name ends in ``.gz``); a bad line raises a `ValueError` naming the file
+    and line."""
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue

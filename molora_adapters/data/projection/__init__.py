@@ -6,12 +6,13 @@ SimAlign-style with the embedded multilingual encoder (:mod:`.align`), and each 
 relation and objects become contiguous target spans or a reject with its reason (:mod:`.project`).
 The output has the layout and record schema of ``molora annotate`` (:mod:`.pipeline`).
 
-The ``projected`` corpus loader (the ``llm-augmented`` loader under this feature's name) is registered lazily
-by :mod:`molora_adapters.data`; importing this package registers the ``xquad`` / ``reoie2016`` parallel sources.
+The ``projected`` corpus loader (:mod:`.corpus`: ``molora project`` output, or the vendored XQuAD projection) is
+registered lazily by :mod:`molora_adapters.data`; importing this package registers the ``xquad`` / ``reoie2016``
+parallel sources.
 """
 
-from ..llm.loader import load_llm_augmented
 from .align import AlignMethod, EncodedSentence, EncoderAligner, WordAlignment, itermax, mutual_argmax
+from .corpus import VENDORED_PROJECTED, export_projected, load_projected
 from .leaks import eval_overlap, find_leaks
 from .pairing import PairingConfig, PairOutcome, pair_sentences
 from .pipeline import ProjectConfig, ProjectReport, SilverExtractor, project
@@ -19,17 +20,6 @@ from .project import ProjectedTuple, ProjectionReject, RejectReason, project_tup
 from .sentences import Sentence, split_sentences
 from .silver import pipeline_extractor
 from .sources import PARALLEL_SOURCES, ParallelUnit, load_parallel_source, register_parallel_source
-
-
-def load_projected(path=None, languages=None, **kwargs):
-    """Registered as ``projected``: the accepted records of ``molora project`` output directories.
-
-    Args:
-        path (`str` or `list[str]`): output directories of ``molora project``.
-        languages (`list[str]`, *optional*): keep only these language codes.
-    """
-    return load_llm_augmented(path, languages=languages, **kwargs)
-
 
 __all__ = [
     "AlignMethod",
@@ -46,8 +36,10 @@ __all__ = [
     "RejectReason",
     "Sentence",
     "SilverExtractor",
+    "VENDORED_PROJECTED",
     "WordAlignment",
     "eval_overlap",
+    "export_projected",
     "find_leaks",
     "itermax",
     "load_parallel_source",

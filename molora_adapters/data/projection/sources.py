@@ -9,7 +9,8 @@ name           what                                                             
 =============  ===============================================================  ======================
 ``xquad``      XQuAD contexts (240 Wikipedia paragraphs, 12 languages, the      silver (a trained
                same question ids in every language; CC BY-SA 4.0); ``path``:    English model)
-               the directory with ``xquad.<lang>.json``
+               the directory with ``xquad.<lang>.json[.gz]`` (default: the
+               copy vendored for X-STA)
 ``reoie2016``  Re-OIE2016 en with its es/pt translations (vendored gold, one     gold
                unit of 595 sentences); an *evaluation* set: use it to measure
                projection, never to train
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ...registry import Registry
+from ...utils.io import open_text
 from .sentences import Sentence, split_sentences
 
 __all__ = ["PARALLEL_SOURCES", "ParallelUnit", "load_parallel_source", "register_parallel_source"]
@@ -72,11 +74,14 @@ def load_parallel_source(
 
 def _xquad_paragraphs(path: Path, lang: str) -> dict[str, str]:
     file = path / f"xquad.{lang}.json"
+    if not file.is_file() and (path / f"xquad.{lang}.json.gz").is_file():
+        file = path / f"xquad.{lang}.json.gz"
     if not file.is_file():
         raise FileNotFoundError(
-            f"XQuAD file {str(file)!r} does not exist; `path` must hold xquad.<lang>.json."
+            f"XQuAD file {str(file)!r} does not exist; `path` must hold xquad.<lang>.json (or .json.gz)."
         )
-    data = json.loads(file.read_text(encoding="utf-8"))
+    with open_text(file) as f:
+        data = json.load(f)
     out = {}
     for art in data["data"]:
         for para in art["paragraphs"]:
@@ -90,14 +95,11 @@ def load_xquad(languages: list[str], path: str | None = None, **_: Any) -> list[
     """XQuAD contexts as units (see module docstring). Paragraph order is the English file's order.
 
     Args:
-        languages (`list[str]`): target languages (each needs ``xquad.<lang>.json``).
-        path (`str`): directory with the XQuAD files (required: the data is not shipped).
+        languages (`list[str]`): target languages (each needs ``xquad.<lang>.json`` or ``.json.gz``).
+        path (`str`, *optional*): directory with the XQuAD files; defaults to the vendored copy
+            (``molora_adapters/resources/xquad``, CC BY-SA 4.0, see its SOURCES.md).
     """
-    if path is None:
-        raise ValueError(
-            "`path` is required for the `xquad` source: the directory holding xquad.<lang>.json."
-        )
-    root = Path(path)
+    root = Path(path) if path is not None else Path(__file__).resolve().parents[2] / "resources" / "xquad"
     english = _xquad_paragraphs(root, "en")
     targets = {lang: _xquad_paragraphs(root, lang) for lang in languages}
     for lang, paras in targets.items():
