@@ -176,6 +176,34 @@ def test_atgc_norm_uses_only_real_tokens():
     assert torch.equal(norm.running_mean[0], torch.zeros(8))  # other languages untouched
 
 
+def test_atgc_norm_statistics_are_bias_corrected():
+    # regression (issue 14): with a plain EMA from (0, 1), a target language seen in 3 batches of a 30-step run was
+    # normalised at eval with var ~0.75 instead of its ~0.075, flattening target logits against the teacher's
+    torch.manual_seed(0)
+    norm = LanguageNorm(4, ["en", "de", "zh"], momentum=0.1, eps=1e-8, fallback="en").train()
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    batches = [torch.randn(2, 3, 4) * 0.3 + k for k in range(3)]
+    for x in batches:
+        norm(x, mask, "de")
+    means = [x.reshape(-1, 4).mean(0) for x in batches]
+    variances = [x.reshape(-1, 4).var(0, unbiased=False) for x in batches]
+    # rates 1, 1/2, 1/3: the cumulative average of the batch statistics
+    torch.testing.assert_close(norm.running_mean[1], sum(means) / 3)
+    torch.testing.assert_close(norm.running_var[1], sum(variances) / 3)
+    for x in batches[:1] * 20:
+        norm(x, mask, "en")
+    norm.eval()
+    probe = torch.randn(1, 3, 4)
+    # unseen zh uses en's statistics; after 20 batches at rate max(0.1, 1/n), en's equal the repeated batch's
+    torch.testing.assert_close(norm(probe, mask[:1], "zh"), norm(probe, mask[:1], "en"))
+    torch.testing.assert_close(norm.running_mean[0], means[0])
+    # heads saved before the counts existed still load (as long-tracked statistics)
+    state = {k: v for k, v in norm.state_dict().items() if k != "num_batches_tracked"}
+    fresh = LanguageNorm(4, ["en", "de", "zh"], momentum=0.1, eps=1e-8)
+    fresh.load_state_dict(state)
+    assert int(fresh.num_batches_tracked.min()) > 0
+
+
 # ---- MGSA --------------------------------------------------------------------------------------------------------
 def test_info_nce_hand_computed():
     s = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
@@ -395,6 +423,75 @@ def test_xquad_split_windows_and_pair_batches(tiny_tokenizer):
     assert list(sampler) == list(PairBatchSampler(items, batch_size=4, seed=1))
 
 
+def test_pair_windows_cover_the_same_stretch_of_context(tiny_tokenizer):
+    # regression (issue 14): target window k was paired with source window k, so a translation that tokenises into
+    # more windows had its answer window paired with a source window about another part of the context
+    from molora_adapters.xsta import build_features, build_pair_features
+    from molora_adapters.xsta.data import QAExample
+
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    src_ctx = " ".join(words * 3) + " Paris is the capital."
+    tgt_ctx = " ".join(w + " " + w for w in words * 3) + " Paris ist die Hauptstadt."
+    src = QAExample("q", "", src_ctx, "What is the capital?", (("Paris", src_ctx.index("Paris")),), "en")
+    tgt = QAExample("q", "", tgt_ctx, "Was ist die Hauptstadt?", (("Paris", tgt_ctx.index("Paris")),), "de")
+    kw = dict(max_length=48, doc_stride=16, max_query_length=12)
+    s_feats, t_feats = (
+        build_features(tiny_tokenizer, [src], **kw),
+        build_features(tiny_tokenizer, [tgt], **kw),
+    )
+    assert len(t_feats) > len(s_feats) > 1
+    pairs = build_pair_features(s_feats, t_feats)
+    assert [p["target"]["window"] for p in pairs] == list(range(len(t_feats)))
+    for p in pairs:  # the chosen source window overlaps the target's stretch at least as much as any other
+        (t0, t1), (s0, s1) = p["target"]["span"], p["source"]["span"]
+        best = max(max(0.0, min(w["span"][1], t1) - max(w["span"][0], t0)) for w in s_feats)
+        assert min(s1, t1) - max(s0, t0) == pytest.approx(best)
+    windows = [(p["source"]["window"], p["target"]["window"]) for p in pairs]
+    assert windows[0] == (0, 0) and windows[-1] == (len(s_feats) - 1, len(t_feats) - 1)
+    assert [s for s, _ in windows] == sorted(s for s, _ in windows)  # monotone alignment
+    for p in pairs:  # the window holding the answer is paired with the source window holding it
+        if p["target"]["start_positions"]:
+            assert p["source"]["start_positions"] > 0
+
+
+def test_paired_inference_on_identical_halves_matches_source_free(tiny_tokenizer):
+    # regression (issue 14): paired = target + teacher logits; when the source half is the target itself GDKS is
+    # the identity, so the answers must be those of source-free inference while the teacher has learnt nothing
+    from molora_adapters.xsta import DataCollatorForXSTA, QAInput, XSTAQuestionAnsweringPipeline
+
+    model = _model(languages=["en", "de"])
+    head = model.heads["xsta"]
+    assert head.teacher.query.weight.std() < 0.03  # the encoder's init, as the released code's init_weights()
+    pipe = XSTAQuestionAnsweringPipeline(
+        model, tiny_tokenizer, max_length=48, doc_stride=16, max_query_length=12
+    )
+    ctxs = [
+        "The capital of France is Paris and it is very big, bigger than most other cities.",
+        "Berlin is the capital of Germany. It has many museums and a long history.",
+        "Water boils at one hundred degrees at sea level and freezes at zero degrees.",
+    ]
+    qs = ["What is the capital?", "What does Berlin have?", "When does water boil?"]
+    free = [
+        {"question": q, "context": c, "language": "en", "id": str(i)}
+        for i, (q, c) in enumerate(zip(qs, ctxs, strict=True))
+    ]
+    paired = [{**f, "source_question": f["question"], "source_context": f["context"]} for f in free]
+    answers_free = [o["answer"] for o in pipe(free)]
+    assert [o["answer"] for o in pipe(paired)] == answers_free
+    items = pipe.preprocess([QAInput.from_dict(d) for d in paired])
+    batch = DataCollatorForXSTA(tiny_tokenizer)(items)
+    single = DataCollatorForXSTA(tiny_tokenizer)([it["target"] for it in items])
+    with torch.no_grad():
+        out, ref = model(**batch, return_dict=True), model(**single, return_dict=True)
+    torch.testing.assert_close(
+        out.start_logits - out.teacher_start_logits, ref.start_logits, atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(out.end_logits - out.teacher_end_logits, ref.end_logits, atol=1e-5, rtol=0)
+    real = single["attention_mask"].bool()
+    spread = (out.teacher_start_logits - out.teacher_start_logits[:, :1]).abs()[real].max()
+    assert spread < 0.1 * (ref.start_logits - ref.start_logits[:, :1]).abs()[real].max()
+
+
 # ---- training with adapters ------------------------------------------------------------------------------------
 def test_trainer_with_lora_and_mixture(tmp_path, tiny_tokenizer):
     from transformers import TrainingArguments
@@ -567,3 +664,32 @@ def test_import_does_not_load_xsta():
     code = "import sys, molora_adapters; print(sorted(m for m in sys.modules if 'xsta' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_quality_benchmark_pools_folds_and_seeds():
+    # the benchmark's aggregation: per question the mean over seeds, questions pooled over folds, 11-language means
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "quality_xsta.py"
+    spec = importlib.util.spec_from_file_location("quality_xsta", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    langs = ["en", "de", "ro"]
+
+    def run(ids, f1):
+        return {lang: {q: (float(f1 == 1.0), f1) for q in ids} for lang in langs}
+
+    runs = [run(["a", "b"], 1.0), run(["a", "b"], 0.0), run(["c"], 0.5)]  # fold 0 x 2 seeds, fold 1 x 1 seed
+    entry, (ids, per_q) = bench.summarise("x", runs, langs, np.random.default_rng(0), 50)
+    assert ids == ["a", "b", "c"] and per_q.tolist() == [0.5, 0.5, 0.5]
+    assert entry["f1"] == {"en": 50.0, "de": 50.0, "ro": 50.0} and entry["mean_f1"] == 50.0
+    assert entry["em"]["de"] == round(100 / 3, 2) and entry["ro_f1"] == 50.0 and entry["ci95"] == [50.0, 50.0]
+    assert {"name", "mean_f1", "mean_em", "ci95", "f1", "em"} <= set(entry)
+    diff = bench.paired_diff((ids, per_q), (ids, per_q * 0), np.random.default_rng(0), 50)
+    assert diff["mean_f1_diff"] == 50.0
+    assert bench.evals_of("xsta") == [("xsta_paired", True), ("xsta_source_free", False)]
+    assert bench.evals_of("translate_train") == [("translate_train", False)]
+    assert bench.evals_of("xsta_no_gdks") == [("xsta_no_gdks", True)]

@@ -180,7 +180,8 @@ def build_features(
 ) -> list[dict[str, Any]]:
     """Tokenise examples into windows (question + a stretch of context, ``doc_stride`` tokens of overlap).
 
-    Each feature holds ``input_ids``, ``attention_mask``, ``example_id``, ``window``, ``language`` and either
+    Each feature holds ``input_ids``, ``attention_mask``, ``example_id``, ``window``, ``language``, ``span`` (the
+    window's stretch of context as fractions ``(start, end)`` of the context's length) and either
     ``start_positions`` / ``end_positions`` (``train=True``; 0 = the first token when the answer is outside the
     window, SQuAD convention; untrainable examples are skipped) or ``offsets`` (character span of each context token,
     ``None`` elsewhere) for post-processing.
@@ -220,10 +221,13 @@ def build_features(
             "language": ex.language,
         }
         window_of[ex.id] += 1
+        ctx = [k for k, s in enumerate(seq_ids) if s == context_index]
+        # the window's stretch of context as fractions of the context's length, to align windows across languages
+        n_chars = max(1, len(ex.context))
+        feat["span"] = (offsets[ctx[0]][0] / n_chars, offsets[ctx[-1]][1] / n_chars) if ctx else (0.0, 0.0)
         if train:
             text, start_char = ex.answers[0]
             end_char = start_char + len(text)
-            ctx = [k for k, s in enumerate(seq_ids) if s == context_index]
             start_tok = end_tok = 0
             if ctx and offsets[ctx[0]][0] <= start_char and offsets[ctx[-1]][1] >= end_char:
                 start_tok = next(k for k in ctx if offsets[k][1] > start_char)
@@ -237,11 +241,32 @@ def build_features(
     return features
 
 
+def _aligned_window(windows: Sequence[dict[str, Any]], feat: dict[str, Any]) -> dict[str, Any]:
+    """The source window covering the same stretch of the (parallel) context as target window ``feat``.
+
+    Windows of two languages cover different fractions of the context (a translation tokenises into more or fewer
+    tokens), so window ``k`` of one is not window ``k`` of the other: pick the source window whose context span,
+    as fractions of the context's length, overlaps ``feat``'s most (ties: the nearest centre, then the lower index).
+    Features without ``span`` fall back to the same index, clipped to the source's window count.
+    """
+    if "span" not in feat or any("span" not in w for w in windows):
+        return windows[min(feat["window"], len(windows) - 1)]
+    t0, t1 = feat["span"]
+
+    def key(item: tuple[int, dict[str, Any]]) -> tuple[float, float, int]:
+        k, w = item
+        s0, s1 = w["span"]
+        return (-max(0.0, min(s1, t1) - max(s0, t0)), abs((s0 + s1) - (t0 + t1)), k)
+
+    return min(enumerate(windows), key=key)[1]
+
+
 def build_pair_features(
     source: Sequence[dict[str, Any]], target: Sequence[dict[str, Any]]
 ) -> list[dict[str, dict[str, Any]]]:
-    """Pair each target window with the source window of the same question (same index, clipped to the source's
-    window count): ``[{"source": feature, "target": feature}]``. Questions missing on either side are skipped."""
+    """Pair each target window with the source window of the same question that covers the same stretch of the
+    context (see :func:`_aligned_window`): ``[{"source": feature, "target": feature}]``. Questions missing on either
+    side are skipped."""
     by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for feat in source:
         by_id[feat["example_id"]].append(feat)
@@ -249,7 +274,7 @@ def build_pair_features(
     for feat in target:
         windows = by_id.get(feat["example_id"])
         if windows:
-            pairs.append({"source": windows[min(feat["window"], len(windows) - 1)], "target": feat})
+            pairs.append({"source": _aligned_window(windows, feat), "target": feat})
     return pairs
 
 

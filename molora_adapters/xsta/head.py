@@ -67,29 +67,61 @@ class XSTAHeadOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
+def init_linear_layers(module: nn.Module, std: float) -> None:
+    """The encoder's initialisation for every ``nn.Linear`` of ``module``: weights ``N(0, std)``, zero biases.
+
+    Like the released code's ``init_weights()``. PyTorch's default (Kaiming-uniform) init of the teacher's Q/K makes
+    its attention, and so the teacher logits added to the target's at paired inference, far from uniform at step 0;
+    with ``std = 0.02`` the teacher starts as a near-constant shift and only contributes what it has learnt.
+    """
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            nn.init.normal_(sub.weight, mean=0.0, std=std)
+            if sub.bias is not None:
+                nn.init.zeros_(sub.bias)
+
+
 LOSS_PARTS = ("source_loss", "target_loss", "teacher_loss", "entropy_loss", "infonce_loss")
 
 
 class LanguageNorm(nn.Module):
     """Per-language normalisation without affine parameters, statistics over real tokens only.
 
+    Running statistics are bias-corrected: the update rate of a language is ``max(momentum, 1 / n)`` after its
+    ``n``-th training batch (a cumulative average first, then the exponential one), so a language seen in only a few
+    batches is normalised with its own statistics, not with a blend dominated by the initial zero mean and unit
+    variance. At eval, a language never seen in training uses the statistics of ``fallback`` (the source language).
+
     Args:
         hidden_size (`int`): feature size.
         languages (`list[str]`): languages with their own running statistics.
         momentum (`float`): running-statistics update rate.
         eps (`float`): variance epsilon.
+        fallback (`str`, *optional*): language whose statistics stand in for a language without any.
     """
 
-    def __init__(self, hidden_size: int, languages: list[str], momentum: float, eps: float) -> None:
+    def __init__(
+        self, hidden_size: int, languages: list[str], momentum: float, eps: float, fallback: str | None = None
+    ) -> None:
         super().__init__()
         self.languages = list(languages)
         self.index = {code: i for i, code in enumerate(self.languages)}
-        self.momentum, self.eps = momentum, eps
+        if fallback is not None and fallback not in self.index:
+            raise ValueError(f"`fallback` {fallback!r} must be one of `languages` {self.languages}.")
+        self.momentum, self.eps, self.fallback = momentum, eps, fallback
         self.register_buffer("running_mean", torch.zeros(len(self.languages), hidden_size))
         self.register_buffer("running_var", torch.ones(len(self.languages), hidden_size))
+        self.register_buffer("num_batches_tracked", torch.zeros(len(self.languages), dtype=torch.long))
 
     def extra_repr(self) -> str:
-        return f"languages={self.languages}, momentum={self.momentum}, eps={self.eps}"
+        return f"languages={self.languages}, momentum={self.momentum}, eps={self.eps}, fallback={self.fallback!r}"
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # heads saved before bias-corrected statistics have no counts: treat every language as long tracked
+        key = prefix + "num_batches_tracked"
+        if key not in state_dict and prefix + "running_mean" in state_dict:
+            state_dict[key] = torch.full_like(self.num_batches_tracked, 1_000_000)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def language_index(self, code: str) -> int:
         if code not in self.index:
@@ -109,9 +141,13 @@ class LanguageNorm(nn.Module):
             mean = (x * w).sum((0, 1)) / count  # (H,)
             var = (((x - mean) * w) ** 2).sum((0, 1)) / count
             with torch.no_grad():
-                self.running_mean[i].lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-                self.running_var[i].lerp_(var.detach().to(self.running_var.dtype), self.momentum)
+                self.num_batches_tracked[i] += 1
+                rate = max(self.momentum, 1.0 / float(self.num_batches_tracked[i]))
+                self.running_mean[i].lerp_(mean.detach().to(self.running_mean.dtype), rate)
+                self.running_var[i].lerp_(var.detach().to(self.running_var.dtype), rate)
         else:
+            if self.fallback is not None and int(self.num_batches_tracked[i]) == 0:
+                i = self.index[self.fallback]
             mean, var = self.running_mean[i].float(), self.running_var[i].float()
         return ((x - mean) / torch.sqrt(var + self.eps)).to(states.dtype)
 
@@ -173,10 +209,13 @@ class XSTAQAHead(PredictionHead):
         hidden = model.config.hidden_size
         self.qa_outputs = nn.Linear(hidden, 2)
         if cfg.use_atgc:
-            self.norm = LanguageNorm(hidden, cfg.languages, cfg.norm_momentum, cfg.norm_eps)
+            self.norm = LanguageNorm(
+                hidden, cfg.languages, cfg.norm_momentum, cfg.norm_eps, fallback=cfg.source_language
+            )
             self.teacher = TeacherAttention(hidden, cfg.teacher_heads or model.config.num_attention_heads)
         if cfg.use_mgsa:
             self.projection = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
+        init_linear_layers(self, getattr(model.config, "initializer_range", 0.02))
         self.train(model.training)
 
     def _normalise(

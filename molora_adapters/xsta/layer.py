@@ -40,15 +40,21 @@ class KnowledgeSharing(nn.Module):
     Args:
         hidden_size (`int`): the encoder's hidden size ``H``.
         config (`XSTAConfig`): the setup's configuration (``layer``, ``gate_scale``, ``correction_dropout``).
+        init_std (`float`, *optional*, defaults to 0.02): standard deviation of the correction's initial weights
+            (the encoder's ``initializer_range``, as the released code's ``init_weights()``; zero bias).
     """
 
-    def __init__(self, hidden_size: int, config: XSTAConfig, device=None, dtype=None) -> None:
+    def __init__(
+        self, hidden_size: int, config: XSTAConfig, device=None, dtype=None, init_std: float = 0.02
+    ) -> None:
         super().__init__()
         self.layer = config.layer
         self.gate_scale = config.gate_scale
         self.hidden_size = hidden_size
         self.dropout = nn.Dropout(config.correction_dropout)
         self.correction = nn.Linear(2 * hidden_size, hidden_size, device=device, dtype=dtype)
+        nn.init.normal_(self.correction.weight, mean=0.0, std=init_std)
+        nn.init.zeros_(self.correction.bias)
         self.gate_weight = nn.Parameter(torch.ones((), device=device, dtype=dtype))
         self.gate_bias = nn.Parameter(torch.zeros((), device=device, dtype=dtype))
 

@@ -80,7 +80,11 @@ class XSTAModelMixin:
         if config.use_gdks:
             param = next(self.base_model.parameters())
             self._xsta_store(create=True)[name] = KnowledgeSharing(
-                self.config.hidden_size, config, device=param.device, dtype=param.dtype
+                self.config.hidden_size,
+                config,
+                device=param.device,
+                dtype=param.dtype,
+                init_std=getattr(self.config, "initializer_range", 0.02),
             )
         self.adapters_config.xsta[name] = config.to_dict()
 
