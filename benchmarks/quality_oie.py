@@ -137,11 +137,17 @@ def run_one(name: str, seed: int, args, out_root: Path) -> dict:
 def own_expert_share(out: Path) -> dict[str, float] | None:
     """Per language with an expert of its own: the share of its tokens' top-k routing slots (all layers) that go to
     that expert, from the run's ``routing_statistics.json`` (``None`` when the system has no mixture)."""
-    path = out / "routing_statistics.json"
-    if not path.is_file():
-        return None
+    path, results = out / "routing_statistics.json", out / "results.json"
+    if (
+        not path.is_file()
+        or not results.is_file()
+        or "mixture" not in json.loads(results.read_text())["stages"]
+    ):
+        return None  # systems without a mixture stage route through an untrained, inactive mixture
     stats = json.loads(path.read_text())
     experts = stats["experts"]
+    if len(experts) < 2:
+        return None
     shares = {}
     for lang, per_layer in stats["counts"].items():
         if lang in experts:
