@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -110,8 +111,6 @@ def run_one(name: str, seed: int, args, out_root: Path) -> dict:
         print(f"== {name} seed {seed}: reusing {done}", flush=True)
         return {**json.loads(done.read_text()), "own_expert_share": own_expert_share(out)}
     if args.fresh and out.exists():
-        import shutil
-
         shutil.rmtree(out)
     print(f"== {name} seed {seed}: {' '.join(cmd[2:])}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,8 +127,6 @@ def run_one(name: str, seed: int, args, out_root: Path) -> dict:
     done.write_text(json.dumps(result, indent=2))
     marker.write_text(" ".join(cmd[2:]) + "\n")  # marks a finished run
     if not args.keep_checkpoints:  # a finished run's staged checkpoints are several GB; scores and tsv stay
-        import shutil
-
         shutil.rmtree(out / "train", ignore_errors=True)
     return result
 
@@ -364,8 +361,6 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/quality_oie.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     atomic_write_text(Path(f"{args.results}.md"), text + "\n")
-    import shutil
-
     for name, suffix in (("mt4crossoie", ""), ("mt4crossoie_projected", "_projected")):
         heatmap = out_root / f"{name}-seed{args.seeds[0]}" / "routing_heatmap.png"
         if name in systems and heatmap.is_file():  # expert share per language per layer

@@ -35,6 +35,33 @@ def _normalise(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def accepted_files(directories: Iterable[Path]) -> list[Path]:
+    """The accepted-record shard files of output directories, in shard order (a listed shard must exist)."""
+    files = []
+    for d in directories:
+        for key in sorted(read_manifest(d)["shards"], key=int):
+            file = accepted_path(d, int(key))
+            if not file.is_file():
+                raise FileNotFoundError(
+                    f"{file} is listed in {d / MANIFEST} but missing; re-run the command."
+                )
+            files.append(file)
+    return files
+
+
+def load_record_files(files: Iterable[Path], languages: list[str] | None = None) -> datasets.Dataset:
+    """Records of JSONL files as one dataset, de-duplicated by ``id`` (first wins), optionally by language."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for file in files:
+        for row in read_jsonl(file):
+            if row["id"] in seen or (languages and row["language"] not in languages):
+                continue
+            seen.add(row["id"])
+            rows.append(_normalise(row))
+    return records_to_dataset(rows)
+
+
 def load_llm_augmented(
     path: str | Path | Iterable[str | Path] | None = None, languages: list[str] | None = None
 ) -> datasets.Dataset:
@@ -46,21 +73,7 @@ def load_llm_augmented(
         path (`str`, `Path` or a list of them): output directories of ``molora annotate``.
         languages (`list[str]`, *optional*): keep only these language codes.
     """
-    rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for d in _as_dirs(path, "the `llm-augmented` loader"):
-        for key in sorted(read_manifest(d)["shards"]):
-            file = accepted_path(d, int(key))
-            if not file.is_file():
-                raise FileNotFoundError(
-                    f"{file} is listed in {d / MANIFEST} but missing; re-run `molora annotate`."
-                )
-            for row in read_jsonl(file):
-                if row["id"] in seen or (languages and row["language"] not in languages):
-                    continue
-                seen.add(row["id"])
-                rows.append(_normalise(row))
-    return records_to_dataset(rows)
+    return load_record_files(accepted_files(_as_dirs(path, "the `llm-augmented` loader")), languages)
 
 
 def build_openie4pp(

@@ -17,9 +17,8 @@ from typing import Any
 import datasets
 
 from ...utils.io import atomic_write_bytes
-from ..llm.loader import _normalise, load_llm_augmented
-from ..llm.shards import MANIFEST, accepted_path, read_jsonl, read_manifest
-from ..schema import records_to_dataset
+from ..llm.loader import accepted_files, load_llm_augmented, load_record_files
+from ..llm.shards import MANIFEST, read_jsonl
 
 __all__ = ["VENDORED_PROJECTED", "export_projected", "leaked_source_ids", "load_projected"]
 
@@ -38,11 +37,8 @@ def leaked_source_ids(directories: Iterable[str | Path]) -> set[str]:
     for d in [Path(p) for p in directories]:
         for file in sorted((d / "rejects").glob("*.jsonl")):
             for row in read_jsonl(file):
-                if row.get("reason") == "eval_overlap":
-                    meta = row.get("meta") or {}
-                    meta = json.loads(meta) if isinstance(meta, str) else meta
-                    if meta.get("source_id"):
-                        ids.add(meta["source_id"])
+                if row.get("reason") == "eval_overlap" and _source_id(row):
+                    ids.add(_source_id(row))
     return ids
 
 
@@ -85,15 +81,7 @@ def load_projected(
         raise ValueError(
             f"`path` mixes record files and output directories ({[str(p) for p in paths]}); pass one kind."
         )
-    rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for file in files:
-        for row in read_jsonl(file):
-            if row["id"] in seen or (languages and row["language"] not in languages):
-                continue
-            seen.add(row["id"])
-            rows.append(_normalise(row))
-    return records_to_dataset(rows)
+    return load_record_files(files, languages)
 
 
 def export_projected(directories: Iterable[str | Path], out: str | Path) -> int:
@@ -108,16 +96,15 @@ def export_projected(directories: Iterable[str | Path], out: str | Path) -> int:
         `int`: the number of records written.
     """
     directories = [Path(p) for p in directories]
-    leaked = leaked_source_ids(directories)
-    lines, seen = [], set()
     for d in directories:
         if not (d / MANIFEST).is_file():
             raise FileNotFoundError(f"{str(d)!r} is not a `molora project` output directory (no {MANIFEST}).")
-        for key in sorted(read_manifest(d)["shards"], key=int):
-            for row in read_jsonl(accepted_path(d, int(key))):
-                if row["id"] not in seen and _source_id(row) not in leaked:
-                    seen.add(row["id"])
-                    lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True))
+    leaked = leaked_source_ids(directories)
+    lines, seen = [], set()
+    for row in (r for file in accepted_files(directories) for r in read_jsonl(file)):
+        if row["id"] not in seen and _source_id(row) not in leaked:
+            seen.add(row["id"])
+            lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True))
     data = ("\n".join(lines) + "\n" if lines else "").encode("utf-8")
     out = Path(out)
     if out.name.endswith(".gz"):
