@@ -6,7 +6,9 @@ Every such touch lives here, is idempotent, and is guarded by the supported ``ad
 1. composition table: ``Mixture`` is findable by ``AdapterCompositionBlock.from_dict`` and listed in
    ``ALLOWED_NESTINGS`` (alone, or inside ``Stack`` / ``Parallel`` / ``BatchSplit``);
 2. per-layer dispatch: ``_init_mapping`` maps ``Mixture`` to ``compose_mixture``, implemented for ``LoRALinear``
-   and a no-op for other adapter layers;
+   and a no-op for other adapter layers; ``LoRALinear.forward`` sends a top-level ``Mixture`` to
+   :func:`~molora_adapters.mixture.layer.mixture_linear_output`, which fuses the residual add into the experts' B
+   matmul (every other setup runs adapters' forward unchanged);
 3. config persistence: ``ModelAdaptersConfig`` carries a ``mixtures`` entry through ``to_dict`` / ``__init__``, so
    ``save_pretrained`` / ``from_pretrained`` rebuild the routers (``init_adapters``);
 4. forward context: ``output_router_logits`` and ``language_ids`` become context arguments, and outputs gain
@@ -53,7 +55,7 @@ from transformers.utils import ModelOutput
 from .mixture.composition import Mixture
 from .mixture.config import MixtureConfig
 from .mixture.hub import MixtureHubMixin
-from .mixture.layer import compose_mixture_lora, compose_mixture_unsupported
+from .mixture.layer import compose_mixture_lora, compose_mixture_unsupported, mixture_linear_output
 from .mixture.model import MixtureModelMixin
 from .mixture.router import ROUTERS_ATTR
 
@@ -104,15 +106,35 @@ def _make_init_mapping(original):
     return _init_mapping
 
 
+# the fused-output path of a top-level Mixture; None while a reference composition is installed
+_mixture_output = mixture_linear_output
+
+
+def _make_lora_linear_forward(original):
+    @functools.wraps(original)
+    def forward(self, input_states: torch.Tensor):
+        if not self.merged and _mixture_output is not None and not self.fan_in_fan_out:
+            adapter_setup = self.get_active_setup()
+            if isinstance(adapter_setup, Mixture):
+                # the frozen linear exactly as adapters computes it (Linear, Linear4bit, ... by the MRO)
+                layer_output = super(LoRALinear, self).forward(input_states)
+                return _mixture_output(self, adapter_setup, input_states, layer_output)
+        return original(self, input_states)
+
+    return forward
+
+
 @contextlib.contextmanager
 def override_lora_mixture_forward(fn) -> Iterator[None]:
-    """Temporarily route ``LoRALinear``'s mixture composition through ``fn`` (reference checks, benchmarks)."""
-    fast = LoRALinear.compose_mixture
-    LoRALinear.compose_mixture = fn
+    """Temporarily route ``LoRALinear``'s mixture composition through ``fn`` (reference checks, benchmarks); the
+    fused-output path is off meanwhile, so every mixture layer runs ``fn``."""
+    global _mixture_output
+    fast, fused = LoRALinear.compose_mixture, _mixture_output
+    LoRALinear.compose_mixture, _mixture_output = fn, None
     try:
         yield
     finally:
-        LoRALinear.compose_mixture = fast
+        LoRALinear.compose_mixture, _mixture_output = fast, fused
 
 
 def ensure_layer_dispatch(model: torch.nn.Module) -> None:
@@ -453,6 +475,7 @@ def register() -> None:
     if "compose_mixture" not in ComposableAdapterLayerBase.__dict__:
         ComposableAdapterLayerBase.compose_mixture = compose_mixture_unsupported
     LoRALinear.compose_mixture = compose_mixture_lora
+    _patch(LoRALinear, "forward", _make_lora_linear_forward)
     if Mixture not in LoRALinear.supported_compositions:
         LoRALinear.supported_compositions = [*LoRALinear.supported_compositions, Mixture]
 

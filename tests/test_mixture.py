@@ -95,34 +95,41 @@ def test_one_expert_mixture_equals_plain_lora(model_type):
     assert torch.allclose(plain, mixed, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("top_k", [1, 2, len(EXPERTS)])
+@pytest.mark.parametrize("top_k", [1, 2, 3, len(EXPERTS)])
 def test_top_k_uses_exactly_k_experts(top_k):
-    """Every routed row has exactly `top_k` non-zero gates summing to 1; with `top_k` = all experts (dense)
-    the gates are the router's softmax itself, so every expert contributes."""
-    model, _ = _model_with_mixture(top_k=top_k)
+    """Every routed row has exactly `top_k` non-zero gates summing to 1, on the experts with the largest logits,
+    with the renormalised softmax as weights; with `top_k` = all experts (dense) the gates are the router's softmax
+    itself, so every expert contributes."""
+    experts = [*EXPERTS, "fr"]
+    model, _ = _model_with_mixture(top_k=top_k, experts=experts)
     batch = _batch()
     captured = []
     from molora_adapters.mixture import layer as layer_mod
 
-    original = layer_mod.sparse_top_k_gates
+    original = layer_mod.top_k_gates
 
-    def spy(probs, top_k, n_present, renormalize=True):
-        gates = original(probs, top_k, n_present, renormalize)
-        captured.append((probs, gates))
+    def spy(logits, top_k, n_present, renormalize=True, probs=None):
+        gates = original(logits, top_k, n_present, renormalize, probs)
+        captured.append((logits, gates))
         return gates
 
-    layer_mod.sparse_top_k_gates = spy
+    layer_mod.top_k_gates = spy
     try:
         with torch.no_grad():
             _forward(model, batch)
     finally:
-        layer_mod.sparse_top_k_gates = original
+        layer_mod.top_k_gates = original
     assert captured
-    for probs, gates in captured:
+    for logits, gates in captured:
+        probs = logits.softmax(-1)
         assert ((gates > 0).sum(-1) == top_k).all()
         assert torch.allclose(gates.sum(-1), torch.ones(()), atol=1e-6)
-        if top_k == len(EXPERTS):
-            assert torch.equal(gates, probs)
+        keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, logits.topk(top_k, -1).indices, True)
+        assert torch.equal(gates > 0, keep)
+        expected = probs * keep / (probs * keep).sum(-1, keepdim=True)
+        assert torch.allclose(gates, expected, atol=1e-6, rtol=0)
+        if top_k == len(experts):
+            assert torch.allclose(gates, probs, atol=1e-7, rtol=0)
 
 
 # ---- gradients ---------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from .loading import MixtureRouterLoader
 from .losses import language_supervision_loss, load_balancing_loss, router_z_loss, routing_statistics
 from .model import MixtureModelMixin, mixture_parameters
 from .router import MixtureRouters, Router
+from .weights import clear_weight_cache
 
 __all__ = [
     "ExpertCompute",
@@ -22,6 +23,7 @@ __all__ = [
     "MixtureRouters",
     "Router",
     "RoutingStatistics",
+    "clear_weight_cache",
     "collect_routing_statistics",
     "download_mixture_expert",
     "expert_compute",

@@ -1,8 +1,9 @@
 """Expert compute of one adapted linear layer: dense in rank space, or sparse (grouped per expert), by cost.
 
 Input ``x`` is viewed as ``(U, S, D)``: ``U`` routing decisions (tokens, or sequences for sentence and language
-routing) of ``S`` tokens each. ``gates`` ``(U, E)`` hold each decision's gate per present expert (LoRA scaling
-folded in), exactly ``k`` of them non-zero. Experts have ranks ``r_e``, ``R = sum r_e``.
+routing) of ``S`` tokens each. ``gates`` ``(U, E)`` hold each decision's gate per present expert, exactly ``k`` of
+them non-zero (the LoRA scalings are folded into the stacked B, see :mod:`.weights`). Experts have ranks ``r_e``,
+``R = sum r_e``.
 
 - **dense**: ``h = x @ cat(A_e).T`` ``(U, S, R)``, gates broadcast over each expert's rank columns, then
   ``h @ cat(B_e, dim=1).T``. Cost per token ``R (D + O)``: it grows with the number of experts ``E``.
@@ -76,6 +77,26 @@ def use_sparse(
     return top_k * (rank + SPARSE_OVERHEAD.get(dtype, SPARSE_OVERHEAD[torch.float32])) < n_present * rank
 
 
+def gated_rank_activations(
+    x: torch.Tensor,
+    gates: torch.Tensor,
+    lora_a: torch.Tensor | None,
+    rank: int | None,
+    rank_owner: torch.Tensor | None,
+    h: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The dense path's gated rank space: ``x`` ``(U, S, D)``, ``gates`` ``(U, E)``, ``lora_a`` ``(R, D)``; returns
+    ``(U, S, R)``, each expert's rank columns times its gate. ``rank`` is the shared rank (None: use ``rank_owner``
+    ``(R,)``). ``h`` ``(U, S, R)``, when given, is ``x @ lora_a.T`` already computed (fused with the router's
+    matmul)."""
+    if h is None:
+        h = x @ lora_a.t()  # (U, S, R)
+    if rank is not None:
+        # (U, S, E, r) * (U, 1, E, 1): each expert's gate over its own rank columns
+        return (h.unflatten(-1, (-1, rank)) * gates[:, None, :, None]).flatten(-2)
+    return h * gates.index_select(-1, rank_owner)[:, None, :]  # (U, S, R)
+
+
 def dense_experts(
     x: torch.Tensor,
     gates: torch.Tensor,
@@ -86,24 +107,22 @@ def dense_experts(
     h: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """All experts in rank space: ``x`` ``(U, S, D)``, ``gates`` ``(U, E)``, ``lora_a`` ``(R, D)``,
-    ``lora_b`` ``(O, R)``; returns ``(U, S, O)``. ``rank`` is the shared rank (None: use ``rank_owner`` ``(R,)``).
-    ``h`` ``(U, S, R)``, when given, is ``x @ lora_a.T`` already computed (fused with the router's matmul)."""
-    if h is None:
-        h = x @ lora_a.t()  # (U, S, R)
-    if rank is not None:
-        # (U, S, E, r) * (U, 1, E, 1): each expert's gate over its own rank columns
-        h = (h.unflatten(-1, (-1, rank)) * gates[:, None, :, None]).flatten(-2)
-    else:
-        h = h * gates.index_select(-1, rank_owner)[:, None, :]  # (U, S, R)
-    return h @ lora_b.t()  # (U, S, O)
+    ``lora_b`` ``(O, R)``; returns ``(U, S, O)`` (see :func:`gated_rank_activations`)."""
+    return gated_rank_activations(x, gates, lora_a, rank, rank_owner, h) @ lora_b.t()  # (U, S, O)
 
 
 def sparse_experts(
-    x: torch.Tensor, gates: torch.Tensor, top_k: int, a_t: torch.Tensor, b_t: torch.Tensor
+    x: torch.Tensor,
+    gates: torch.Tensor,
+    top_k: int,
+    a_t: torch.Tensor,
+    b_t: torch.Tensor,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Only the selected experts, grouped per expert: ``x`` ``(U, S, D)``, ``gates`` ``(U, E)`` with ``top_k``
     non-zeros per row, ``a_t`` ``(E, D, r)`` (the stacked ``A_e.T``), ``b_t`` ``(E, r, O)`` (the stacked ``B_e.T``);
-    returns ``(U, S, O)``."""
+    returns ``(U, S, O)``: the experts' sum, or ``out`` (``U S O`` elements, e.g. the frozen linear's output) with
+    the sum accumulated into it in place."""
     n_units, seq, d_in = x.shape
     n_exp = gates.shape[-1]
     vals, idx = gates.topk(top_k, dim=-1)  # (U, k): the selected experts (the others have gate 0)
@@ -122,4 +141,5 @@ def sparse_experts(
     h = h.view(n_exp * cap, seq, -1) * g_pad[:, None, None]  # (E C, S, r)
     y = torch.bmm(h.view(n_exp, cap * seq, -1), b_t)  # (E, C S, O)
     # each decision sums its k rows; padded rows are exact zeros added to decision 0
-    return x.new_zeros(n_units, seq, y.shape[-1]).index_add_(0, unit_of_slot, y.view(n_exp * cap, seq, -1))
+    into = x.new_zeros(n_units, seq, y.shape[-1]) if out is None else out.view(n_units, seq, -1)
+    return into.index_add_(0, unit_of_slot, y.view(n_exp * cap, seq, -1))

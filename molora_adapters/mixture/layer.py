@@ -20,14 +20,16 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from adapters.context import ForwardContext
+from adapters.methods.lora import LoRAState
 
-from .compute import dense_experts, sparse_experts, use_sparse
+from .compute import gated_rank_activations, sparse_experts, use_sparse
 from .config import Granularity, MixtureConfig
 from .losses import language_supervision_loss, load_balancing_loss, router_z_loss
 from .router import Router, layer_key
+from .weights import dense_weights, expert_modules, group_weights, sparse_weights
 
 if TYPE_CHECKING:
-    from adapters.methods.lora import LoRALinear, LoRAState
+    from adapters.methods.lora import LoRALinear
 
     from .composition import Mixture
 
@@ -123,11 +125,11 @@ def _route(
     """Gates ``(B, T or 1, E)`` (or ``(N, E)`` for 2-D input), router logits, routing probabilities (None for hard
     language routing), decision mask and language targets."""
     granularity = config.granularity
-    mask = _token_mask(context, x)
+    recording = bool(getattr(context, "output_router_logits", False))
+    # token routing reads the mask only to record its decisions; sentence routing pools over it
+    mask = _token_mask(context, x) if recording or granularity is not Granularity.TOKEN else None
     # language ids matter only for hard routing and for the language-supervision loss
-    needs_lang = granularity is Granularity.LANGUAGE or (
-        config.language_loss_coef > 0 and getattr(context, "output_router_logits", False)
-    )
+    needs_lang = granularity is Granularity.LANGUAGE or (config.language_loss_coef > 0 and recording)
     lang = _language_index(context, config, name, x) if needs_lang and x.dim() == 3 else None
     if granularity is Granularity.TOKEN:
         router_in, decision_mask = x, mask
@@ -156,18 +158,62 @@ def _route(
         probs = None
         gates = torch.zeros_like(logits).scatter_(-1, lang.view(-1, 1, 1), 1.0)  # (B, 1, E) hard routing
     else:
-        probs, gates = _softmax_top_k(logits, config, top_k, len(router.present_experts))
+        probs, gates = _softmax_top_k(
+            logits, config, top_k, len(router.present_experts), _needs_probs(context, config)
+        )
     return gates, logits, probs, decision_mask, lang
 
 
-def _softmax_top_k(
-    logits: torch.Tensor, config: MixtureConfig, top_k: int, n_present: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Routing probabilities and top-k gates over the last dim of float32 ``logits`` ``(..., E)``."""
-    # softmax by hand: for a handful of experts it is ~4x faster on CPU than the fused kernel
+def _softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim of float32 ``logits``: by hand below 16 experts (~2x faster on CPU than the fused
+    kernel, which vectorises only wide rows), the fused kernel from 16 on."""
+    if logits.shape[-1] >= 16:
+        return logits.softmax(-1)
     probs = (logits - logits.amax(dim=-1, keepdim=True)).exp()
-    probs = probs / probs.sum(dim=-1, keepdim=True)
-    return probs, sparse_top_k_gates(probs, min(top_k, n_present), n_present, config.renormalize)
+    return probs / probs.sum(dim=-1, keepdim=True)
+
+
+def top_k_gates(
+    logits: torch.Tensor,
+    top_k: int,
+    n_present: int,
+    renormalize: bool = True,
+    probs: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Top-k gates ``(..., E)`` from float32 router ``logits``: the ``top_k`` experts with the largest logits get
+    their renormalised routing probabilities (the softmax over the selected logits), the others exactly 0.
+
+    Equal to ``sparse_top_k_gates(softmax(logits), ...)`` but without the full softmax, which inference does not
+    need (``probs``, when the auxiliary losses already computed it, is reused). Top-2 runs as two ``max`` passes,
+    2-3x faster on CPU than ``topk``. With ``top_k >= n_present`` this is the dense softmax mixture.
+    """
+    if top_k >= n_present or not renormalize:
+        probs = _softmax(logits) if probs is None else probs
+        return sparse_top_k_gates(probs, top_k, n_present, renormalize)
+    if top_k == 1:
+        return torch.zeros_like(logits).scatter_(-1, logits.argmax(dim=-1, keepdim=True), 1.0)
+    if top_k == 2:
+        v1, i1 = logits.max(dim=-1, keepdim=True)  # (..., 1)
+        v2, i2 = logits.scatter(-1, i1, float("-inf")).max(dim=-1, keepdim=True)
+        w1 = torch.sigmoid(v1 - v2)  # p1 / (p1 + p2)
+        return torch.zeros_like(logits).scatter_(-1, i1, w1).scatter_(-1, i2, 1.0 - w1)
+    vals, idx = logits.topk(top_k, dim=-1)  # (..., k), largest first
+    w = (vals - vals[..., :1]).exp()
+    return torch.zeros_like(logits).scatter_(-1, idx, w / w.sum(dim=-1, keepdim=True))
+
+
+def _softmax_top_k(
+    logits: torch.Tensor, config: MixtureConfig, top_k: int, n_present: int, need_probs: bool
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Routing probabilities (None unless ``need_probs``: only the load-balancing loss reads them) and top-k gates
+    over the last dim of float32 ``logits`` ``(..., E)``."""
+    probs = _softmax(logits) if need_probs else None
+    return probs, top_k_gates(logits, min(top_k, n_present), n_present, config.renormalize, probs)
+
+
+def _needs_probs(context, config: MixtureConfig) -> bool:
+    """Whether this forward records routing with a load-balancing loss (the only reader of the probabilities)."""
+    return config.load_balancing_coef > 0 and bool(getattr(context, "output_router_logits", False))
 
 
 def _record_routing(
@@ -196,22 +242,24 @@ def _record_routing(
     context.mixture_aux_losses.append(aux)
 
 
-# Widest fused matmul of a shared-input group, in output columns (g (E r + E)). Measured (1 thread, 1024 tokens,
-# d = 384 and 768, shared 2-core machine): one matmul for q and v takes 0.65-0.84x the time of two up to 144 columns
-# (E <= 8 at r = 8), 0.92-1.16x from 204 columns on, where the two narrow ones are as fast.
-FUSED_MAX_COLUMNS = 160
+# Widest fused matmul of a shared-input group, in output columns (g (E r + E)). Measured on a quiet 2-core machine
+# (2 threads, 1024-2048 tokens, d = 384 and 768, r = 8): one matmul for q and v takes 1.04-1.08x the time of two at
+# 108 columns (E = 6), 0.63-0.85x at 144-216, 0.95-0.99x at 288 (E = 16) and 0.97-0.98x at 576 (E = 32); routing
+# both members in one softmax / top-k also halves the small routing ops, which decide the small shapes.
+FUSED_MAX_COLUMNS = 640
 
 
 class _Routed(NamedTuple):
     """One adapted linear's routing, computed with its shared-input group (see :func:`_route_group`)."""
 
     x: torch.Tensor  # the input it was computed for (identity checked when used)
-    h: torch.Tensor  # (B, T, R) gated rank activations, LoRA scaling folded in
+    h: torch.Tensor  # (B, T, R) gated rank activations (the LoRA scalings are in the stacked B)
     gates: torch.Tensor  # (B, T, E) top-k gates
     logits: torch.Tensor  # (B, T, E) float32 router logits
-    probs: torch.Tensor  # (B, T, E) routing probabilities
+    probs: torch.Tensor | None  # (B, T, E) routing probabilities (None: no load-balancing loss)
     decision_mask: torch.Tensor | None  # (B, T) attention mask
     lang: torch.Tensor | None  # (B,) language targets of the language-supervision loss
+    lora_b: torch.Tensor  # (O, R) the member's stacked B, LoRA scalings folded in
 
 
 def _fusable(router: Router, loras: list, x: torch.Tensor) -> bool:
@@ -235,8 +283,8 @@ def _route_group(
     top-k over ``(B, T, g, E)``. Returns None when some member cannot be fused."""
     members = []
     for key in keys:
-        layer, router = routers.layers[key], routers[key]
-        loras = [layer.loras[e] for e in router.present_experts]
+        router = routers[key]
+        loras = expert_modules(routers.layers[key], router)
         k = min(top_k, len(loras))
         if not _fusable(router, loras, x) or use_sparse(len(loras), k, True, router.rank, x.dtype):
             return None
@@ -245,24 +293,29 @@ def _route_group(
     g, width = len(members), n_exp * rank
     if any(router.rank != rank for router, _ in members) or g * (width + n_exp) > FUSED_MAX_COLUMNS:
         return None
-    weight = torch.cat(
-        [lora.lora_A for _, loras in members for lora in loras] + [r.weight for r, _ in members]
-    )
+    weight, lora_bs = group_weights(members, x.dtype, ",".join(keys))
     # A blocks first: each member's rank columns start at a multiple of E r (aligned slices for the B matmuls)
-    hx = x @ weight.to(x.dtype).t()  # (B, T, g R + g E)
+    hx = x @ weight.t()  # (B, T, g R + g E)
     logits = routers[keys[0]].finish(hx[..., g * width :]).unflatten(-1, (g, n_exp))  # (B, T, g, E) float32
     if config.temperature != 1.0:
         logits = logits / config.temperature
-    probs, gates = _softmax_top_k(logits, config, top_k, n_exp)  # (B, T, g, E)
-    scaling = torch.stack([router.layout(x.device).expert_scaling for router, _ in members])  # (g, E)
-    # (B, T, g, E, r) * (B, T, g, E, 1): each expert's gate over its own rank columns
-    h = hx[..., : g * width].unflatten(-1, (g, n_exp, rank)) * (gates * scaling).to(x.dtype)[..., None]
-    mask = _token_mask(context, x)
-    needs_lang = config.language_loss_coef > 0 and getattr(context, "output_router_logits", False)
+    recording = bool(getattr(context, "output_router_logits", False))
+    probs, gates = _softmax_top_k(logits, config, top_k, n_exp, _needs_probs(context, config))  # (B, T, g, E)
+    # (B, T, g, E, r) * (B, T, g, E, 1): each expert's gate over its own rank columns (scalings are in B)
+    h = hx[..., : g * width].unflatten(-1, (g, n_exp, rank)) * gates.to(x.dtype)[..., None]
+    mask = _token_mask(context, x) if recording else None
+    needs_lang = config.language_loss_coef > 0 and recording
     lang = _language_index(context, config, name, x) if needs_lang else None
     return [
         _Routed(
-            x, h[..., i, :, :].flatten(-2), gates[..., i, :], logits[..., i, :], probs[..., i, :], mask, lang
+            x,
+            h[..., i, :, :].flatten(-2),
+            gates[..., i, :],
+            logits[..., i, :],
+            probs[..., i, :] if probs is not None else None,
+            mask,
+            lang,
+            lora_bs[i],
         )
         for i in range(g)
     ]
@@ -312,6 +365,51 @@ def compose_mixture_lora(
     layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, lvl: int = 0
 ) -> LoRAState:
     """``LoRALinear`` composition function for a :class:`Mixture` block (see module docstring)."""
+    return _mixture(layer, adapter_setup, state, None)
+
+
+def mixture_linear_output(
+    layer: LoRALinear, adapter_setup: Mixture, layer_input: torch.Tensor, layer_output: torch.Tensor
+) -> torch.Tensor:
+    """The output of ``layer`` under a top-level :class:`Mixture`: ``layer_output`` (the frozen linear's) plus the
+    experts' delta, the residual add fused into the B matmul (``addmm``) instead of adapters' separate scale-and-add
+    passes. The seam's ``LoRALinear.forward`` calls it; inside ``Stack`` / ``Parallel`` / ``BatchSplit`` the block
+    composes through :func:`compose_mixture_lora` as usual."""
+    state = _mixture(layer, adapter_setup, LoRAState(layer_input, None, layer_output, None), layer_output)
+    return state.layer_output
+
+
+def _b_matmul(h: torch.Tensor, lora_b_t: torch.Tensor, add_to: torch.Tensor | None) -> torch.Tensor:
+    """``h @ lora_b_t`` ``(..., R) @ (R, O)``; with ``add_to`` ``(..., O)`` (the frozen linear's fresh output, which
+    nothing else holds) the product is accumulated into it by the matmul itself (``addmm_``), where the dtypes
+    agree and autocast is off, else added."""
+    if add_to is None:
+        return h @ lora_b_t
+    if _accumulate_in_place(add_to, h, lora_b_t):
+        out = add_to.reshape(-1, add_to.shape[-1])
+        return out.addmm_(h.reshape(-1, h.shape[-1]), lora_b_t).view(add_to.shape)
+    return add_to + h @ lora_b_t
+
+
+def _accumulate_in_place(add_to: torch.Tensor, *operands: torch.Tensor) -> bool:
+    """Whether ``add_to`` can take an in-place accumulation of ``operands``' product (same dtype, no autocast)."""
+    return all(t.dtype == add_to.dtype for t in operands) and not torch.is_autocast_enabled(
+        add_to.device.type
+    )
+
+
+def _finish(state: LoRAState, out: torch.Tensor, add_to: torch.Tensor | None, last: str) -> LoRAState:
+    """The composed state: ``out`` is the experts' delta (``add_to`` None) or the layer's final output."""
+    if add_to is None:
+        return state._replace(hidden_states=out, last=last)
+    return state._replace(layer_output=out, last=last)
+
+
+def _mixture(
+    layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, add_to: torch.Tensor | None
+) -> LoRAState:
+    """The mixture forward of one adapted linear (see module docstring); with ``add_to`` (the frozen linear's
+    output) the returned state's ``layer_output`` is the final output, else its ``hidden_states`` is the delta."""
     context = ForwardContext.get_context()
     mixtures = getattr(context, "mixture_routers", None) if context is not None else None
     if mixtures is None or adapter_setup.name not in mixtures:
@@ -329,8 +427,8 @@ def compose_mixture_lora(
     x = state.layer_input
     expert_in = state.hidden_states if state.hidden_states is not None else x
 
-    loras = [layer.loras[name] for name in router.present_experts]
     n_present, dtype = len(router.present_experts), expert_in.dtype
+    last = router.present_experts[0]
     grouped = _grouped_routing(routers, key, adapter_setup, top_k, state, context)
     if grouped is not None:  # routed with the layers that share its input: only the B matmul is left
         if getattr(context, "output_router_logits", False):
@@ -339,17 +437,14 @@ def compose_mixture_lora(
             _record_routing(
                 context, key + suffix, config, n_present, r.gates, r.logits, r.probs, r.decision_mask, r.lang
             )
-        lora_b = torch.cat([lora.lora_B for lora in loras], 1) if len(loras) > 1 else loras[0].lora_B
-        return state._replace(hidden_states=grouped.h @ lora_b.to(dtype).t(), last=router.present_experts[0])
+        return _finish(state, _b_matmul(grouped.h, grouped.lora_b.to(dtype).t(), add_to), add_to, last)
+    loras = expert_modules(layer, router)
     # non-zero gates per decision
     k = 1 if config.granularity is Granularity.LANGUAGE else min(top_k, n_present)
     sparse = use_sparse(n_present, k, router.equal_ranks, router.rank, dtype)
     dropout = loras[0].lora_dropout
-    raw_logits = h = lora_a = None
+    raw_logits = h = lora_a = lora_b = None
     if not sparse:
-        # (R, D_in): all experts' A stacked
-        lora_a = torch.cat([lora.lora_A for lora in loras]) if len(loras) > 1 else loras[0].lora_A
-        lora_a = lora_a.to(dtype)
         if (
             config.granularity is Granularity.TOKEN
             and state.hidden_states is None
@@ -358,8 +453,12 @@ def compose_mixture_lora(
             and not (isinstance(dropout, torch.nn.Dropout) and dropout.training and dropout.p > 0)
         ):
             # router and experts read the same x: one matmul against [router; A_cat] ``(E + R, D_in)``
-            hx = x @ torch.cat([router.weight, lora_a]).t()  # (..., E + R)
+            weight, lora_b = dense_weights(router, loras, dtype, with_router=True)
+            hx = x @ weight.t()  # (..., E + R)
             raw_logits, h = hx[..., : router.n_experts], hx[..., router.n_experts :]
+        else:
+            # (R, D_in) all experts' A stacked, (D_out, R) their B side by side, scalings folded in
+            lora_a, lora_b = dense_weights(router, loras, dtype)
 
     gates, logits, probs, decision_mask, lang = _route(
         router, config, top_k, x, context, adapter_setup.name, raw_logits
@@ -372,7 +471,7 @@ def compose_mixture_lora(
     layout = router.layout(x.device)
     if not router.all_present:
         gates = gates.index_select(-1, layout.expert_index)  # (..., E_present)
-    gates = (gates * layout.expert_scaling).to(dtype)  # LoRA scaling folded into the gates
+    gates = gates.to(dtype)  # the LoRA scalings are folded into the stacked B
 
     expert_in = dropout(expert_in) if h is None else expert_in
     if config.granularity is Granularity.TOKEN:
@@ -382,15 +481,16 @@ def compose_mixture_lora(
         units = expert_in  # (U = sequences, T, D), gates (B, 1, E)
     flat_gates = gates.reshape(-1, gates.shape[-1])  # (U, E_present)
     if sparse:
-        a_t = torch.stack([lora.lora_A.t() for lora in loras]).to(dtype)  # (E, D_in, r) contiguous for bmm
-        b_t = torch.stack([lora.lora_B.t() for lora in loras]).to(dtype)  # (E, r, D_out)
-        out = sparse_experts(units, flat_gates, k, a_t, b_t)
-    else:
-        # (D_out, R): all experts' B side by side
-        lora_b = torch.cat([lora.lora_B for lora in loras], 1) if len(loras) > 1 else loras[0].lora_B
-        out = dense_experts(units, flat_gates, lora_a, lora_b.to(dtype), router.rank, layout.rank_owner, h)
-    hidden_states = out.reshape(*expert_in.shape[:-1], out.shape[-1])  # (..., D_out)
-    return state._replace(hidden_states=hidden_states, last=router.present_experts[0])
+        a_t, b_t = sparse_weights(router, loras, dtype)  # (E, D_in, r), (E, r, D_out)
+        into = add_to if add_to is not None and _accumulate_in_place(add_to, units, b_t) else None
+        out = sparse_experts(units, flat_gates, k, a_t, b_t, into)
+        out = out.reshape(*expert_in.shape[:-1], out.shape[-1])  # (..., D_out)
+        if add_to is not None and into is None:
+            out = add_to + out
+        return _finish(state, out, add_to, last)
+    h = gated_rank_activations(units, flat_gates, lora_a, router.rank, layout.rank_owner, h)  # (U, S, R)
+    h = h.reshape(*expert_in.shape[:-1], h.shape[-1])  # (..., R)
+    return _finish(state, _b_matmul(h, lora_b.t(), add_to), add_to, last)
 
 
 def _batch_rows(context, x: torch.Tensor) -> int:

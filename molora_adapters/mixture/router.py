@@ -28,10 +28,11 @@ class ExpertLayout(NamedTuple):
 
     expert_index: torch.Tensor  # (E_present,) index of each present expert in the mixture's expert order
     missing_mask: torch.Tensor  # (E,) True where the expert has no module here: its logit is masked to -inf
-    expert_scaling: torch.Tensor  # (E_present,) LoRA scaling alpha / r, folded into the gates
+    expert_scaling: torch.Tensor  # (E_present,) LoRA scaling alpha / r, folded into the stacked B
     rank_owner: (
         torch.Tensor
     )  # (R,) for each stacked rank row, the position of its expert among the present ones
+    column_scaling: torch.Tensor  # (R,) the scaling of each stacked rank column's expert
 
 
 class Router(nn.Module):
@@ -77,6 +78,8 @@ class Router(nn.Module):
         self.rank = ranks[0] if self.equal_ranks else None
         self._present, self._ranks = present, ranks
         self._scalings = [float(expert_scalings[i]) for i in present]
+        # one scaling for all experts (the usual case): folded into B as a plain float
+        self.uniform_scaling = self._scalings[0] if len(set(self._scalings)) == 1 else None
         self._missing = [r is None for r in expert_ranks]
         self._layouts: dict[torch.device, ExpertLayout] = {}
 
@@ -97,11 +100,13 @@ class Router(nn.Module):
 
     def _build_layout(self, device: torch.device) -> ExpertLayout:
         ranks = torch.tensor(self._ranks, device=device)
+        scaling = torch.tensor(self._scalings, dtype=torch.float32, device=device)
         return ExpertLayout(
             expert_index=torch.tensor(self._present, dtype=torch.long, device=device),
             missing_mask=torch.tensor(self._missing, dtype=torch.bool, device=device),
-            expert_scaling=torch.tensor(self._scalings, dtype=torch.float32, device=device),
+            expert_scaling=scaling,
             rank_owner=torch.repeat_interleave(torch.arange(len(self._ranks), device=device), ranks),
+            column_scaling=torch.repeat_interleave(scaling, ranks),
         )
 
     def forward(self, router_input: torch.Tensor) -> torch.Tensor:
