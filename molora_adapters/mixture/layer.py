@@ -2,7 +2,10 @@
 
 1. route: one router per layer gives ``(B, T or 1, E)`` gates, exactly ``k`` non-zero per decision (token, or
    sequence for sentence / language routing); logits and the auxiliary loss go to the forward context;
-2. experts: :mod:`.compute` runs them dense in rank space or sparse (grouped per expert), whichever is cheaper.
+2. experts: :mod:`.compute` runs them dense in rank space or sparse (grouped per expert), whichever is cheaper,
+   on the stacked weights of :mod:`.weights` (LoRA scalings folded into B, cached in inference). Under a
+   top-level ``Mixture`` the delta is accumulated into the frozen linear's output by the B matmul itself
+   (:func:`mixture_linear_output`); nested in another block it is returned as the composed state's delta.
 
 Adapted linears that read the same input (the q/k/v of one attention block, ``MixtureRouters.groups``) are routed
 together on the dense token path: the first to run computes all their A projections and router logits in one
