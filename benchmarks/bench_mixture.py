@@ -259,6 +259,54 @@ def _ratios(systems: dict) -> None:
         t["train_step_vs_single_lora"] = t["train_step_s"] / ref["train_step_s"]
 
 
+def _rotate_with_xlora(
+    args,
+    systems: dict,
+    cfg,
+    arch: str,
+    dtype,
+    rank: int,
+    expert_counts,
+    batch,
+    device,
+    desc: str,
+    errors=None,
+) -> dict:
+    """``systems`` plus, on a causal LM (unless ``--no-xlora``), peft X-LoRA at each expert count, timed in one
+    rotation; returns the times with their ratios to one LoRA. With ``errors``, each X-LoRA first runs one train
+    step, and one that fails (peft 0.21.2 in bfloat16) is recorded there and left out."""
+    tmp = tempfile.mkdtemp()
+    try:
+        if arch == "causal" and not args.no_xlora:
+            for n in expert_counts:
+                xlora = _xlora_model(cfg, device, dtype, rank, n, tmp)
+                if errors is not None:
+                    try:  # peft 0.21.2 X-LoRA fails in bfloat16 (float32 scalings promote its input)
+                        _run_once(xlora, batch, {}, True, device)
+                    except RuntimeError as err:
+                        errors[f"{desc}/xlora_E{n}"] = f"{type(err).__name__}: {err}"
+                        continue
+                systems[f"xlora_E{n}"] = (xlora, lambda: None, {}, nullcontext, True)
+        res = _round_robin(systems, batch, args.repeats, device, desc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _ratios(res)
+    return res
+
+
+def _cell(arch: str, dtype_name: str, rank: int, dims: dict, res: dict) -> dict:
+    """One shape's report entry: its setting, the timed systems and the FLOP floor of an adapted linear."""
+    h = dims["hidden_size"]
+    return {
+        "arch": arch,
+        "dtype": dtype_name,
+        "rank": rank,
+        "dims": dims,
+        "systems": res,
+        "flop_floor": flop_floor(h, h, rank, TOP_K),
+    }
+
+
 def run_targets(args, device, batch, expert_counts=(TARGET_EXPERTS,), naive: bool = True) -> dict:
     """The issue's three shapes in float32, rank 8: one LoRA, the mixture at each of ``expert_counts`` (top-2) and,
     on the causal LM, peft X-LoRA with as many experts, all in one rotation per shape."""
@@ -271,25 +319,10 @@ def run_targets(args, device, batch, expert_counts=(TARGET_EXPERTS,), naive: boo
         systems = _adapters_systems(
             cfg, arch, device, dtype, TARGET_RANK, list(expert_counts), naive=naive and arch == "encoder"
         )
-        tmp = tempfile.mkdtemp()
-        try:
-            if arch == "causal" and not args.no_xlora:
-                for n in expert_counts:
-                    xlora = _xlora_model(cfg, device, dtype, TARGET_RANK, n, tmp)
-                    systems[f"xlora_E{n}"] = (xlora, lambda: None, {}, nullcontext, True)
-            res = _round_robin(systems, batch, args.repeats, device, name)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        _ratios(res)
-        h = dims["hidden_size"]
-        out[name] = {
-            "arch": arch,
-            "dtype": "float32",
-            "rank": TARGET_RANK,
-            "dims": dims,
-            "systems": res,
-            "flop_floor": flop_floor(h, h, TARGET_RANK, TOP_K),
-        }
+        res = _rotate_with_xlora(
+            args, systems, cfg, arch, dtype, TARGET_RANK, expert_counts, batch, device, name
+        )
+        out[name] = _cell(arch, "float32", TARGET_RANK, dims, res)
         del systems
     return out
 
@@ -352,30 +385,8 @@ def run_grid(args, device, batch, errors: dict, deadline: float | None = None) -
         experts = [int(e) for e in args.experts.split(",")]
         cfg = _hf_config(arch, dims, VOCAB)
         systems = _adapters_systems(cfg, arch, device, dtype, rank, experts, naive=False, both_paths=True)
-        tmp = tempfile.mkdtemp()
-        try:
-            if arch == "causal" and not args.no_xlora:
-                for n in experts:
-                    x = _xlora_model(_hf_config(arch, dims, VOCAB), device, dtype, rank, n, tmp)
-                    try:  # peft 0.21.2 X-LoRA fails in bfloat16 (float32 scalings promote its input)
-                        _run_once(x, batch, {}, True, device)
-                    except RuntimeError as err:
-                        errors[f"{arch}/{dtype_name}/r{rank}/xlora_E{n}"] = f"{type(err).__name__}: {err}"
-                        continue
-                    systems[f"xlora_E{n}"] = (x, lambda: None, {}, nullcontext, True)
-            res = _round_robin(systems, batch, args.repeats, device, key)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        _ratios(res)
-        h = dims["hidden_size"]
-        out[key] = {
-            "arch": arch,
-            "dtype": dtype_name,
-            "rank": rank,
-            "dims": dims,
-            "systems": res,
-            "flop_floor": flop_floor(h, h, rank, TOP_K),
-        }
+        res = _rotate_with_xlora(args, systems, cfg, arch, dtype, rank, experts, batch, device, key, errors)
+        out[key] = _cell(arch, dtype_name, rank, dims, res)
         del systems
         longest = max(longest, time.monotonic() - started)
     return out

@@ -262,7 +262,7 @@ class _Routed(NamedTuple):
     probs: torch.Tensor | None  # (B, T, E) routing probabilities (None: no load-balancing loss)
     decision_mask: torch.Tensor | None  # (B, T) attention mask
     lang: torch.Tensor | None  # (B,) language targets of the language-supervision loss
-    lora_b: torch.Tensor  # (O, R) the member's stacked B, LoRA scalings folded in
+    lora_b: torch.Tensor  # (O, R) the member's stacked B in the input's dtype, LoRA scalings folded in
 
 
 def _fusable(router: Router, loras: list, x: torch.Tensor) -> bool:
@@ -368,7 +368,7 @@ def compose_mixture_lora(
     layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, lvl: int = 0
 ) -> LoRAState:
     """``LoRALinear`` composition function for a :class:`Mixture` block (see module docstring)."""
-    return _mixture(layer, adapter_setup, state, None)
+    return _mixture(layer, adapter_setup, state, fuse_output=False)
 
 
 def mixture_linear_output(
@@ -378,8 +378,8 @@ def mixture_linear_output(
     experts' delta, the residual add fused into the B matmul (``addmm``) instead of adapters' separate scale-and-add
     passes. The seam's ``LoRALinear.forward`` calls it; inside ``Stack`` / ``Parallel`` / ``BatchSplit`` the block
     composes through :func:`compose_mixture_lora` as usual."""
-    state = _mixture(layer, adapter_setup, LoRAState(layer_input, None, layer_output, None), layer_output)
-    return state.layer_output
+    state = LoRAState(layer_input, None, layer_output, None)
+    return _mixture(layer, adapter_setup, state, fuse_output=True).layer_output
 
 
 def _b_matmul(h: torch.Tensor, lora_b_t: torch.Tensor, add_to: torch.Tensor | None) -> torch.Tensor:
@@ -408,11 +408,10 @@ def _finish(state: LoRAState, out: torch.Tensor, add_to: torch.Tensor | None, la
     return state._replace(layer_output=out, last=last)
 
 
-def _mixture(
-    layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, add_to: torch.Tensor | None
-) -> LoRAState:
-    """The mixture forward of one adapted linear (see module docstring); with ``add_to`` (the frozen linear's
-    output) the returned state's ``layer_output`` is the final output, else its ``hidden_states`` is the delta."""
+def _mixture(layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, fuse_output: bool) -> LoRAState:
+    """The mixture forward of one adapted linear (see module docstring); with ``fuse_output`` the delta is added to
+    ``state.layer_output`` (the frozen linear's fresh output) and the returned state's ``layer_output`` is the final
+    output, else its ``hidden_states`` is the delta."""
     context = ForwardContext.get_context()
     mixtures = getattr(context, "mixture_routers", None) if context is not None else None
     if mixtures is None or adapter_setup.name not in mixtures:
@@ -432,6 +431,7 @@ def _mixture(
 
     n_present, dtype = len(router.present_experts), expert_in.dtype
     last = router.present_experts[0]
+    add_to = state.layer_output if fuse_output else None
     grouped = _grouped_routing(routers, key, adapter_setup, top_k, state, context)
     if grouped is not None:  # routed with the layers that share its input: only the B matmul is left
         if getattr(context, "output_router_logits", False):
@@ -440,7 +440,7 @@ def _mixture(
             _record_routing(
                 context, key + suffix, config, n_present, r.gates, r.logits, r.probs, r.decision_mask, r.lang
             )
-        return _finish(state, _b_matmul(grouped.h, grouped.lora_b.to(dtype).t(), add_to), add_to, last)
+        return _finish(state, _b_matmul(grouped.h, grouped.lora_b.t(), add_to), add_to, last)
     loras = expert_modules(layer, router)
     # non-zero gates per decision
     k = 1 if config.granularity is Granularity.LANGUAGE else min(top_k, n_present)

@@ -70,6 +70,11 @@ def _b(lora) -> torch.Tensor:
     return lora._parameters["lora_B"]
 
 
+def _expert_params(loras: list) -> list[torch.Tensor]:
+    """Every expert's ``lora_A``, then every expert's ``lora_B``."""
+    return [_a(lora) for lora in loras] + [_b(lora) for lora in loras]
+
+
 def cached(owner: torch.nn.Module, name: str, params: Sequence[torch.Tensor], build: Callable[[], object]):
     """``build()`` (stacks of ``params``), cached on ``owner`` under ``name`` while no gradient is recorded.
 
@@ -106,7 +111,7 @@ def dense_weights(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(A, B)``: ``cat(A_e)`` ``(R, D)`` (with ``with_router``, ``[W_router; A_1; ...; A_E]`` ``(E + R, D)``) and
     the scaled ``cat(B_e, dim=1)`` ``(O, R)``, in ``dtype``."""
-    params = [_a(lora) for lora in loras] + [_b(lora) for lora in loras]
+    params = _expert_params(loras)
     if with_router:
         params.append(router.weight)
 
@@ -129,8 +134,7 @@ def sparse_weights(router, loras: list, dtype: torch.dtype) -> tuple[torch.Tenso
             scale = router.layout(b_t.device).expert_scaling.to(b_t.dtype)[:, None, None]
         return a_t, (b_t * scale).to(dtype)
 
-    params = [_a(lora) for lora in loras] + [_b(lora) for lora in loras]
-    return cached(router, f"sparse:{dtype}", params, build)
+    return cached(router, f"sparse:{dtype}", _expert_params(loras), build)
 
 
 def group_weights(
