@@ -188,7 +188,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.time_budget is not None and args.time_budget <= 0:
         p.error(f"--time-budget must be > 0 seconds, got {args.time_budget}")
     if args.time_budget is not None and not args.max_steps:
-        steps = [100_000] * n  # only the clock limits the stages
+        steps = [None] * n  # only the clock limits the stages
     args.steps = dict(zip(args.stages, steps, strict=True))
     args.lrs = dict(zip(args.stages, lrs, strict=True))
     args.head_lrs = dict(zip(args.stages, head_lrs, strict=True))

@@ -8,8 +8,10 @@ import collections
 import pytest
 import torch
 from training_utils import Recorder, tagging_model, toy_dataset, training_args
+from transformers import TrainerCallback
 
-from molora_adapters.training import RowSparseAdamW, Stage, StagedTrainer, StreamSampler
+from molora_adapters.training import BudgetSchedule, RowSparseAdamW, Stage, StagedTrainer, StreamSampler
+from molora_adapters.training.callback import fit_horizon
 
 
 def _embedding_problem(seed: int = 0):
@@ -171,18 +173,114 @@ def test_head_learning_rate_group_and_sparse_optimizer(tmp_path):
     assert changed[used].all() and changed.sum() == len(used)  # exactly the rows of the one batch moved
 
 
-def test_max_seconds_sets_the_stage_horizon(tmp_path, monkeypatch):
-    import molora_adapters.training.callback as cb
+class FakeClock(TrainerCallback):
+    """A clock that advances ``step_seconds`` per training step (``first_step_seconds`` for the first one) and
+    ``save_seconds`` per checkpoint save; add it as a callback and pass it as the stage clock."""
 
-    clock = iter(range(0, 10_000))
-    monkeypatch.setattr(cb.time, "perf_counter", lambda: float(next(clock)))  # 1 "second" per call
-    model = tagging_model()
-    stage = Stage("heads", train=("heads",), max_steps=50, max_seconds=12.0)
+    def __init__(self, step_seconds=1.0, first_step_seconds=None, save_seconds=0.0):
+        self.now, self.steps = 0.0, 0
+        self.step_seconds, self.save_seconds = step_seconds, save_seconds
+        self.first_step_seconds = step_seconds if first_step_seconds is None else first_step_seconds
+        self.lrs = []
+
+    def __call__(self):
+        return self.now
+
+    def on_step_begin(self, args, state, control, **kw):
+        self.now += self.first_step_seconds if self.steps == 0 else self.step_seconds
+        self.steps += 1
+        self.lrs.append(kw["lr_scheduler"].get_last_lr()[0])  # the rate this step uses
+
+    def on_save(self, args, state, control, **kw):
+        self.now += self.save_seconds  # inside the trainer's pause: not training time
+
+
+def _budgeted_trainer(tmp_path, clock, stage, **args):
     trainer = StagedTrainer(
-        model=model, args=training_args(tmp_path), stages=[stage], train_dataset=toy_dataset(16)
+        model=tagging_model(),
+        args=training_args(tmp_path, **({"warmup_ratio": 0.25} | args)),
+        stages=[stage],
+        train_dataset=toy_dataset(16),
+        callbacks=[clock],
     )
+    trainer.clock.clock = clock
+    return trainer
+
+
+def test_budget_schedule_warms_up_and_decays_over_its_current_horizon():
+    schedule = BudgetSchedule("linear", horizon=40, warmup_ratio=0.1)
+    assert schedule.warmup == 4
+    assert [schedule(s) for s in (0, 2, 4, 22, 40, 50)] == [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
+    schedule.horizon = 20  # re-fitted: warm-up and decay follow the new plan
+    assert schedule.warmup == 2 and schedule(20) == 0.0 and schedule(11) == pytest.approx(0.5)
+    cosine = BudgetSchedule("cosine", horizon=10, warmup_steps=2)
+    assert cosine(2) == 1.0 and cosine(6) == pytest.approx(0.5) and cosine(10) == pytest.approx(0.0)
+    assert BudgetSchedule("constant", horizon=10, warmup_ratio=0.5)(0) == 1.0
+    with pytest.raises(ValueError, match="lr_scheduler_type"):
+        BudgetSchedule("polynomial", horizon=10)
+
+
+def test_fit_horizon_leaves_the_first_step_out_of_the_mean():
+    # 5 s first step, then 1 s per step: after 5 steps (9 s), 21 s are left, at 1 s per step
+    assert fit_horizon(step=5, done=5, elapsed=9.0, budget=30.0, first_step_seconds=5.0) == 26
+    assert fit_horizon(step=1, done=1, elapsed=5.0, budget=30.0, first_step_seconds=5.0) == 6
+    assert fit_horizon(step=7, done=7, elapsed=30.5, budget=30.0, first_step_seconds=1.0) == 7  # spent: stop
+
+
+@pytest.mark.parametrize("first_step_seconds", [1.0, 4.0])
+def test_max_seconds_plans_the_steps_the_clock_allows(tmp_path, first_step_seconds):
+    """A 1 s/step fake clock and a 12 s budget: 12 steps (9 after a 4 s first step), the learning rate warms
+    up over a quarter of that plan and reaches 0 with the clock; no step cap was given (the clock alone stops it)."""
+    clock = FakeClock(first_step_seconds=first_step_seconds)
+    stage = Stage("heads", train=("heads",), max_seconds=12.0)
+    trainer = _budgeted_trainer(tmp_path, clock, stage)
     out = trainer.train()
-    assert 5 < out.global_step < 50  # calibrated on 5 steps, then cut to the budget
-    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(
-        0.0, abs=1e-12
-    )  # the schedule ended with it
+    expected = 12 if first_step_seconds == 1.0 else 9  # 4 s + 8 x 1 s
+    assert out.global_step == expected
+    warmup = trainer.clock.schedule.warmup
+    assert warmup == -(-expected // 4)
+    assert clock.lrs[0] == 0.0 and max(clock.lrs) == pytest.approx(1e-2)
+    # a steady speed: the schedule is the step-based one of the same length; after a slow first step, the same once
+    # the plan has settled (from the third step on)
+    reference = BudgetSchedule("linear", horizon=expected, warmup_ratio=0.25)
+    settled = 0 if first_step_seconds == 1.0 else 3
+    assert clock.lrs[settled:] == pytest.approx([1e-2 * reference(s) for s in range(settled, expected)])
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+    assert trainer.stage_history[0]["clock_seconds"] == pytest.approx(clock.now)
+
+
+def test_max_seconds_respects_the_stage_step_cap(tmp_path):
+    clock = FakeClock()
+    stage = Stage("heads", train=("heads",), max_steps=6, max_seconds=12.0)
+    out = _budgeted_trainer(tmp_path, clock, stage).train()
+    assert out.global_step == 6
+
+
+def test_budgeted_checkpoints_are_trainable_only_outside_the_clock_and_resume_bitwise(tmp_path):
+    """Saves (100 fake seconds each) do not count against the budget; a budgeted checkpoint holds only the stage's
+    trainable tensors; a resume continues with what is left of the budget, bit for bit."""
+    from training_utils import Interrupt, InterruptAt, assert_same_parameters
+
+    stage = Stage("heads", train=("heads",), max_seconds=12.0)
+    save = dict(save_strategy="steps", save_steps=4)
+    full = _budgeted_trainer(tmp_path / "full", FakeClock(save_seconds=100.0), stage, **save)
+    assert full.train().global_step == 12
+    checkpoint = tmp_path / "full" / "stage-0-heads" / "checkpoint-8"
+    assert (checkpoint / "trainable_state.json").is_file() and (
+        checkpoint / "trainable.safetensors"
+    ).is_file()
+    assert not (checkpoint / "model.safetensors").exists()
+
+    ref = [None]
+    cut = _budgeted_trainer(tmp_path / "cut", FakeClock(), stage, **save)
+    cut.add_callback(InterruptAt(ref, stage=0, step=8))
+    ref[0] = cut
+    with pytest.raises(Interrupt):
+        cut.train()
+    clock = FakeClock()
+    clock.now, clock.steps = 8.0, 8
+    resumed = _budgeted_trainer(tmp_path / "cut", clock, stage, **save)
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.stage_history[0]["global_step"] == 12
+    assert resumed.stage_history[0]["clock_seconds"] == pytest.approx(12.0)
+    assert_same_parameters(full.model, resumed.model)

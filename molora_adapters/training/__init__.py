@@ -1,7 +1,7 @@
 """Disentangled (staged) tuning: embeddings -> backbone -> Mixture-of-LoRA, as in MT4CrossOIE."""
 
 from .averaging import CheckpointAveragingCallback, average_checkpoints
-from .callback import StageCallback, StageClockCallback
+from .callback import BudgetSchedule, StageCallback, StageClockCallback
 from .checkpointing import load_staged_model
 from .mixin import DisentangledTuningMixin
 from .optim import RowSparseAdamW
@@ -12,6 +12,7 @@ from .targets import STAGE_TARGETS, register_stage_target
 from .trainer import StagedAdapterTrainer, StagedTrainer
 
 __all__ = [
+    "BudgetSchedule",
     "CheckpointAveragingCallback",
     "DisentangledTuningMixin",
     "MT4CROSSOIE_STAGES",

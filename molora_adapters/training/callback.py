@@ -6,10 +6,11 @@ the stage the checkpoint belongs to; resuming reads it to continue in the right 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import time
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -97,65 +98,176 @@ class StageCallback(TrainerCallback, ExportableState):
             )
 
 
-class StageClockCallback(TrainerCallback):
-    """Fits a stage with ``Stage.max_seconds`` into its wall-clock budget.
+_BUDGET_SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
 
-    After ``calibration_steps`` optimisation steps it measures the seconds per step, sets ``state.max_steps`` to the
-    steps that fit the budget (at most the stage's own ``max_steps``/epochs) and rebuilds the learning-rate schedule
-    for that horizon (warm-up and decay complete within the budget). It also stops the stage once the budget is
-    spent. After a resume the budget counts from the resumed step (the time before the interruption is not known).
+
+class BudgetSchedule:
+    """Learning-rate multiplier of a stage with a wall-clock budget, over a horizon that is re-fitted while it runs.
+
+    The multiplier is the `transformers` schedule of the same name (linear warm-up, then linear or cosine decay to 0
+    at ``horizon``) with the warm-up a fraction of the *current* horizon, so warm-up and decay always fit the steps
+    the clock will allow. [`StageClockCallback`] sets ``horizon`` after every step. A callable object (not a
+    closure) so that `LambdaLR` saves and restores its state with a checkpoint.
 
     Args:
-        trainer: the staged trainer (its ``current_stage``, ``optimizer`` and ``create_scheduler`` are used).
-        calibration_steps (`int`, *optional*, defaults to 5): steps timed before the horizon is set.
+        kind (`str`): ``"linear"``, ``"cosine"``, ``"constant"`` or ``"constant_with_warmup"``.
+        horizon (`int`): the planned number of steps (first guess; re-fitted).
+        warmup_ratio (`float`, *optional*, defaults to 0): warm-up as a fraction of the horizon.
+        warmup_steps (`int`, *optional*, defaults to 0): fixed warm-up steps (take precedence when > 0).
     """
 
-    def __init__(self, trainer, calibration_steps: int = 5) -> None:
+    def __init__(self, kind: str, horizon: int, warmup_ratio: float = 0.0, warmup_steps: int = 0) -> None:
+        if kind not in _BUDGET_SCHEDULES:
+            raise ValueError(
+                f"A stage with `max_seconds` needs `lr_scheduler_type` in {', '.join(_BUDGET_SCHEDULES)}, got "
+                f"{kind!r}."
+            )
+        self.kind, self.horizon = kind, max(1, int(horizon))
+        self.warmup_ratio, self.warmup_steps = float(warmup_ratio), int(warmup_steps)
+
+    @property
+    def warmup(self) -> int:
+        """Warm-up steps of the current horizon."""
+        if self.kind == "constant":
+            return 0
+        return self.warmup_steps if self.warmup_steps > 0 else math.ceil(self.warmup_ratio * self.horizon)
+
+    def __call__(self, step: int) -> float:
+        warmup = self.warmup
+        if step < warmup:
+            return step / max(1, warmup)
+        if self.kind.startswith("constant"):
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, self.horizon - warmup))
+        if self.kind == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def fit_horizon(step: int, done: int, elapsed: float, budget: float, first_step_seconds: float) -> int:
+    """Steps a budgeted stage can run in total: the steps done, plus the remaining budget at the mean speed so far.
+
+    The first step (allocation, lazy initialisation) is left out of the mean once three steps have run, so it does
+    not bias the plan low. Returns ``step`` (stop now) when no further step fits.
+
+    Args:
+        step (`int`): the current global step.
+        done (`int`): steps run in this stage since the clock started (``>= 1``).
+        elapsed (`float`): seconds counted against the budget so far.
+        budget (`float`): the stage's budget in seconds.
+        first_step_seconds (`float`): seconds of the first timed step.
+    """
+    if done >= 3:
+        per_step = (elapsed - first_step_seconds) / (done - 1)
+    else:
+        per_step = elapsed / done
+    remaining = budget - elapsed
+    if remaining <= 0 or per_step <= 0:
+        return step
+    return step + int(remaining / per_step)
+
+
+class StageClockCallback(TrainerCallback, ExportableState):
+    """Fits a stage with ``Stage.max_seconds`` into its wall-clock budget.
+
+    The stage's learning rate follows a [`BudgetSchedule`] (the mixin builds it instead of Trainer's scheduler).
+    After every optimisation step the callback re-fits the plan (the steps that fit the budget at the mean speed
+    measured so far, see [`fit_horizon`]; at most the stage's own ``max_steps``/epochs), sets ``state.max_steps``
+    and the schedule's horizon to it, so warm-up and decay complete within the clock whatever the real speed. It
+    stops the stage when the budget is spent.
+
+    Only training counts: time spent in logging, evaluation and checkpoint saves (`paused`) is excluded. The counted
+    seconds are exported with every checkpoint, so a resumed stage continues with what is left of its budget.
+
+    Args:
+        trainer: the staged trainer (its ``current_stage`` and ``lr_scheduler`` are used).
+        clock (`Callable[[], float]`, *optional*, defaults to `time.perf_counter`): the time source (tests pass a
+            fake clock).
+    """
+
+    def __init__(self, trainer, clock: Callable[[], float] = time.perf_counter) -> None:
         self.trainer = trainer
-        self.calibration_steps = calibration_steps
+        self.clock = clock
         self._start: float | None = None
+        self._paused = 0.0
+        self._pause_start: float | None = None
+        self._before = 0.0  # seconds counted before a resume
         self._first_step = 0
-        self._calibrated = False
+        self._first_step_seconds = 0.0
+        self._cap = 0
+        self.schedule: BudgetSchedule | None = None
+        self.planned_steps: int | None = None
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"counted_seconds": self.elapsed()}}
 
     def _budget(self) -> float | None:
         stage = self.trainer.current_stage
         return None if stage is None else stage.max_seconds
 
+    def elapsed(self) -> float:
+        """Seconds of the current stage counted against its budget (pauses excluded, resumed time included)."""
+        if self._start is None:
+            return self._before
+        now = self.clock()
+        ongoing = 0.0 if self._pause_start is None else now - self._pause_start
+        return self._before + now - self._start - self._paused - ongoing
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time spent inside this context does not count against the budget."""
+        self._pause_start = self.clock()
+        try:
+            yield
+        finally:
+            self._paused += self.clock() - self._pause_start
+            self._pause_start = None
+
     def on_train_begin(self, args, state, control, **kwargs):
-        self._start, self._first_step, self._calibrated = time.perf_counter(), state.global_step, False
+        record = (state.stateful_callbacks or {}).get(type(self).__name__) if state.global_step else None
+        if isinstance(record, list):
+            record = record[-1] if record else None
+        self._before = float((record or {}).get("attributes", {}).get("counted_seconds", 0.0))
+        self._start, self._paused, self._first_step = self.clock(), 0.0, state.global_step
+        self._cap = state.max_steps  # the stage's own step limit; the plan never exceeds it
+        self.planned_steps = None
 
     def on_step_end(self, args, state, control, **kwargs):
         budget = self._budget()
         if budget is None or self._start is None:
             return
-        elapsed = time.perf_counter() - self._start
-        done = state.global_step - self._first_step
-        if elapsed >= budget:
+        elapsed, done = self.elapsed(), state.global_step - self._first_step
+        if done == 1:
+            self._first_step_seconds = elapsed - self._before
+        fit = fit_horizon(
+            state.global_step, done, elapsed - self._before, budget - self._before, self._first_step_seconds
+        )
+        horizon = min(self._cap, fit)
+        self.planned_steps = max(horizon, state.global_step)
+        if horizon <= state.global_step:
             control.should_training_stop = True
             return
-        if not self._calibrated and done >= self.calibration_steps:
-            self._calibrated = True
-            fit = self._first_step + int(budget / (elapsed / done))
-            horizon = max(state.global_step + 1, min(state.max_steps, fit))
-            if horizon != state.max_steps:
-                logger.info(
-                    "Stage `%s`: %.2f s/step, %d steps fit its %.0f s budget (was %d).",
-                    self.trainer.current_stage.name,
-                    elapsed / done,
-                    horizon,
-                    budget,
-                    state.max_steps,
-                )
-                state.max_steps = horizon
-                self._rebuild_schedule(horizon, state.global_step)
+        state.max_steps = horizon
+        if self.schedule is not None:
+            self.schedule.horizon = horizon
+            self._reapply(self.trainer.lr_scheduler)
+        if done == 1 or state.global_step % max(1, args.logging_steps) == 0:
+            logger.debug(
+                "Stage `%s`: %.3f s/step so far, plan %d steps for its %.0f s budget.",
+                self.trainer.current_stage.name,
+                (elapsed - self._before) / done,
+                horizon,
+                budget,
+            )
 
-    def _rebuild_schedule(self, horizon: int, step: int) -> None:
-        trainer = self.trainer
-        if trainer.optimizer is None or trainer.lr_scheduler is None:
+    def _reapply(self, scheduler) -> None:
+        """Set the rate of the coming step from the re-fitted plan (the scheduler stepped before this callback)."""
+        if not isinstance(getattr(scheduler, "lr_lambdas", None), list):
             return
-        trainer.lr_scheduler = None
-        trainer.create_scheduler(num_training_steps=horizon, optimizer=trainer.optimizer)
-        with warnings.catch_warnings():  # the optimiser did step, before this scheduler existed
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
-            for _ in range(step):  # advance the fresh schedule to the current step
-                trainer.lr_scheduler.step()
+        rates = [
+            base * fn(scheduler.last_epoch)
+            for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas, strict=True)
+        ]
+        for group, rate in zip(scheduler.optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate
+        scheduler._last_lr = rates

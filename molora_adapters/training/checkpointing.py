@@ -34,6 +34,9 @@ from .targets import adapter_parameter_names, mixture_names
 
 STAGE_STATE_NAME = "stage_state.json"
 TRAINABLE_NAME = "trainable.safetensors"
+TRAINABLE_STATE_NAME = (
+    "trainable_state.json"  # marks a checkpoint that holds only the stage's trainable tensors
+)
 MANIFEST_NAME = "staged_training.json"
 MODEL_DIR = "model"
 MIXTURES_DIR = "mixtures"
@@ -141,6 +144,33 @@ def save_checkpoint_extras(model: nn.Module, output_dir: str | os.PathLike, chan
     tensors = _non_base_tensors(model, changed)
     if tensors:
         _save_tensors(output_dir / TRAINABLE_NAME, tensors)
+
+
+def save_trainable_state(
+    model: nn.Module, output_dir: str | os.PathLike, trainable: set[str], args: Any = None
+) -> None:
+    """Write a checkpoint's model part as only the stage's trainable tensors (``trainable.safetensors``).
+
+    The frozen rest is restored from the finished stages' outputs on resume, so the resumed model is bitwise the
+    interrupted one; saving 20-100M frozen parameters at every checkpoint would cost training time instead.
+    ``args`` (the `TrainingArguments`) is saved beside it, as `Trainer._save` does.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {n: p for n, p in model.named_parameters() if n in trainable}
+    _save_tensors(output_dir / TRAINABLE_NAME, tensors)
+    if args is not None:
+        torch.save(args, output_dir / "training_args.bin")
+    _atomic_write_json(
+        output_dir / TRAINABLE_STATE_NAME,
+        {"tensors": len(tensors), "parameters": int(sum(p.numel() for p in tensors.values()))},
+    )
+
+
+def is_trainable_state(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` is a checkpoint written by [`save_trainable_state`]."""
+    directory = Path(directory)
+    return (directory / TRAINABLE_STATE_NAME).is_file() and (directory / TRAINABLE_NAME).is_file()
 
 
 def save_stage_outputs(

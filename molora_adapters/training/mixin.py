@@ -28,17 +28,19 @@ from transformers.trainer_utils import TrainOutput, enable_full_determinism, set
 
 from .._integration import relink_prefix_pools
 from ..mixture.losses import routing_summary
-from .callback import StageCallback, StageClockCallback
+from .callback import BudgetSchedule, StageCallback, StageClockCallback
 from .checkpointing import (
     check_fingerprint,
     checkpoint_stage,
     find_resume_point,
     has_full_weights,
+    is_trainable_state,
     read_stage_state,
     restore_delta,
     save_checkpoint_extras,
     save_final_model,
     save_stage_outputs,
+    save_trainable_state,
     stage_dir_name,
 )
 from .optim import RowSparseAdamW, build_stage_param_groups
@@ -72,7 +74,8 @@ class DisentangledTuningMixin:
 
     Per stage it logs ``stage`` (the stage index) with every log entry, the stage's trainable-parameter count in its
     first log entry, and in mixture stages ``mixture_aux_loss``, ``routing_entropy`` and ``routing_balance`` (means
-    since the previous log). ``trainer.stage_history`` keeps one summary per finished stage.
+    since the previous log). ``trainer.stage_history`` keeps one summary per finished stage, those finished before
+    a resume included (``"restored": True``, read from their stage folders).
 
     With ``adapters.AdapterTrainer`` as the base, the mixin also (1) replaces its callback that refuses an
     unfrozen model, (2) completes its checkpoints, which skip embeddings, backbone and mixture routers, and
@@ -138,7 +141,8 @@ class DisentangledTuningMixin:
             )
         self._check_parallelism()
         self.add_callback(StageCallback(self.plan_fingerprint, [s.name for s in self.stages]))
-        self.add_callback(StageClockCallback(self))
+        self.clock = StageClockCallback(self)
+        self.add_callback(self.clock)
         self._adapt_adapter_trainer()
         if not hasattr(self.accelerator.unwrap_model(self.model), "accepts_loss_kwargs") and hasattr(
             self.model, "heads"
@@ -276,6 +280,8 @@ class DisentangledTuningMixin:
                 )  # re-activate as in the original run
             restore_delta(model, stage_dir)
             self._stream_start = int(marker.get("stream_end", self._stream_start))
+            if "history" in marker:  # the stage's summary from the interrupted run
+                self.stage_history.append({**marker["history"], "restored": True})
         logger.info("Resuming staged training at stage %d (checkpoint: %s)", start, checkpoint)
         return start, checkpoint
 
@@ -319,6 +325,20 @@ class DisentangledTuningMixin:
                     resume_from_checkpoint=checkpoint, ignore_keys_for_eval=ignore_keys_for_eval
                 )
                 self._stream_start = start + self._examples_consumed(output.global_step)
+                history = {
+                    "stage": index,
+                    "name": stage.name,
+                    "trainable_parameters": n_trainable,
+                    "global_step": output.global_step,
+                    "train_loss": output.training_loss,
+                    "train_seconds": output.metrics.get("train_runtime"),
+                    # training time alone (no logging, evaluation or saves), what a `max_seconds` budget counts;
+                    # after a resume it includes the stage's time before the interruption
+                    "clock_seconds": round(self.clock.elapsed(), 3),
+                    "max_seconds": stage.max_seconds,
+                    "examples_seen": self._stream_start - start,
+                    "sparse_embedding_updates": used_sparse,
+                }
                 if self.args.should_save:
                     save_stage_outputs(
                         model,
@@ -328,25 +348,14 @@ class DisentangledTuningMixin:
                         changed=trainable,
                         fingerprint=self.plan_fingerprint,
                         mixture=mixture,
-                        extra={"stream_start": start, "stream_end": self._stream_start},
+                        extra={"stream_start": start, "stream_end": self._stream_start, "history": history},
                     )
                 self.accelerator.wait_for_everyone()
         finally:
             if self._stage_sparse:
                 embedding.sparse = was_sparse
             self._stage_sparse = False
-        self.stage_history.append(
-            {
-                "stage": index,
-                "name": stage.name,
-                "trainable_parameters": n_trainable,
-                "global_step": output.global_step,
-                "train_loss": output.training_loss,
-                "train_seconds": output.metrics.get("train_runtime"),
-                "examples_seen": self._stream_start - start,
-                "sparse_embedding_updates": used_sparse,
-            }
-        )
+        self.stage_history.append(history)
         return output
 
     # ----------------------------------------------------------------------------------------------- efficiency
@@ -445,6 +454,31 @@ class DisentangledTuningMixin:
         self.optimizer = cls(groups, **kwargs)
         return self.optimizer
 
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        """Trainer's scheduler; in a stage with ``max_seconds``, a [`BudgetSchedule`] whose horizon the stage clock
+        re-fits to the measured speed (Trainer's schedules are fixed to ``num_training_steps`` when built)."""
+        stage = self.current_stage
+        if self.lr_scheduler is not None or stage is None or stage.max_seconds is None:
+            self.clock.schedule = None
+            return super().create_scheduler(num_training_steps, optimizer)
+        schedule = BudgetSchedule(
+            str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type)),
+            num_training_steps,
+            warmup_ratio=self.args.warmup_ratio or 0.0,
+            warmup_steps=self.args.warmup_steps or 0,
+        )
+        self.clock.schedule = schedule
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer if optimizer is None else optimizer, schedule
+        )
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    def _maybe_log_save_evaluate(self, *args: Any, **kwargs: Any) -> None:
+        # logging, evaluation and checkpoint saves are not training time: a stage's clock does not count them
+        with self.clock.paused():
+            super()._maybe_log_save_evaluate(*args, **kwargs)
+
     # ----------------------------------------------------------------------------------------------- hooks
     def compute_loss(
         self,
@@ -499,12 +533,26 @@ class DisentangledTuningMixin:
         super().log(logs, start_time)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        stage = self.current_stage
+        if stage is not None and stage.max_seconds is not None and state_dict is None:
+            # a budgeted stage's checkpoint holds only what the stage trains: a full save costs training time
+            save_trainable_state(
+                self._unwrapped(), output_dir or self.args.output_dir, self._stage_trainable, self.args
+            )
+            return
         super()._save(output_dir, state_dict)
         relink_prefix_pools(self._unwrapped())
         if self._stage_index is not None and state_dict is None:
             save_checkpoint_extras(
                 self._unwrapped(), output_dir or self.args.output_dir, self._stage_trainable
             )
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        if is_trainable_state(resume_from_checkpoint):
+            return  # `_train_stage` restored it (with `restore_delta`) on top of the finished stages
+        # adapters' AdapterTrainer overrides this with a one-argument signature
+        args = (resume_from_checkpoint,) if model is None else (resume_from_checkpoint, model)
+        super()._load_from_checkpoint(*args)
 
 
 class _StagedAdapterTrainerCallback(AdapterTrainerCallback):

@@ -24,6 +24,9 @@ STAGE_ARGUMENT_FIELDS = (
     "lr_scheduler_type",
 )
 
+# Step cap of a stage limited only by its clock (`max_seconds` without `max_steps`/epochs).
+BUDGET_STEP_CAP = 10**9
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -49,9 +52,11 @@ class Stage:
         head_learning_rate (`float`, *optional*): peak learning rate of the ``"heads"`` parameters in this stage (their
             own parameter group, same schedule); defaults to the stage's ``learning_rate``. A head that was trained
             in an earlier stage usually wants a smaller rate than freshly initialised mixture experts.
-        max_seconds (`float`, *optional*): wall-clock budget of the stage. After a few calibration steps the stage's
-            step count is set to what fits the remaining budget (never more than ``max_steps`` / the epochs) and the
-            learning-rate schedule is rebuilt for that horizon, so stages and systems can be compared at equal time.
+        max_seconds (`float`, *optional*): wall-clock training budget of the stage. The step count is re-fitted to
+            the measured speed after every step (never more than ``max_steps`` / the epochs; without either, only
+            the clock limits the stage) and the learning rate warms up and decays over that plan
+            ([`BudgetSchedule`]), so stages and systems can be compared at equal time. Logging, evaluation and
+            checkpoint saves do not count against the budget, and checkpoints hold only the trainable state.
         mixture (`str`, *optional*): the Mixture-of-LoRA block to activate and train. Defaults to the model's only
             mixture for stages with a mixture target; stages without one leave the active adapter setup alone.
         train_position_embeddings (`bool`, *optional*, defaults to `False`):
@@ -140,6 +145,10 @@ class Stage:
             overrides["warmup_ratio"] = 0.0
         if self.warmup_ratio is not None and self.warmup_steps is None:
             overrides["warmup_steps"] = 0
+        if self.max_seconds is not None and self.max_steps is None and self.num_train_epochs is None:
+            overrides["max_steps"] = (
+                BUDGET_STEP_CAP  # the clock stops the stage; no schedule is built on this
+            )
         return overrides
 
     def to_dict(self) -> dict[str, Any]:
