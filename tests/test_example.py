@@ -53,7 +53,12 @@ def test_example_runs_end_to_end(example, embedded_e5_dir, tmp_path, capsys):
     # few-shot data: only the 8 Re-OIE2016 sentences per language whose English original is in no test set,
     # never in the held-out es evaluation; the decoding options are recorded
     assert results["few_shot"]["sentences"] == {"es": 8, "pt": 8}
-    assert results["decoding"] == {"span_strategy": "merge", "min_args": 1, "confidence_mode": "multi2oie"}
+    assert results["decoding"] == {
+        "span_strategy": "merge",
+        "min_args": 1,
+        "confidence_mode": "multi2oie",
+        "predicate_floor": 0.1,
+    }
     from molora_adapters.oie.benchmarks import leak_free_few_shot
 
     (es,) = [e for e in example.evaluation_sets(example.parse_args(argv)) if e["benchmark"] == "reoie2016"]

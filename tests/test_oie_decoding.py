@@ -175,3 +175,13 @@ def test_min_args_drops_argumentless_tuples():
     offsets = [(0, 1), (2, 3)]
     assert build_extraction("a b", offsets, [0], ["O", "O"]) is None
     assert build_extraction("a b", offsets, [0], ["O", "O"], min_args=0).arguments == [""]
+
+
+def test_fallback_predicate_keeps_the_best_begin_word_at_or_above_the_floor():
+    from molora_adapters.oie.decoding import fallback_predicate
+
+    assert fallback_predicate([0.01, 0.3, 0.2], 0.1) == [[1]]
+    assert fallback_predicate([0.01, 0.3, 0.2], 0.3) == [[1]]  # the floor itself is kept
+    assert fallback_predicate([0.01, 0.3, 0.2], 0.31) == []
+    assert fallback_predicate([0.01, 0.3, 0.2], None) == []
+    assert fallback_predicate([], 0.0) == []

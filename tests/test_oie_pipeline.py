@@ -317,6 +317,7 @@ def test_precision_and_decoding_options(pipe, multilingual_sentences):
         "span_strategy": "nearest",
         "min_args": 0,
         "confidence_mode": "multi2oie",
+        "predicate_floor": 0.1,
     }
 
 
@@ -389,7 +390,40 @@ def test_from_pretrained_restores_a_staged_run(tiny_tokenizer, multilingual_sent
     model.eval()
     save_final_model(model, tmp_path, stages=MT4CROSSOIE_STAGES, fingerprint="test")
     tiny_tokenizer.save_pretrained(str(tmp_path))
-    expected = OIEPipeline(model, tiny_tokenizer, min_args=0, precision="fp32").extract(multilingual_sentences)
+    expected = OIEPipeline(model, tiny_tokenizer, min_args=0, precision="fp32").extract(
+        multilingual_sentences
+    )
     loaded = OIEPipeline.from_pretrained(str(tmp_path), min_args=0, precision="fp32")
     assert str(loaded.model.active_adapters) == str(model.active_adapters)
     assert loaded.extract(multilingual_sentences) == expected
+
+
+def test_silent_tagger_keeps_its_best_predicate_above_the_floor(pipe, multilingual_sentences):
+    """A predicate tagger that never argmaxes a predicate tag returns nothing without the floor; with it, every
+    sentence keeps one one-word predicate (its most likely ``P-B`` word), and a floor above every probability
+    keeps the tagger silent."""
+    from molora_adapters.oie.pipeline import _word_begin_probs
+
+    with torch.no_grad():
+        pipe.model.heads["oie"].pred_classifier.bias.copy_(torch.tensor([6.0, 0.0, 0.0]))  # always O
+    sents = multilingual_sentences[:6]
+    silent = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, predicate_floor=None).extract(sents)
+    assert all(r == [] for r in silent)
+    kept = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, predicate_floor=0.0)
+    words, chunks = kept.preprocess(sents, [None] * len(sents))
+    results = kept._forward(chunks)
+    for res in results:
+        assert len(res.predicates) == 1 and len(res.predicates[0]) == 1
+        (i,) = res.predicates[0]
+        assert res.pred_tags[i] == "P-B" and res.pred_tags.count("P-B") == 1
+    out = kept.extract(sents)
+    assert all(len({e.relation_pos[0] for e in r}) == 1 for r in out)  # one predicate per sentence
+    # the kept word is the most likely predicate begin; a floor above it keeps the tagger silent
+    begin = _word_begin_probs(
+        torch.softmax(torch.tensor([6.0, 0.0, 0.0]), 0).expand(1, 3, 3), torch.tensor([[0, 1, -1]])
+    )
+    assert begin[0].tolist() == pytest.approx([0.00247, 0.00247, 0.0], abs=1e-5)
+    quiet = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, predicate_floor=0.5).extract(sents)
+    assert all(r == [] for r in quiet)
+    with pytest.raises(ValueError, match="`predicate_floor`"):
+        OIEPipeline(pipe.model, pipe.tokenizer, predicate_floor=1.5)

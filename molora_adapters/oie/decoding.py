@@ -210,6 +210,21 @@ def decode_predicates(tags: Sequence[str]) -> list[list[int]]:
     return [positions for role, positions in bio_spans(tags) if role == "P"]
 
 
+def fallback_predicate(begin_probs: Sequence[float], floor: float | None) -> list[list[int]]:
+    """The one-word predicate a silent sentence keeps: the word most likely to begin a predicate, if that
+    probability reaches ``floor`` (`None`: never). A tagger whose every word stays under its threshold then still
+    returns its best guess instead of nothing.
+
+    Args:
+        begin_probs (`Sequence[float]`): per word, the probability of the predicate-begin tag (``P-B``).
+        floor (`float`, *optional*): the smallest probability kept.
+    """
+    if floor is None or not begin_probs:
+        return []
+    best = max(range(len(begin_probs)), key=begin_probs.__getitem__)
+    return [[best]] if begin_probs[best] >= floor else []
+
+
 def decode_arguments(
     tags: Sequence[str],
     predicate: Sequence[int] = (),

@@ -48,6 +48,7 @@ from .decoding import (
     SpanStrategy,
     build_extraction,
     decode_predicates,
+    fallback_predicate,
 )
 from .extraction import Extraction
 from .heads import OIEHead
@@ -88,6 +89,17 @@ class Chunk:
     n_words: int
     language: str | None = None  # passed to the model as `language_ids` (language-routed mixtures)
     word_tokens: list[int] = field(default_factory=list)  # word -> sub-word its tag is read from (-1: none)
+
+
+_PRED_BEGIN = PRED_LABELS.index("P-B")
+DEFAULT_PREDICATE_FLOOR = 0.1
+"""Default `OIEPipeline.predicate_floor`: a conservative value, not yet chosen on dev data."""
+
+
+def _word_begin_probs(pred_probs: torch.Tensor, word_tokens: torch.Tensor) -> torch.Tensor:
+    """(b, w) probability of ``P-B`` at every word's sub-word (0 for words without one)."""
+    begin = pred_probs[..., _PRED_BEGIN].gather(1, word_tokens.clamp(min=0))
+    return begin.masked_fill(word_tokens < 0, 0.0)
 
 
 @dataclass
@@ -146,6 +158,10 @@ class OIEPipeline:
             CUDA devices that support it, float32 elsewhere. The default is float32 because bf16 autocast measured
             1.4x *slower* for extraction-sized batches on the (shared, 2-core, AMX) development machine (autocast
             re-casts weights and activations at every op); measure before switching.
+        predicate_floor (`float`, *optional*, defaults to :data:`DEFAULT_PREDICATE_FLOOR`): when no word of an
+            encoder chunk (a sentence, unless it is longer than ``max_length``) is tagged as a predicate, its most
+            likely predicate-begin word is kept as a one-word predicate if that probability is at least this
+            (see :func:`~molora_adapters.oie.decoding.fallback_predicate`); `None` turns the fallback off.
         max_predicates_per_chunk (`int`, *optional*, defaults to :data:`DEFAULT_MAX_PREDICATES_PER_CHUNK`):
             predicates of one encoder chunk that get an argument pass; when a chunk has more, the most
             confident (mean predicate-tag probability over their words) are kept and a
@@ -166,6 +182,7 @@ class OIEPipeline:
         argument_batch_size: int = 256,
         precision: Precision = "fp32",
         max_predicates_per_chunk: int = DEFAULT_MAX_PREDICATES_PER_CHUNK,
+        predicate_floor: float | None = DEFAULT_PREDICATE_FLOOR,
         progress: bool | None = None,
     ) -> None:
         if precision not in PRECISIONS:
@@ -186,6 +203,9 @@ class OIEPipeline:
                 f"`max_predicates_per_chunk` must be an int >= 1, got {max_predicates_per_chunk!r}."
             )
         self.max_predicates_per_chunk = max_predicates_per_chunk
+        if predicate_floor is not None and not 0.0 <= predicate_floor <= 1.0:
+            raise ValueError(f"`predicate_floor` must be in [0, 1] or None, got {predicate_floor!r}.")
+        self.predicate_floor = predicate_floor
         self.model = model
         self.tokenizer = tokenizer
         self.head_name = find_oie_head(model, head_name)
@@ -197,11 +217,13 @@ class OIEPipeline:
         self.progress = progress
 
     def decoding_config(self) -> dict[str, Any]:
-        """The decoding options in use, for results files (``span_strategy``, ``min_args``, ``confidence_mode``)."""
+        """The decoding options in use, for results files (``span_strategy``, ``min_args``, ``confidence_mode``,
+        ``predicate_floor``)."""
         return {
             "span_strategy": self.span_strategy,
             "min_args": self.min_args,
             "confidence_mode": self.confidence_mode,
+            "predicate_floor": self.predicate_floor,
         }
 
     def _default_max_length(self) -> int:
@@ -338,15 +360,22 @@ class OIEPipeline:
                 return_dict=True,
                 **extra,
             )
-        tags, probs = word_level_tags(
-            out.predicate_logits.float().softmax(-1), word_tokens.to(device), PRED_LABELS
-        )
+        pred_probs = out.predicate_logits.float().softmax(-1)  # (b, t, n_labels)
+        tags, probs = word_level_tags(pred_probs, word_tokens.to(device), PRED_LABELS)
         tags, probs = tags.tolist(), probs.tolist()
+        begin_probs = None
 
         results, plan = [], []  # plan: (batch row, predicate word positions)
         for b, c in enumerate(chunks):
             word_tags, word_probs = [PRED_LABELS[k] for k in tags[b][: c.n_words]], probs[b][: c.n_words]
-            predicates = self._cap_predicates(c, decode_predicates(word_tags), word_probs)
+            predicates = decode_predicates(word_tags)
+            if not predicates and self.predicate_floor is not None:  # a silent chunk keeps its best guess
+                if begin_probs is None:
+                    begin_probs = _word_begin_probs(pred_probs, word_tokens.to(device)).tolist()
+                predicates = fallback_predicate(begin_probs[b][: c.n_words], self.predicate_floor)
+                for (i,) in predicates:
+                    word_tags[i], word_probs[i] = PRED_LABELS[_PRED_BEGIN], begin_probs[b][i]
+            predicates = self._cap_predicates(c, predicates, word_probs)
             res = ChunkResult(c, word_tags, word_probs, predicates=predicates)
             results.append(res)
             plan.extend((b, p) for p in res.predicates)
