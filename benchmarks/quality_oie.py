@@ -1,66 +1,54 @@
-"""Cross-lingual OIE quality: MT4CrossOIE against full fine-tuning, one LoRA, stages 1+2 and ablations.
+"""Cross-lingual OIE quality: MT4CrossOIE against full fine-tuning, one LoRA, stages 1+2, a head-only control and
+ablations, at equal wall-clock training budgets.
 
-Every system runs `examples/oie_crosslingual.py` in its own process with the same data, seeds and **the same
-wall-clock training budget** (``--time-budget``; the example splits it over a system's stages by its
-``BUDGET_SPLIT``, the one place where the split is defined, and each stage calibrates its step count to its share).
-Evaluation is on the full test sets unless ``--eval-sentences`` samples them (the report says so), with the
-leak-free splits of the example (es/pt: held-out part of Re-OIE2016). Systems:
+Every system is an `OIERecipe` preset (`molora_adapters/oie/recipes.py`: the one place where stages, budget split,
+learning rates, experts and data mix are defined), trained and evaluated in this process by `run_recipe` with the
+same data stream, seed and **training-time budget** (each stage fits its steps and learning-rate schedule to its
+share of the clock; checkpoint saves do not count). Systems:
 
 - ``full_finetuning``: one stage, word embeddings + encoder + head (Multi2OIE-style);
 - ``single_lora``: one LoRA (a one-expert mixture) + head, encoder frozen;
 - ``stages_1_2``: disentangled stages 1 (word embeddings) and 2 (rest of the encoder);
-- ``mt4crossoie``: stages 1 + 2 + Mixture-of-LoRA (6 language experts, top-2, token routing, language-supervised
-  routing and language-balanced batches);
-- ``mt4crossoie_projected``: the same with the vendored projected XQuAD corpus added (data-based transfer: English
-  silver tuples projected onto the XQuAD translations, so the de/zh/es/ar experts train on their languages);
-- ablations: ``mt4crossoie_top1``, ``mt4crossoie_top6`` (dense), ``mt4crossoie_sentence`` (sentence routing),
-  ``mt4crossoie_unsupervised`` (no language loss, natural language mix).
+- ``stage3_head_only``: stages 1 + 2, then the head alone for stage 3's budget (the control that shows what the
+  mixture itself adds in stage 3);
+- ``mt4crossoie``: stages 1 + 2 + Mixture-of-LoRA (one expert per language with data, top-2, token routing,
+  language-supervised routing, language-balanced batches), with the projected XQuAD corpus and es/pt few-shot;
+- ablations: ``mt4crossoie_no_projected``, ``mt4crossoie_top1``, ``mt4crossoie_dense``, ``mt4crossoie_sentence``,
+  ``mt4crossoie_unsupervised``.
 
-    python benchmarks/quality_oie.py                                  # all systems, 2 seeds, full test sets
-    nice python benchmarks/quality_oie.py --systems full_finetuning,single_lora,stages_1_2,mt4crossoie \\
-        --budget 120 --eval-sentences 100                             # a reduced run (the report says so)
+    python benchmarks/quality_oie.py                         # main systems, 3 seeds, 600 s, then 1,800 s for two
+    python benchmarks/quality_oie.py --budgets 600 --systems full_finetuning,mt4crossoie --seeds 42
+    python benchmarks/quality_oie.py --dry-run --out /tmp/q  # aggregation only, on synthetic scores (no training)
 
-Each (system, seed) run resumes if interrupted and is reused once finished (``--fresh`` to redo). Writes
-``benchmarks/results/quality_oie.md`` and ``quality_oie.json``::
+Each (budget, system, seed) run resumes if interrupted and is reused once finished (``--fresh`` redoes it).
+Writes ``benchmarks/results/quality_oie.{md,json}`` and the learning-curve figure::
 
-    {"systems": [{"name": "mt4crossoie", "mean_non_en_f1": 0.0, "train_seconds": 0.0, "samples_per_second": 0.0,
-                  "scores": {"carb:en": {"f1": 0.0, "auc": 0.0}, "benchie:zh": {"f1": 0.0}}, "seeds": [...]}],
-     "meta": {...}}
+    {"systems": [...at the first budget...], "budgets": [{"budget_seconds": 600, "systems": [...]}, ...],
+     "contrasts": {"mt4crossoie_minus_full_finetuning": {"diff": d, "ci95": [lo, hi], "seeds": [...]}, ...},
+     "meta": {"budget_seconds": 600, "budgets": [600, 1800], "learning_curves": "...png", ...}}
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "oie_crosslingual.py"
+sys.path.insert(0, str(ROOT))
 
-MAIN_SYSTEMS = ("full_finetuning", "single_lora", "stages_1_2", "mt4crossoie")
-# name -> (description, example flags); learning rates per stage come from the example's STAGE_LEARNING_RATES.
-SYSTEMS = {
-    "full_finetuning": ("full fine-tuning (one stage)", ["--stages", "full"]),
-    "single_lora": ("single LoRA", ["--stages", "mixture", "--experts", "en", "--top-k", "1"]),
-    "stages_1_2": ("stages 1+2", ["--stages", "embeddings,backbone"]),
-    "mt4crossoie": ("MT4CrossOIE: stages 1+2+mixture (top-2, token)", []),
-    "mt4crossoie_projected": (
-        "MT4CrossOIE + projected XQuAD data (de, zh, es, ar, hi; vendored)",
-        ["--projected-data", "vendored"],
-    ),
-    "mt4crossoie_top1": ("ablation: top-1", ["--top-k", "1"]),
-    "mt4crossoie_top6": ("ablation: top-6 (dense)", ["--top-k", "6"]),
-    "mt4crossoie_sentence": ("ablation: sentence routing", ["--granularity", "sentence"]),
-    "mt4crossoie_unsupervised": (
-        "ablation: no language supervision, natural mix",
-        ["--language-loss-coef", "0", "--language-alpha", "-1"],
-    ),
-}
+from molora_adapters.oie.evaluation import TEST_EVALUATIONS  # noqa: E402
+from molora_adapters.oie.recipes import PRESETS, OIERecipe  # noqa: E402
+
+MAIN_SYSTEMS = ("full_finetuning", "single_lora", "stages_1_2", "stage3_head_only", "mt4crossoie")
+LONG_SYSTEMS = ("full_finetuning", "mt4crossoie")  # also run at the budgets after the first
+CONTRASTS = ("full_finetuning", "single_lora")  # mt4crossoie minus each, paired by seed
+DEV_KEY = "dev:en"  # CaRB en dev: the learning curves (choices are made on dev, never on test)
 
 # Published anchors (F1, and AUC where published), keyed like our scores.
 ANCHORS = {
@@ -76,71 +64,64 @@ ANCHORS = {
 }
 
 
-def score_key(row: dict) -> str:
-    """``benchmark:language`` of a result row (``carb``, ``benchie`` or ``reoie2016`` (lexical) + language)."""
-    return f"{row['scorer']}:{row['lang']}"
-
-
 def mean_non_en_f1(scores: dict[str, dict]) -> float:
-    """Mean F1 of the non-English CaRB and BenchIE rows (the lexical Re-OIE2016 rows repeat es/pt and are left out)."""
-    values = [v["f1"] for k, v in scores.items() if not k.endswith(":en") and not k.startswith("reoie2016:")]
+    """Mean F1 of the non-English CaRB and BenchIE test rows (lexical Re-OIE2016 repeats es/pt; dev is not test)."""
+    values = [
+        v["f1"]
+        for k, v in scores.items()
+        if not k.endswith(":en") and not k.startswith(("reoie2016:", "dev:")) and v["f1"] is not None
+    ]
     return sum(values) / len(values) if values else float("nan")
 
 
-def run_one(name: str, seed: int, args, out_root: Path) -> dict:
-    """Train and evaluate one (system, seed) through the example; reuses a finished run."""
-    out = out_root / f"{name}-seed{seed}"
-    done = out / "results.json"
-    cmd = [sys.executable, str(EXAMPLE), "--output-dir", str(out), "--seed", str(seed)]
-    cmd += ["--time-budget", str(args.budget), "--batch-size", str(args.batch_size), *SYSTEMS[name][1]]
-    cmd += [
-        "--eval-max-sentences",
-        str(args.eval_sentences),
-        "--max-train-sentences",
-        str(args.train_sentences),
-    ]
+def recipe_for(name: str, seed: int, budget: float, args) -> OIERecipe:
+    """The benchmark's recipe of one (system, seed, budget)."""
+    changes = {
+        "time_budget": budget,
+        "seed": seed,
+        "batch_size": args.batch_size,
+        "eval_max_sentences": args.eval_sentences,
+    }
+    changes["eval"] = TEST_EVALUATIONS + (DEV_KEY,)
+    if args.train_sentences is not None:
+        changes["max_train_sentences"] = args.train_sentences
     if args.model:
-        cmd += ["--model", args.model]
-    marker = out / "command.txt"
-    if (
-        not args.fresh
-        and done.is_file()
-        and marker.is_file()
-        and marker.read_text().strip() == " ".join(cmd[2:])
-    ):
-        print(f"== {name} seed {seed}: reusing {done}", flush=True)
-        return {**json.loads(done.read_text()), "own_expert_share": own_expert_share(out)}
+        changes["model"] = args.model
+    return OIERecipe.from_preset(name, **changes)
+
+
+def run_one(name: str, seed: int, budget: float, args, out_root: Path) -> dict:
+    """Train and evaluate one (system, seed, budget) in this process; reuses a finished run of the same recipe."""
+    from molora_adapters.oie.recipes import run_recipe
+
+    recipe = recipe_for(name, seed, budget, args)
+    out = out_root / f"budget{budget:g}" / f"{name}-seed{seed}"
+    done, saved = out / "results.json", out / "recipe.json"
+    if not args.fresh and done.is_file() and saved.is_file():
+        if OIERecipe.from_json(saved) == recipe:
+            print(f"== {budget:g} s {name} seed {seed}: reusing {done}", flush=True)
+            return {**json.loads(done.read_text()), "own_expert_share": own_expert_share(out)}
     if args.fresh and out.exists():
         shutil.rmtree(out)
-    print(f"== {name} seed {seed}: {' '.join(cmd[2:])}", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    marker.unlink(missing_ok=True)
+    print(f"== {budget:g} s {name} seed {seed}", flush=True)
     t0 = time.time()
-    with open(out / "log.txt", "a", encoding="utf-8") as log:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} (seed {seed}) failed (exit {proc.returncode}); see {out / 'log.txt'}")
-    result = json.loads(done.read_text())
-    result["own_expert_share"] = own_expert_share(out)
+    result = run_recipe(recipe, out, resume=True, log=lambda m: print(f"   {m}", flush=True))
     result["wall_seconds"] = round(time.time() - t0, 1)
-    result["command"] = cmd[2:]
-    done.write_text(json.dumps(result, indent=2))
-    marker.write_text(" ".join(cmd[2:]) + "\n")  # marks a finished run
-    if not args.keep_checkpoints:  # a finished run's staged checkpoints are several GB; scores and tsv stay
+    if not args.keep_checkpoints:  # a finished run's staged checkpoints are large; scores and tsv stay
         shutil.rmtree(out / "train", ignore_errors=True)
-    return result
+    return {**result, "own_expert_share": own_expert_share(out)}
 
 
 def own_expert_share(out: Path) -> dict[str, float] | None:
     """Per language with an expert of its own: the share of its tokens' top-k routing slots (all layers) that go to
-    that expert, from the run's ``routing_statistics.json`` (``None`` when the system has no mixture)."""
+    that expert, from the run's ``routing_statistics.json`` (`None` without a trained mixture)."""
     path, results = out / "routing_statistics.json", out / "results.json"
     if (
         not path.is_file()
         or not results.is_file()
         or "mixture" not in json.loads(results.read_text())["stages"]
     ):
-        return None  # systems without a mixture stage route through an untrained, inactive mixture
+        return None
     stats = json.loads(path.read_text())
     experts = stats["experts"]
     if len(experts) < 2:
@@ -154,18 +135,52 @@ def own_expert_share(out: Path) -> dict[str, float] | None:
     return shares
 
 
+def fake_run(name: str, seed: int, budget: float) -> dict:
+    """Synthetic results of the shape `run_recipe` writes (``--dry-run``: tests the aggregation, trains nothing)."""
+    rng = random.Random(f"{name}:{seed}:{budget}")
+    base = 0.1 + 0.02 * sorted(PRESETS).index(name) + 0.00005 * budget
+    rows = []
+    for key in TEST_EVALUATIONS + (DEV_KEY,):
+        scorer, _, lang = key.partition(":")
+        f1 = round(base + rng.uniform(-0.02, 0.02), 4)
+        rows.append(
+            {
+                "key": key,
+                "scorer": "carb" if scorer == "dev" else scorer,
+                "lang": lang,
+                "sentences": 10,
+                "empty_sentences": rng.randint(0, 3),
+                "f1": f1,
+                "auc": None if scorer == "benchie" else f1 / 2,
+            }
+        )
+    training = {"train_seconds": budget * 0.99, "samples_per_second": 30.0, "samples": int(budget * 30)}
+    return {
+        "stages": list(PRESETS[name][1].get("stages", ("embeddings", "backbone", "mixture"))),
+        "results": rows,
+        "training": training,
+        "decoding": {"span_strategy": "merge"},
+        "own_expert_share": None,
+    }
+
+
 def summarise(name: str, runs: list[dict]) -> dict:
     """Mean over seeds of every score, plus per-seed figures."""
     per_seed = []
     for run in runs:
         scores = {
-            score_key(r): {"f1": r["f1"], "auc": r["auc"], "sentences": r["sentences"]}
+            r["key"]: {
+                "f1": r["f1"],
+                "auc": r["auc"],
+                "sentences": r["sentences"],
+                "empty_sentences": r.get("empty_sentences"),
+            }
             for r in run["results"]
         }
         training = run.get("training", {})
         per_seed.append(
             {
-                "seed": run.get("seed"),
+                "seed": run["seed"],
                 "scores": scores,
                 "mean_non_en_f1": mean_non_en_f1(scores),
                 "train_seconds": training.get("train_seconds"),
@@ -174,15 +189,15 @@ def summarise(name: str, runs: list[dict]) -> dict:
                 "stages": training.get("stages"),
             }
         )
-    keys = list(per_seed[0]["scores"])
     scores = {}
-    for key in keys:
+    for key in per_seed[0]["scores"]:
         f1 = [s["scores"][key]["f1"] for s in per_seed]
         entry = {"f1": statistics.mean(f1), "f1_std": statistics.stdev(f1) if len(f1) > 1 else 0.0}
         aucs = [s["scores"][key]["auc"] for s in per_seed]
         if all(a is not None for a in aucs):
             entry["auc"] = statistics.mean(aucs)
         entry["sentences"] = per_seed[0]["scores"][key]["sentences"]
+        entry["empty_sentences"] = [s["scores"][key]["empty_sentences"] for s in per_seed]
         scores[key] = entry
     means = [s["mean_non_en_f1"] for s in per_seed]
 
@@ -192,113 +207,120 @@ def summarise(name: str, runs: list[dict]) -> dict:
 
     return {
         "name": name,
-        "description": SYSTEMS[name][0],
+        "description": PRESETS[name][0],
         "mean_non_en_f1": statistics.mean(means),
         "mean_non_en_f1_std": statistics.stdev(means) if len(means) > 1 else 0.0,
         "train_seconds": avg("train_seconds"),
         "samples_per_second": avg("samples_per_second"),
         "scores": scores,
-        "decoding": runs[0].get("decoding"),  # chosen on CaRB dev (benchmarks/select_decoding.py)
-        # routing of the first seed's mixture: the share of each language's slots given to its own expert
+        "decoding": runs[0].get("decoding"),
         "own_expert_share": runs[0].get("own_expert_share"),
         "seeds": per_seed,
     }
 
 
-def report(systems: list[dict], args) -> str:
-    keys = list(systems[0]["scores"])
-    sizes = {k: systems[0]["scores"][k]["sentences"] for k in keys}
-    sampled = args.eval_sentences and any(n >= args.eval_sentences for n in sizes.values())
-    lines = [
-        f"Equal wall-clock training budget: {args.budget:.0f} s per system (split over stages by the example's "
-        f"BUDGET_SPLIT), batch {args.batch_size} sentences, seeds {', '.join(map(str, args.seeds))} "
-        "(cells: mean F1 / AUC over seeds), "
-        f"{args.train_sentences or 'all'} English training sentences + es/pt few-shot sentences whose English "
-        "originals are in no test set (as selected by the example).",
-        (
-            f"**Evaluation sets sampled** to {args.eval_sentences} sentences each (not the full test sets)."
-            if sampled
-            else "Full test sets."
-        )
-        + " Sentences per set: "
-        + ", ".join(f"{k} {n}" for k, n in sizes.items())
-        + ".",
-        f"Machine: {args.machine}.",
-        "",
-        "| system | " + " | ".join(keys) + " | mean non-en F1 | train s | samples/s |",
-        "|" + "---|" * (len(keys) + 4),
-    ]
-    for s in systems:
-        cells = []
-        for k in keys:
-            v = s["scores"][k]
-            cells.append(f"{v['f1']:.3f}" + (f" / {v['auc']:.3f}" if v.get("auc") is not None else ""))
-        lines.append(
-            f"| {s['name']} | "
-            + " | ".join(cells)
-            + f" | **{s['mean_non_en_f1']:.3f}** ± {s['mean_non_en_f1_std']:.3f}"
-            f" | {s['train_seconds']} | {s['samples_per_second']} |"
-        )
-    anchor = []
-    for k in keys:
-        a = ANCHORS.get(k)
-        anchor.append(f"{a[0]} {a[1]:.3f}" + (f" / {a[2]:.3f}" if a[2] else "") if a else "")
-    lines.append("| published | " + " | ".join(anchor) + " | | | |")
+def paired_contrast(a: dict, b: dict, n_boot: int = 10_000, seed: int = 0) -> dict | None:
+    """``a - b`` on mean non-English F1, paired by seed, with a 95% bootstrap interval over seeds (resampling the
+    seeds carries the seed-to-seed variance into the interval). `None` when the systems share no seed."""
+    fa = {s["seed"]: s["mean_non_en_f1"] for s in a["seeds"]}
+    fb = {s["seed"]: s["mean_non_en_f1"] for s in b["seeds"]}
+    seeds = sorted(set(fa) & set(fb))
+    if not seeds:
+        return None
+    diffs = [fa[s] - fb[s] for s in seeds]
+    rng = random.Random(seed)
+    boots = sorted(statistics.mean(rng.choices(diffs, k=len(diffs))) for _ in range(n_boot))
+    lo, hi = boots[int(0.025 * n_boot)], boots[int(0.975 * n_boot) - 1]
+    return {"diff": statistics.mean(diffs), "ci95": [lo, hi], "seeds": seeds, "per_seed": diffs}
+
+
+def contrasts(systems: list[dict]) -> dict[str, dict]:
     by = {s["name"]: s for s in systems}
-    lines += ["", "Targets (issue 12):"]
-    if {"mt4crossoie", "full_finetuning", "single_lora"} <= set(by):
-        m = by["mt4crossoie"]["mean_non_en_f1"]
-        beats = m > by["full_finetuning"]["mean_non_en_f1"] and m > by["single_lora"]["mean_non_en_f1"]
-        lines.append(
-            f"- MT4CrossOIE beats full fine-tuning and a single LoRA on mean non-en F1: {'yes' if beats else 'no'}"
-        )
-    for key, goal, label in (
-        ("carb:en", 0.53, ">= .53"),
-        ("benchie:de", 0.040, "> .040"),
-        ("benchie:zh", 0.1295, "> .1295"),
-    ):
-        if "mt4crossoie" in by and key in by["mt4crossoie"]["scores"]:
-            f1 = by["mt4crossoie"]["scores"][key]["f1"]
-            ok = f1 >= goal if label.startswith(">=") else f1 > goal
-            lines.append(f"- MT4CrossOIE {key} F1 {label}: {f1:.3f} ({'met' if ok else 'not met'})")
-    if {"mt4crossoie", "mt4crossoie_projected"} <= set(by):
-        base, proj = by["mt4crossoie"], by["mt4crossoie_projected"]
-        keys13 = [
-            k for k in ("benchie:de", "benchie:zh", "carb:zh", "carb:hi", "carb:te") if k in base["scores"]
-        ]
-        lines.append(
-            "- Projected data (issue 13), MT4CrossOIE + projected vs without: "
-            + ", ".join(f"{k} {proj['scores'][k]['f1']:.3f} vs {base['scores'][k]['f1']:.3f}" for k in keys13)
-            + f"; mean non-en F1 {proj['mean_non_en_f1']:.3f} vs {base['mean_non_en_f1']:.3f}"
-        )
-    routed = [s for s in systems if s.get("own_expert_share")]
-    if routed:
+    out = {}
+    for other in CONTRASTS:
+        if "mt4crossoie" in by and other in by:
+            c = paired_contrast(by["mt4crossoie"], by[other])
+            if c is not None:
+                out[f"mt4crossoie_minus_{other}"] = c
+    return out
+
+
+def plot_learning_curves(budgets: list[dict], path: Path) -> str | None:
+    """CaRB en dev F1 against training seconds per system (mean over seeds, one point per budget)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for point in budgets:
+        for s in point["systems"]:
+            if DEV_KEY in s["scores"]:
+                curves.setdefault(s["name"], []).append(
+                    (s["train_seconds"] or point["budget_seconds"], s["scores"][DEV_KEY]["f1"])
+                )
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, pts in sorted(curves.items()):
+        xs, ys = zip(*sorted(pts), strict=True)
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xlabel("training seconds (the budget's clock)")
+    ax.set_ylabel("CaRB en dev F1 (mean over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
+
+
+def report(budgets: list[dict], found: dict[str, dict], args) -> str:
+    seconds = ", ".join(f"{b['budget_seconds']:g} s" for b in budgets)
+    lines = [
+        f"Equal training-time budgets (the stages' clock; saves excluded): {seconds}; "
+        f"batch {args.batch_size} sentences; seeds {', '.join(map(str, args.seeds))} at the first budget. "
+        "Cells: mean F1 / AUC over seeds. Every system trains on the same seeded stream of the recipe's data "
+        "(all vendored English corpora, projected XQuAD without its dev slice, es/pt leak-free few-shot).",
+        f"Machine: {args.machine}."
+        + (" **Dry run: synthetic scores, nothing was trained.**" if args.dry_run else ""),
+    ]
+    for point in budgets:
+        systems = point["systems"]
+        keys = [k for k in systems[0]["scores"] if not k.startswith("reoie2016:")]
         lines += [
             "",
-            "Routing (first seed): share of each language's top-k slots that go to its own expert "
-            "(uniform over 6 experts = 0.167):",
+            f"### {point['budget_seconds']:g} s",
             "",
+            "| system | " + " | ".join(keys) + " | mean non-en F1 | train s | samples/s |",
+            "|" + "---|" * (len(keys) + 4),
         ]
-        langs = sorted({k for s in routed for k in s["own_expert_share"]})
-        lines += ["| system | " + " | ".join(langs) + " |", "|" + "---|" * (len(langs) + 1)]
-        for s in routed:
+        for s in systems:
+            cells = [
+                f"{s['scores'][k]['f1']:.3f}"
+                + (f" / {s['scores'][k]['auc']:.3f}" if s["scores"][k].get("auc") is not None else "")
+                for k in keys
+            ]
             lines.append(
                 f"| {s['name']} | "
-                + " | ".join(f"{s['own_expert_share'].get(k, float('nan')):.3f}" for k in langs)
-                + " |"
+                + " | ".join(cells)
+                + f" | **{s['mean_non_en_f1']:.3f}** ± {s['mean_non_en_f1_std']:.3f} | {s['train_seconds']} | {s['samples_per_second']} |"
             )
-        lines.append("")
-    decoding = systems[0].get("decoding")
-    if decoding:
+        anchor = [
+            (f"{a[0]} {a[1]:.3f}" + (f" / {a[2]:.3f}" if a[2] else "")) if (a := ANCHORS.get(k)) else ""
+            for k in keys
+        ]
+        lines.append("| published | " + " | ".join(anchor) + " | | | |")
+    lines += ["", "Paired by seed, mean non-English F1, 95% bootstrap interval over seeds (first budget):"]
+    for name, c in found.items():
         lines.append(
-            f"- Decoding (chosen on CaRB dev, `benchmarks/results/decoding_dev.json`): {json.dumps(decoding)}"
+            f"- {name}: {c['diff']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] (seeds {c['seeds']})"
         )
     lines += [
         "",
-        "Score keys are `benchmark:language`; `carb:es` / `carb:pt` are the held-out Re-OIE2016 es/pt sentences in",
-        "CaRB format, `reoie2016:*` the same sentences with the lexical (Multi2OIE / SpanOIE) scorer. Mean non-en F1",
-        "averages the CaRB and BenchIE rows of the non-English languages. Gen2OIE's CaRB figures are on full test",
-        "sets (es/pt: all of Re-OIE2016), ours on the held-out parts.",
+        "Score keys are `benchmark:language`; `carb:es` / `carb:pt` are the held-out Re-OIE2016 es/pt sentences in "
+        "CaRB format; `dev:en` is CaRB en dev (for choices, not a test result). Mean non-en F1 averages the CaRB "
+        "and BenchIE test rows of the non-English languages.",
     ]
     return "\n".join(lines)
 
@@ -306,68 +328,89 @@ def report(systems: list[dict], args) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ",".join(SYSTEMS)
+        "--systems", default=",".join(MAIN_SYSTEMS), help="comma-separated presets: " + ",".join(PRESETS)
     )
-    p.add_argument("--seeds", default="42,43", help="comma-separated seeds (>= 2 for the committed run)")
-    p.add_argument("--budget", type=float, default=300.0, help="training seconds per system (all stages)")
+    p.add_argument("--seeds", default="42,43,44", help="comma-separated seeds (>= 3 for the committed run)")
+    p.add_argument("--budgets", default="600,1800", help="training seconds per system, comma-separated")
+    p.add_argument(
+        "--long-systems", default=",".join(LONG_SYSTEMS), help="systems run at the budgets after the first"
+    )
+    p.add_argument("--long-seeds", type=int, default=2, help="seeds run at the budgets after the first")
     p.add_argument("--batch-size", type=int, default=16, help="training batch size (sentences)")
-    p.add_argument("--train-sentences", type=int, default=1200, help="English training sentences (0 = all)")
     p.add_argument(
-        "--eval-sentences", type=int, default=0, help="sample evaluation sets to this size (0 = full)"
+        "--train-sentences",
+        type=int,
+        default=None,
+        help="English sentences sampled (default: the recipe's, all)",
     )
+    p.add_argument("--eval-sentences", type=int, default=0, help="sample test sets to this size (0 = full)")
     p.add_argument(
-        "--model", default=None, help="encoder (default: the example's embedded multilingual-e5-small)"
+        "--model", default=None, help="encoder (default: the recipe's embedded multilingual-e5-small)"
     )
     p.add_argument("--out", default=str(ROOT / "runs" / "quality_oie"))
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality_oie"))
     p.add_argument("--machine", default="2 CPU cores shared with other jobs", help="recorded in the report")
     p.add_argument("--fresh", action="store_true", help="redo finished runs instead of reusing them")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep each finished run's train/")
     p.add_argument(
-        "--keep-checkpoints", action="store_true", help="keep each finished run's train/ (several GB per run)"
+        "--dry-run", action="store_true", help="synthetic scores instead of training (tests the aggregation)"
     )
     args = p.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = [s for s in systems if s not in SYSTEMS]
+    long_systems = [s.strip() for s in args.long_systems.split(",") if s.strip()]
+    unknown = [s for s in systems + long_systems if s not in PRESETS]
     if unknown or not systems:
-        p.error(f"--systems: unknown {unknown or '(none)'}; choose from {','.join(SYSTEMS)}")
+        p.error(f"--systems/--long-systems: unknown {unknown or '(none)'}; choose from {','.join(PRESETS)}")
     try:
         args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
     except ValueError:
-        p.error(f"--seeds takes comma-separated integers, got {args.seeds!r}")
-    if not args.seeds or args.budget <= 0:
-        p.error("--seeds needs at least one seed and --budget must be > 0")
+        p.error("--seeds takes comma-separated integers and --budgets comma-separated seconds")
+    if not args.seeds or not budgets or min(budgets) <= 0:
+        p.error("--seeds needs at least one seed and every budget must be > 0")
     out_root = Path(args.out)
     out_root.mkdir(parents=True, exist_ok=True)
-    summaries = []
-    for name in systems:
-        runs = []
-        for seed in args.seeds:
-            run = run_one(name, seed, args, out_root)
-            run["seed"] = seed
-            runs.append(run)
-        summaries.append(summarise(name, runs))
-    text = report(summaries, args)
+    points = []
+    for i, budget in enumerate(budgets):
+        names = systems if i == 0 else [s for s in systems if s in long_systems]
+        seeds = args.seeds if i == 0 else args.seeds[: args.long_seeds]
+        summaries = []
+        for name in names:
+            runs = []
+            for seed in seeds:
+                run = (
+                    fake_run(name, seed, budget)
+                    if args.dry_run
+                    else run_one(name, seed, budget, args, out_root)
+                )
+                runs.append({**run, "seed": seed})
+            summaries.append(summarise(name, runs))
+        if summaries:
+            points.append({"budget_seconds": budget, "seeds": seeds, "systems": summaries})
+    found = contrasts(points[0]["systems"])
+    text = report(points, found, args)
     print(text)
-    sys.path.insert(0, str(ROOT))
     from molora_adapters.utils.io import atomic_write_text
 
+    figure = plot_learning_curves(points, Path(f"{args.results}_learning_curves.png"))
     meta = {
-        "budget_seconds": args.budget,
+        "budget_seconds": budgets[0],
+        "budgets": budgets,
         "seeds": args.seeds,
         "batch_size": args.batch_size,
-        "train_sentences": args.train_sentences,
+        "train_sentences": args.train_sentences if args.train_sentences is not None else "all (recipe)",
         "eval_sentences": args.eval_sentences or "all",
         "machine": args.machine,
+        "dry_run": args.dry_run,
+        "learning_curves": figure,
         "command": "python benchmarks/quality_oie.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     atomic_write_text(Path(f"{args.results}.md"), text + "\n")
-    for name, suffix in (("mt4crossoie", ""), ("mt4crossoie_projected", "_projected")):
-        heatmap = out_root / f"{name}-seed{args.seeds[0]}" / "routing_heatmap.png"
-        if name in systems and heatmap.is_file():  # expert share per language per layer
-            shutil.copyfile(heatmap, f"{args.results}_routing_heatmap{suffix}.png")
-    atomic_write_text(
-        Path(f"{args.results}.json"), json.dumps({"systems": summaries, "meta": meta}, indent=2)
-    )
+    heatmap = out_root / f"budget{budgets[0]:g}" / f"mt4crossoie-seed{args.seeds[0]}" / "routing_heatmap.png"
+    if "mt4crossoie" in systems and heatmap.is_file():  # expert share per language per layer
+        shutil.copyfile(heatmap, f"{args.results}_routing_heatmap.png")
+    payload = {"systems": points[0]["systems"], "budgets": points, "contrasts": found, "meta": meta}
+    atomic_write_text(Path(f"{args.results}.json"), json.dumps(payload, indent=2))
     return 0
 
 

@@ -59,9 +59,21 @@ def test_example_runs_end_to_end(example, embedded_e5_dir, tmp_path, capsys):
         "confidence_mode": "multi2oie",
         "predicate_floor": 0.1,
     }
+    for key, row in zip(("carb_en", "reoie2016_es", "carb_zh"), results["results"], strict=True):
+        lines = (out / "predictions" / f"{key}.tsv").read_text(encoding="utf-8").splitlines()
+        assert row["empty_sentences"] == row["sentences"] - len(
+            {line.split("\t")[0] for line in lines if line}
+        )
+    assert all(0 <= r["empty_sentences"] <= r["sentences"] for r in results["results"])
+    training = json.loads((out / "training.json").read_text())
+    assert [s["name"] for s in training["stages"]] == ["embeddings", "backbone", "mixture"]
+    assert json.loads((out / "recipe.json").read_text())["max_steps"] == 2
     from molora_adapters.oie.benchmarks import leak_free_few_shot
+    from molora_adapters.oie.evaluation import evaluation_sets
 
-    (es,) = [e for e in example.evaluation_sets(example.parse_args(argv)) if e["benchmark"] == "reoie2016"]
+    recipe = example.parse_args(argv).recipe
+    sets = evaluation_sets(recipe.eval, few_shot=recipe.few_shot, max_sentences=8, seed=recipe.seed)
+    (es,) = [e for e in sets if e["benchmark"] == "reoie2016"]
     few_shot = {s.strip() for s in leak_free_few_shot("es")["sentence"]}
     assert len(es["subset"]) == 8 and not es["subset"] & few_shot
     assert "total time" in capsys.readouterr().out
@@ -77,13 +89,17 @@ def test_example_runs_end_to_end(example, embedded_e5_dir, tmp_path, capsys):
     assert "resuming from" in capsys.readouterr().out
     assert stage_files() == before
     assert json.loads((out / "results.json").read_text())["results"] == results["results"]
+    # the rerun's training.json keeps every stage of the first run (restored from their stage folders)
+    again = json.loads((out / "training.json").read_text())
+    assert [s["name"] for s in again["stages"]] == ["embeddings", "backbone", "mixture"]
+    assert all(s["restored"] for s in again["stages"]) and again["samples"] == training["samples"]
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--model", "/nonexistent/model/dir"], "--model /nonexistent/model/dir: cannot load it"),
-        (["--train-data", "no-such-corpus"], "--train-data: `no-such-corpus` is neither a corpus"),
+        (["--model", "/nonexistent/model/dir"], "`model` /nonexistent/model/dir: cannot load it"),
+        (["--train-data", "no-such-corpus"], "`train_data`: `no-such-corpus` is neither a corpus"),
     ],
 )
 def test_user_errors_are_one_line(example, argv, message, tmp_path, capsys, embedded_e5_dir):
@@ -94,7 +110,14 @@ def test_user_errors_are_one_line(example, argv, message, tmp_path, capsys, embe
 
 @pytest.mark.parametrize(
     "argv",
-    [["--stages", "embeddings,nope"], ["--top-k", "9"], ["--max-steps", "1,2"], ["--eval", "carb:xx"]],
+    [
+        ["--stages", "embeddings,nope"],
+        ["--top-k", "9"],
+        ["--max-steps", "1,2"],
+        ["--eval", "carb:xx"],
+        ["--head", "2by512"],
+        ["--preset", "nope"],
+    ],
 )
 def test_bad_flags_exit_2(example, argv, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -248,6 +248,11 @@ class StageClockCallback(TrainerCallback, ExportableState):
             control.should_training_stop = True
             return
         state.max_steps = horizon
+        for cb in self.trainer.callback_handler.callbacks:  # a progress bar shows the plan, not the step cap
+            bar = getattr(cb, "training_bar", None)
+            if bar is not None and bar.total != horizon:
+                bar.total = horizon
+                bar.refresh()
         if self.schedule is not None:
             self.schedule.horizon = horizon
             self._reapply(self.trainer.lr_scheduler)

@@ -1,0 +1,94 @@
+"""benchmarks/quality_oie.py aggregation on synthetic runs (`--dry-run`: nothing is trained)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "quality_oie.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("quality_oie", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_contrast_is_by_seed_with_a_bootstrap_interval(bench):
+    a = {"seeds": [{"seed": s, "mean_non_en_f1": v} for s, v in ((1, 0.30), (2, 0.26), (3, 0.28))]}
+    b = {"seeds": [{"seed": s, "mean_non_en_f1": v} for s, v in ((3, 0.20), (1, 0.25), (2, 0.25), (9, 0.9))]}
+    c = bench.paired_contrast(a, b)
+    assert c["seeds"] == [1, 2, 3] and c["per_seed"] == pytest.approx([0.05, 0.01, 0.08])
+    assert c["diff"] == pytest.approx(statistics.mean([0.05, 0.01, 0.08]))
+    assert 0.01 - 1e-9 <= c["ci95"][0] < c["diff"] < c["ci95"][1] <= 0.08 + 1e-9  # within the seeds' spread
+    same = bench.paired_contrast(a, a)
+    assert same["diff"] == 0 and same["ci95"] == [0, 0]
+    assert bench.paired_contrast(a, {"seeds": [{"seed": 7, "mean_non_en_f1": 0.1}]}) is None
+
+
+def test_mean_non_en_f1_leaves_out_english_lexical_and_dev(bench):
+    scores = {
+        "carb:en": {"f1": 0.9},
+        "carb:zh": {"f1": 0.2},
+        "benchie:de": {"f1": 0.1},
+        "reoie2016:es": {"f1": 0.9},
+        "dev:en": {"f1": 0.9},
+        "dev:de": {"f1": 0.9},
+    }
+    assert bench.mean_non_en_f1(scores) == pytest.approx(0.15)
+
+
+def test_dry_run_writes_budgets_seeds_contrasts_and_curves(bench, tmp_path):
+    results = tmp_path / "q"
+    argv = [
+        "--dry-run",
+        "--out",
+        str(tmp_path / "runs"),
+        "--results",
+        str(results),
+        "--budgets",
+        "600,1800",
+        "--seeds",
+        "42,43,44",
+    ]
+    assert bench.main(argv) == 0
+    data = json.loads(results.with_suffix(".json").read_text())
+    assert data["meta"]["budget_seconds"] == 600 and data["meta"]["budgets"] == [600, 1800]
+    first, second = data["budgets"]
+    assert [s["name"] for s in first["systems"]] == list(bench.MAIN_SYSTEMS)
+    assert [s["name"] for s in second["systems"]] == ["full_finetuning", "mt4crossoie"] and second[
+        "seeds"
+    ] == [42, 43]
+    assert data["systems"] == first["systems"]
+    assert all(len(s["seeds"]) == 3 for s in first["systems"])
+    by = {s["name"]: s for s in first["systems"]}
+    for other in ("full_finetuning", "single_lora"):
+        c = data["contrasts"][f"mt4crossoie_minus_{other}"]
+        expected = [
+            x["mean_non_en_f1"] - y["mean_non_en_f1"]
+            for x, y in zip(by["mt4crossoie"]["seeds"], by[other]["seeds"], strict=True)
+        ]
+        assert (
+            c["diff"] == pytest.approx(statistics.mean(expected))
+            and c["ci95"][0] <= c["diff"] <= c["ci95"][1]
+        )
+    assert "empty_sentences" in by["mt4crossoie"]["scores"]["carb:zh"]
+    figure = data["meta"]["learning_curves"]
+    assert figure is None or Path(figure).stat().st_size > 1000
+    assert "Dry run" in results.with_suffix(".md").read_text()
+    assert not list((tmp_path / "runs").iterdir())  # nothing trained
+
+
+def test_recipe_for_uses_the_presets_with_the_budget(bench):
+    import argparse
+
+    args = argparse.Namespace(batch_size=16, eval_sentences=0, train_sentences=None, model=None)
+    recipe = bench.recipe_for("stage3_head_only", 43, 600.0, args)
+    assert recipe.time_budget == 600.0 and recipe.seed == 43 and recipe.stages[-1] == "head"
+    assert "dev:en" in recipe.eval and recipe.projected_data == ("vendored",)
