@@ -97,8 +97,10 @@ def run_one(name: str, seed: int, budget: float, args, out_root: Path) -> dict:
     recipe = recipe_for(name, seed, budget, args)
     out = out_root / f"budget{budget:g}" / f"{name}-seed{seed}"
     done, saved = out / "results.json", out / "recipe.json"
-    if not args.fresh and done.is_file() and saved.is_file():
-        if OIERecipe.from_json(saved) == recipe:
+    if not args.fresh and saved.is_file():
+        if OIERecipe.from_json(saved) != recipe:
+            raise SystemExit(f"{out} holds a run of another recipe (changed flags?); pass --fresh to redo it")
+        if done.is_file():
             print(f"== {budget:g} s {name} seed {seed}: reusing {done}", flush=True)
             return {**json.loads(done.read_text()), "own_expert_share": own_expert_share(out)}
     if args.fresh and out.exists():

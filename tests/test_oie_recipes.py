@@ -207,3 +207,13 @@ def test_molora_train_rejects_a_bad_config_in_one_line(tmp_path):
     )
     assert proc.returncode == 2 and "top_kk" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_inference_does_not_import_the_training_code():
+    code = (
+        "import sys, molora_adapters.oie.pipeline\n"
+        "bad = [m for m in sys.modules if m.startswith(('molora_adapters.training', 'molora_adapters.oie.recipes',"
+        " 'molora_adapters.oie.training_run'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
