@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("molora_adapters.oie.benchmarks.cli", "Score predictions on an OIE benchmark."),
     "annotate": ("molora_adapters.data.llm.cli", "Build multilingual training data with an LLM."),
     "project": ("molora_adapters.data.projection.cli", "Project English tuples onto parallel translations."),
-    "train": ("molora_adapters.oie.train_cli", "Train a cross-lingual OIE model from a recipe (preset or JSON)."),
+    "train": ("molora_adapters.oie.train_cli", "Train an OIE model from a recipe (preset or JSON)."),
 }
 
 

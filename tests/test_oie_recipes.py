@@ -217,3 +217,27 @@ def test_inference_does_not_import_the_training_code():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_projected_dev_slice_is_scored_against_its_own_tuples():
+    from molora_adapters.oie.evaluation import score_projected
+
+    records = [
+        {
+            "sentence": "Mario Addison addierte 6 Sacks hinzu .",
+            "language": "de",
+            "extractions": [{"arg0": "Mario Addison", "relation": "addierte", "args": ["6 Sacks"]}],
+        },
+        {
+            "sentence": "Der Fluss fließt durch die Stadt .",
+            "language": "de",
+            "extractions": [{"arg0": "Der Fluss", "relation": "fließt", "args": ["durch die Stadt"]}],
+        },
+    ]
+    exact = [
+        (r["sentence"], [SimpleNamespace(**r["extractions"][0], confidence=0.9, context=None)])
+        for r in records
+    ]
+    assert score_projected(exact, records)["f1"] == pytest.approx(1.0)
+    half = score_projected([exact[0], (records[1]["sentence"], [])], records)
+    assert half["precision"] == pytest.approx(1.0) and half["recall"] == pytest.approx(0.5)
