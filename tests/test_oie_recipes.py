@@ -44,6 +44,7 @@ def test_recipe_file_round_trip(tmp_path):
         ({"eval": ["carb:xx"]}, "`eval`"),
         ({"granularity": "word"}, "`granularity`"),
         ({"experts": ["en", "en"]}, "`experts`"),
+        ({"eval": ["dev:de"], "projected_data": []}, "projected dev slice"),
     ],
 )
 def test_bad_recipes_are_refused_with_the_field_named(data, message):

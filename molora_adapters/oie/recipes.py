@@ -198,6 +198,11 @@ class OIERecipe:
         unknown = sorted(set(self.eval) - known)
         if unknown:
             raise ValueError(f"`eval`: unknown {unknown}; choose from {', '.join(sorted(known))}.")
+        projected_dev = [e for e in self.eval if e.startswith("dev:") and e != "dev:en"]
+        if projected_dev and not (self.projected_data and self.projected_dev_sentences):
+            raise ValueError(
+                f"`eval`: {projected_dev} need a projected dev slice (`projected_data` and `projected_dev_sentences`)."
+            )
 
     # ------------------------------------------------------------------------------------------ the plan
     @property
