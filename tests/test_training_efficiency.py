@@ -7,8 +7,7 @@ import collections
 
 import pytest
 import torch
-from training_utils import Recorder, tagging_model, toy_dataset, training_args
-from transformers import TrainerCallback
+from training_utils import FakeClock, Recorder, tagging_model, toy_dataset, training_args
 
 from molora_adapters.training import BudgetSchedule, RowSparseAdamW, Stage, StagedTrainer, StreamSampler
 from molora_adapters.training.callback import fit_horizon
@@ -171,28 +170,6 @@ def test_head_learning_rate_group_and_sparse_optimizer(tmp_path):
     batch = StreamSampler(8, seed=13).positions(0, 4).tolist()  # the one batch of the stream (seed 13)
     used = torch.tensor(sorted({i for j in batch for i in toy_dataset(8)["input_ids"][j]}))
     assert changed[used].all() and changed.sum() == len(used)  # exactly the rows of the one batch moved
-
-
-class FakeClock(TrainerCallback):
-    """A clock that advances ``step_seconds`` per training step (``first_step_seconds`` for the first one) and
-    ``save_seconds`` per checkpoint save; add it as a callback and pass it as the stage clock."""
-
-    def __init__(self, step_seconds=1.0, first_step_seconds=None, save_seconds=0.0):
-        self.now, self.steps = 0.0, 0
-        self.step_seconds, self.save_seconds = step_seconds, save_seconds
-        self.first_step_seconds = step_seconds if first_step_seconds is None else first_step_seconds
-        self.lrs = []
-
-    def __call__(self):
-        return self.now
-
-    def on_step_begin(self, args, state, control, **kw):
-        self.now += self.first_step_seconds if self.steps == 0 else self.step_seconds
-        self.steps += 1
-        self.lrs.append(kw["lr_scheduler"].get_last_lr()[0])  # the rate this step uses
-
-    def on_save(self, args, state, control, **kw):
-        self.now += self.save_seconds  # inside the trainer's pause: not training time
 
 
 def _budgeted_trainer(tmp_path, clock, stage, **args):

@@ -18,6 +18,7 @@ from molora_adapters.training import (
     load_staged_model,
 )
 from tests.training_utils import (
+    FakeClock,
     Interrupt,
     InterruptAt,
     Recorder,
@@ -243,3 +244,37 @@ def test_resume_refuses_another_plan(full_run):
     renamed = (Stage("words", ("embeddings", "heads"), max_steps=2),)
     with pytest.raises(ValueError, match="No staged checkpoint"):
         _trainer(run_dir, stages=renamed).train(resume_from_checkpoint=True)
+
+
+@pytest.mark.parametrize("cls", [StagedTrainer, StagedAdapterTrainer])
+def test_budgeted_stage_resumes_bitwise_from_a_trainable_only_checkpoint(tmp_path, cls):
+    """Stage 2 (the backbone) on a 6 s budget of a 1 s/step fake clock: its checkpoints hold only the backbone and
+    head tensors, and a run interrupted at its step-2 checkpoint resumes to the uninterrupted model, bit for bit,
+    with Trainer and AdapterTrainer."""
+    plan = (PLAN[0], dataclasses.replace(PLAN[1], max_steps=None, max_seconds=6.0), PLAN[2])
+
+    def trainer(run_dir, clock, *callbacks):
+        t = _trainer(run_dir, stages=plan, cls=cls, callbacks=[clock, *callbacks])
+        t.clock.clock = clock
+        return t
+
+    full = trainer(tmp_path / "full", FakeClock())
+    full.train()
+    assert [h["global_step"] for h in full.stage_history] == [2, 6, 3]
+    checkpoint = tmp_path / "full" / "stage-1-backbone" / "checkpoint-2"
+    assert (checkpoint / "trainable_state.json").is_file() and not (checkpoint / "model").exists()
+    ref = [None]
+    cut = trainer(tmp_path / "cut", FakeClock(), InterruptAt(ref, stage=1, step=2))
+    ref[0] = cut
+    with pytest.raises(Interrupt):
+        cut.train()
+    clock = FakeClock()
+    clock.steps = 1  # not the first step of the clock any more
+    resumed = trainer(tmp_path / "cut", clock)
+    resumed.train(
+        resume_from_checkpoint=True
+        if cls is StagedTrainer
+        else str(tmp_path / "cut" / "stage-1-backbone" / "checkpoint-2")
+    )
+    assert [h["global_step"] for h in resumed.stage_history] == [2, 6, 3]
+    assert_same_parameters(full.model, resumed.model)

@@ -108,3 +108,25 @@ def assert_same_parameters(a, b) -> None:
     assert pa.keys() == pb.keys()
     for name in pa:
         assert torch.equal(pa[name], pb[name]), name
+
+
+class FakeClock(TrainerCallback):
+    """A clock that advances ``step_seconds`` per training step (``first_step_seconds`` for the first one) and
+    ``save_seconds`` per checkpoint save; add it as a callback and pass it as the stage clock."""
+
+    def __init__(self, step_seconds=1.0, first_step_seconds=None, save_seconds=0.0):
+        self.now, self.steps = 0.0, 0
+        self.step_seconds, self.save_seconds = step_seconds, save_seconds
+        self.first_step_seconds = step_seconds if first_step_seconds is None else first_step_seconds
+        self.lrs = []
+
+    def __call__(self):
+        return self.now
+
+    def on_step_begin(self, args, state, control, **kw):
+        self.now += self.first_step_seconds if self.steps == 0 else self.step_seconds
+        self.steps += 1
+        self.lrs.append(kw["lr_scheduler"].get_last_lr()[0])  # the rate this step uses
+
+    def on_save(self, args, state, control, **kw):
+        self.now += self.save_seconds  # inside the trainer's pause: not training time
