@@ -168,7 +168,30 @@ def test_hand_built_block_uses_the_config_top_k():
         _, two = model_output(model, batch)
     assert torch.equal(configured, by_hand)
     assert not torch.allclose(configured, two)
-    assert Mixture(*EXPERTS).to_dict() == Mixture.from_dict(Mixture(*EXPERTS).to_dict()).to_dict()
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        Mixture(*EXPERTS),
+        Mixture(*EXPERTS, top_k=2),
+        Mixture(*EXPERTS, name="moe"),
+        Mixture(*EXPERTS, top_k=3, name="m"),
+    ],
+    ids=repr,
+)
+def test_block_round_trips_with_its_top_k_and_name(block):
+    """``to_dict`` / ``from_dict`` (ours and adapters' generic one, through JSON) keep experts, ``top_k`` and name."""
+    import json
+
+    from adapters.composition import AdapterCompositionBlock, Stack
+
+    for data in (block.to_dict(), json.loads(json.dumps(block.to_dict()))):
+        for again in (Mixture.from_dict(data), AdapterCompositionBlock.from_dict(data)):
+            assert again == block
+            assert (again.children, again.top_k, again.name) == (block.children, block.top_k, block.name)
+    nested = AdapterCompositionBlock.from_dict(Stack("task", block).to_dict())
+    assert nested.children[1] == block and nested.children[1].top_k == block.top_k
 
 
 # ---- inference mode, then training (issue 15, item 5) ------------------------------------------------------------

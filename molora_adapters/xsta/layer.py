@@ -14,8 +14,8 @@ The rest of the layer (output projection, residual, layer norm, feed-forward, ad
 the Q/K/V projections (LoRA, a Mixture) apply to every projection, including the corrected-source keys and values;
 those are projected as a ``(2B, L, H)`` batch (the target half a placeholder) so that per-row routing by
 ``language_ids`` keeps its shape, which also means a mixture records this layer's key/value router outputs twice. The dispatch
-into this module is installed by :mod:`molora_adapters._integration` and switched on per forward call with
-``xsta_paired=True``.
+into this module is installed by :mod:`molora_adapters.xsta.seam` when a model gets its first X-STA setup, and
+switched on per forward call with ``xsta_paired=True``.
 """
 
 from __future__ import annotations
@@ -116,32 +116,6 @@ def pair_languages(language_ids: Any, n_rows: int) -> tuple[str, str]:
             "(`PairBatchSampler` does)."
         )
     return sources.pop(), targets.pop()
-
-
-def begin_paired_forward(
-    model: nn.Module, context: Any, attention_mask: torch.Tensor | None, input_ids: Any
-) -> PairState:
-    """Validate a paired call and build its :class:`PairState` (called from the forward context)."""
-    from .model import active_xsta
-
-    name = active_xsta(model)
-    if name is None:
-        raise ValueError(
-            "`xsta_paired=True` needs an active X-STA head; add one with `model.add_xsta(name)` and activate it "
-            "with `model.active_head = name`."
-        )
-    ref = attention_mask if isinstance(attention_mask, torch.Tensor) else input_ids
-    if not isinstance(ref, torch.Tensor) or ref.dim() != 2:
-        raise ValueError("A paired X-STA call needs `input_ids` or `attention_mask` of shape (2B, L).")
-    source, target = pair_languages(getattr(context, "language_ids", None), ref.shape[0])
-    store = getattr(model.base_model, GDKS_ATTR, None)
-    gdks = store[name] if store is not None and name in store else None
-    mask = (
-        attention_mask.bool()
-        if isinstance(attention_mask, torch.Tensor)
-        else torch.ones_like(ref, dtype=torch.bool)
-    )
-    return PairState(gdks, mask, source, target)
 
 
 def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:

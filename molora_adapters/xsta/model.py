@@ -1,5 +1,7 @@
 """Model methods of the X-STA recipe: ``add_xsta`` / ``train_xsta`` / ``save_xsta`` / ``load_xsta`` /
-``delete_xsta`` (attached to every ``adapters`` model by :mod:`molora_adapters._integration`).
+``delete_xsta`` (attached to every ``adapters`` model by :mod:`molora_adapters._integration`, imported on first
+call). The first X-STA setup of a process installs the GDKS dispatch in self-attention
+(:func:`~molora_adapters.xsta.seam.install_attention_dispatch`).
 
 One X-STA setup named ``name`` is an ``"xsta_qa"`` prediction head named ``name`` plus, unless GDKS is ablated, a
 :class:`~molora_adapters.xsta.layer.KnowledgeSharing` module at ``model.base_model.xsta_gdks[name]``. Its config is
@@ -21,22 +23,10 @@ from ..utils.io import atomic_directory
 from ..version import __version__
 from .config import SUPPORTED_MODEL_TYPES, XSTAConfig
 from .layer import GDKS_ATTR, KnowledgeSharing
+from .seam import active_xsta, install_attention_dispatch  # noqa: F401  (active_xsta: re-exported)
 
 XSTA_CONFIG_NAME = "xsta_config.json"
 XSTA_WEIGHTS_NAME = "model_xsta_gdks.safetensors"
-
-
-def active_xsta(model: nn.Module) -> str | None:
-    """The name of the active X-STA head of ``model``, or `None`."""
-    from .head import XSTAQAHead
-
-    heads = getattr(model, "heads", None)
-    head = getattr(model, "active_head", None)
-    if isinstance(head, list):
-        head = head[0] if len(head) == 1 else None
-    if heads is None or head is None or head not in heads:
-        return None
-    return head if isinstance(heads[head], XSTAQAHead) else None
 
 
 def check_xsta_model(model: nn.Module, config: XSTAConfig) -> None:
@@ -77,6 +67,7 @@ class XSTAModelMixin:
 
     def _register_xsta(self, name: str, config: XSTAConfig) -> None:
         """Build the GDKS module of ``name`` (unless ablated) and record its config (no head)."""
+        install_attention_dispatch()
         if config.use_gdks:
             param = next(self.base_model.parameters())
             self._xsta_store(create=True)[name] = KnowledgeSharing(
