@@ -33,10 +33,9 @@ installed only when a model gets an X-STA setup. Nothing else in the package mod
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -82,7 +81,6 @@ __all__ = [
     "SUPPORTED_ADAPTERS_RANGE",
     "check_adapters_version",
     "ensure_layer_dispatch",
-    "override_lora_mixture_forward",
     "register",
     "register_head_type",
     "relink_prefix_pools",
@@ -101,35 +99,18 @@ def _make_init_mapping(original):
     return _init_mapping
 
 
-# the fused-output path of a top-level Mixture; None while a reference composition is installed
-_mixture_output = mixture_linear_output
-
-
 def _make_lora_linear_forward(original):
     @functools.wraps(original)
     def forward(self, input_states: torch.Tensor):
-        if not self.merged and _mixture_output is not None and not self.fan_in_fan_out:
+        if not self.merged and not self.fan_in_fan_out:
             adapter_setup = self.get_active_setup()
             if isinstance(adapter_setup, Mixture):
                 # the frozen linear exactly as adapters computes it (Linear, Linear4bit, ... by the MRO)
                 layer_output = super(LoRALinear, self).forward(input_states)
-                return _mixture_output(self, adapter_setup, input_states, layer_output)
+                return mixture_linear_output(self, adapter_setup, input_states, layer_output)
         return original(self, input_states)
 
     return forward
-
-
-@contextlib.contextmanager
-def override_lora_mixture_forward(fn) -> Iterator[None]:
-    """Temporarily route ``LoRALinear``'s mixture composition through ``fn`` (reference checks, benchmarks); the
-    fused-output path is off meanwhile, so every mixture layer runs ``fn``."""
-    global _mixture_output
-    fast, fused = LoRALinear.compose_mixture, _mixture_output
-    LoRALinear.compose_mixture, _mixture_output = fn, None
-    try:
-        yield
-    finally:
-        LoRALinear.compose_mixture, _mixture_output = fast, fused
 
 
 def ensure_layer_dispatch(model: torch.nn.Module) -> None:
