@@ -16,6 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "molora_adapters"
 SEAM = "molora_adapters._integration"
@@ -193,6 +195,7 @@ def test_the_seam_is_the_only_upward_target():
     assert reached_from_below <= {SEAM}
 
 
+@pytest.mark.slow
 def test_imports_do_not_load_the_layer_above():
     """One fresh interpreter: data preparation loads no OIE module, OIE inference loads no training module."""
     script = textwrap.dedent(

@@ -19,6 +19,7 @@ from molora_adapters.registry import Registry
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_flex_head_model_imports_no_oie_or_data_stack_and_reloads_a_saved_oie_head(tmp_path):
     """Building a flex-head model imports no OIE/data/LLM module; a saved OIE head comes back with a plain
     `AutoAdapterModel.from_pretrained` (the head type is imported on first use)."""
@@ -57,6 +58,7 @@ def test_flex_head_model_imports_no_oie_or_data_stack_and_reloads_a_saved_oie_he
     assert torch.equal(torch.load(tmp_path / "out.pt"), expected)
 
 
+@pytest.mark.slow
 def test_data_registers_llm_loaders_without_importing_the_llm_package():
     script = (
         "import sys; import molora_adapters.data as d; "
@@ -102,6 +104,7 @@ def test_every_seam_entry_is_installed_once():
     assert {(p.owner, p.name): getattr(p.owner, p.name) for p in _integration.PATCHES} == wrapped
 
 
+@pytest.mark.slow
 def test_attention_is_patched_only_once_xsta_is_added():
     """A process that never adds X-STA runs adapters' self-attention unchanged."""
     script = textwrap.dedent(

@@ -366,6 +366,7 @@ def test_a_translation_of_a_test_sentence_leaks_its_source_in_every_language(tmp
     assert export_projected([out], tmp_path / "x.jsonl") == len(after)
 
 
+@pytest.mark.slow
 def test_vendored_projected_corpus():
     """The shipped XQuAD projection: silver provenance, the expert languages, no evaluation sentence."""
     ds = load_training_corpus("projected")
@@ -447,6 +448,7 @@ def test_find_leaks():
     ] == [0]
 
 
+@pytest.mark.slow
 def test_eval_overlap_pairs_are_rejected(tmp_path):
     carb = "A CEN forms an important but small part of a Local Strategic Partnership ."
     assert eval_overlap(carb, "en", evaluation_sentences)

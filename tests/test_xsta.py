@@ -658,6 +658,7 @@ def test_staged_trainer_composes(tmp_path, tiny_tokenizer):
     assert any("teacher_loss" in h for h in trainer.state.log_history)
 
 
+@pytest.mark.slow
 def test_import_does_not_load_xsta():
     import subprocess
     import sys
