@@ -227,10 +227,10 @@ def test_mgsa_losses_ignore_padding():
     tp = torch.cat([t_mask, torch.zeros(2, 2, dtype=torch.bool)], 1)
     sp = torch.cat([s_mask, torch.zeros(2, 3, dtype=torch.bool)], 1)
     torch.testing.assert_close(
-        pair_attention_entropy(probs, t_mask, s_mask), pair_attention_entropy(padded, tp, sp)
+        pair_attention_entropy(probs, t_mask, s_mask, "real"), pair_attention_entropy(padded, tp, sp, "real")
     )
     # InfoNCE through the head's pooling: padding a row does not change the loss
-    model = _model()
+    model = _model(entropy_average="real")
     a = _batch(pad=False)
     b = {**a, "input_ids": torch.cat([a["input_ids"], torch.zeros(2 * B, 3, dtype=torch.long)], 1)}
     b["attention_mask"] = torch.cat([a["attention_mask"], torch.zeros(2 * B, 3, dtype=torch.long)], 1)

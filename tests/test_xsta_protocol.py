@@ -83,3 +83,111 @@ def test_cap_no_answer():
     assert [f["i"] for f in capped] == sorted(f["i"] for f in capped)
     assert capped == cap_no_answer(feats, 0.1, seed=0)
     assert cap_no_answer(feats, 1.0) == feats
+
+
+# ---- settings ----------------------------------------------------------------------------------------------------
+def _model(**cfg):
+    from conftest import tiny_adapter_model
+
+    model = tiny_adapter_model("bert")
+    model.add_xsta("xsta", layer=1, languages=["en", "de"], correction_dropout=0.0, **cfg)
+    return model
+
+
+def test_entropy_average_known_values():
+    from molora_adapters.xsta import pair_attention_entropy
+
+    # one pair, L = 4: 2 real target tokens, 3 real source keys; every query row is uniform over the real keys
+    probs = torch.zeros(1, 4, 4)
+    probs[:, :, :3] = 1 / 3
+    t_mask = torch.tensor([[1, 1, 0, 0]])
+    s_mask = torch.tensor([[1, 1, 1, 0]])
+    ln3 = math.log(3)
+    # padded (released code): rows ln3 each over all 4 rows; columns 4 * (1/3) ln3 on 3 of 4 columns -> ln3
+    assert float(pair_attention_entropy(probs, t_mask, s_mask, "padded")) == pytest.approx(2 * ln3, abs=1e-5)
+    # real tokens: rows ln3; columns 2 * (1/3) ln3 over the 3 real columns
+    assert float(pair_attention_entropy(probs, t_mask, s_mask, "real")) == pytest.approx(5 / 3 * ln3, abs=1e-5)
+    with pytest.raises(ValueError, match="`entropy_average`"):
+        _model(entropy_average="tokens")
+
+
+def test_en_en_pairs_pass_gradient_to_source():
+    # the released code uses the source as is for same-language pairs: no stop-gradient
+    model = _model()
+    model.train()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 900, (4, 10), generator=g)
+    embeds = model.base_model.embeddings.word_embeddings(ids).detach().requires_grad_(True)
+    out = model(
+        inputs_embeds=embeds,
+        attention_mask=torch.ones(4, 10, dtype=torch.long),
+        language_ids=["en"] * 4,
+        xsta_paired=True,
+        start_positions=torch.tensor([1, 2, 1, 3]),
+        end_positions=torch.tensor([3, 4, 2, 5]),
+    )
+    # the source rows' only way into the target loss is the cross-attention at the GDKS layer
+    out.target_loss.backward()
+    assert torch.count_nonzero(embeds.grad[:2]) > 0
+
+
+def _train(tmp_path, sparse: bool, steps: int = 3):
+    from transformers import TrainingArguments
+
+    from molora_adapters.xsta import DataCollatorForXSTA, XSTATrainer
+
+    model = _model()
+    model.train_xsta("xsta")
+    g = torch.Generator().manual_seed(3)
+
+    def feat(lang):
+        ids = torch.randint(5, 60, (8,), generator=g).tolist()  # rows 60..999 are never used
+        return {"input_ids": ids, "attention_mask": [1] * 8, "start_positions": 1, "end_positions": 3, "language": lang}
+
+    items = [{"source": feat("en"), "target": feat(lang)} for lang in ("en", "de") for _ in range(4)]
+    args = TrainingArguments(
+        str(tmp_path / f"s{int(sparse)}"),
+        max_steps=steps,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        learning_rate=1e-2,
+        adam_beta1=0.0,
+        # parameters with a true gradient of 0 (key biases: softmax is shift-invariant) get rounding noise of 1e-9;
+        # a plain eps of 1e-8 would turn it into lr-sized steps that differ between any two summation orders
+        adam_epsilon=1e-3,
+        weight_decay=0.0,
+        max_grad_norm=0.5,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+    )
+
+    class Pad:
+        pad_token_id = 0
+
+    trainer = XSTATrainer(
+        model=model,
+        args=args,
+        train_dataset=items,
+        data_collator=DataCollatorForXSTA(Pad()),
+        sparse_embedding_updates=sparse,
+    )
+    before = model.get_input_embeddings().weight.detach().clone()
+    trainer.train()
+    return model, trainer, before
+
+
+def test_trainer_row_sparse_embeddings_equal_dense(tmp_path):
+    from molora_adapters.training import RowSparseAdamW
+
+    sparse, trainer, before = _train(tmp_path, True)
+    dense, dense_trainer, _ = _train(tmp_path, False)
+    assert isinstance(getattr(trainer.optimizer, "optimizer", None), RowSparseAdamW)  # inside accelerate's wrapper
+    assert not isinstance(getattr(dense_trainer.optimizer, "optimizer", None), RowSparseAdamW)
+    emb = sparse.get_input_embeddings()
+    assert emb.sparse is False and trainer.args.max_grad_norm == 0.5  # restored after the run
+    assert torch.equal(emb.weight[60:], before[60:])  # rows no batch used are untouched
+    assert not torch.equal(emb.weight[5:60], before[5:60])
+    # beta1 = 0, no weight decay: row-sparse AdamW is exactly dense AdamW (clipping included)
+    for (name, p), (_, q) in zip(sparse.named_parameters(), dense.named_parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
