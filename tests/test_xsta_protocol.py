@@ -74,7 +74,10 @@ def test_tydiqa_train_overlap_with_xquad():
 
 
 def test_cap_no_answer():
-    feats = [{"start_positions": int(i % 4 != 0) * 5, "end_positions": int(i % 4 != 0) * 6, "i": i} for i in range(40)]
+    feats = [
+        {"start_positions": int(i % 4 != 0) * 5, "end_positions": int(i % 4 != 0) * 6, "i": i}
+        for i in range(40)
+    ]
     feats += [{"start_positions": 0, "end_positions": 0, "i": 40 + i} for i in range(20)]
     assert no_answer_fraction(feats) == pytest.approx(30 / 60)
     capped = cap_no_answer(feats, 0.1, seed=0)
@@ -106,7 +109,9 @@ def test_entropy_average_known_values():
     # padded (released code): rows ln3 each over all 4 rows; columns 4 * (1/3) ln3 on 3 of 4 columns -> ln3
     assert float(pair_attention_entropy(probs, t_mask, s_mask, "padded")) == pytest.approx(2 * ln3, abs=1e-5)
     # real tokens: rows ln3; columns 2 * (1/3) ln3 over the 3 real columns
-    assert float(pair_attention_entropy(probs, t_mask, s_mask, "real")) == pytest.approx(5 / 3 * ln3, abs=1e-5)
+    assert float(pair_attention_entropy(probs, t_mask, s_mask, "real")) == pytest.approx(
+        5 / 3 * ln3, abs=1e-5
+    )
     with pytest.raises(ValueError, match="`entropy_average`"):
         _model(entropy_average="tokens")
 
@@ -142,7 +147,13 @@ def _train(tmp_path, sparse: bool, steps: int = 3):
 
     def feat(lang):
         ids = torch.randint(5, 60, (8,), generator=g).tolist()  # rows 60..999 are never used
-        return {"input_ids": ids, "attention_mask": [1] * 8, "start_positions": 1, "end_positions": 3, "language": lang}
+        return {
+            "input_ids": ids,
+            "attention_mask": [1] * 8,
+            "start_positions": 1,
+            "end_positions": 3,
+            "language": lang,
+        }
 
     items = [{"source": feat("en"), "target": feat(lang)} for lang in ("en", "de") for _ in range(4)]
     args = TrainingArguments(
@@ -182,7 +193,9 @@ def test_trainer_row_sparse_embeddings_equal_dense(tmp_path):
 
     sparse, trainer, before = _train(tmp_path, True)
     dense, dense_trainer, _ = _train(tmp_path, False)
-    assert isinstance(getattr(trainer.optimizer, "optimizer", None), RowSparseAdamW)  # inside accelerate's wrapper
+    assert isinstance(
+        getattr(trainer.optimizer, "optimizer", None), RowSparseAdamW
+    )  # inside accelerate's wrapper
     assert not isinstance(getattr(dense_trainer.optimizer, "optimizer", None), RowSparseAdamW)
     emb = sparse.get_input_embeddings()
     assert emb.sparse is False and trainer.args.max_grad_norm == 0.5  # restored after the run
@@ -191,3 +204,117 @@ def test_trainer_row_sparse_embeddings_equal_dense(tmp_path):
     # beta1 = 0, no weight decay: row-sparse AdamW is exactly dense AdamW (clipping included)
     for (name, p), (_, q) in zip(sparse.named_parameters(), dense.named_parameters(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
+
+
+# ---- the benchmark's statistics and summary ----------------------------------------------------------------------
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "quality_xsta.py"
+    spec = importlib.util.spec_from_file_location("quality_xsta", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hierarchical_bootstrap_known_cases():
+    import numpy as np
+
+    from molora_adapters.xsta.metric import hierarchical_bootstrap as boot
+
+    # constant scores: every replicate is the constant
+    np.testing.assert_allclose(boot(np.full((3, 4), 0.7), ["p", "p", "q", "r"], 200), 0.7, rtol=1e-12)
+    # one seed; paragraph A holds 3 questions scoring 1, paragraph B one question scoring 0. Drawing paragraphs
+    # gives {A, A} -> 1, {A, B} -> 3/4, {B, B} -> 0 with probabilities 1/4, 1/2, 1/4 (questions: mean 3/4)
+    reps = boot(np.array([[1.0, 1.0, 1.0, 0.0]]), ["A", "A", "A", "B"], 20000, seed=1)
+    values, counts = np.unique(np.round(reps, 6), return_counts=True)
+    assert values.tolist() == [0.0, 0.75, 1.0]
+    np.testing.assert_allclose(counts / counts.sum(), [0.25, 0.5, 0.25], atol=0.015)
+    assert reps.mean() == pytest.approx(0.625, abs=0.01)
+    # scores that differ only by seed: replicates are means of S seeds drawn with replacement
+    reps = boot(np.array([[0.0, 0.0], [1.0, 1.0]]), ["A", "B"], 20000, seed=2)
+    values, counts = np.unique(np.round(reps, 6), return_counts=True)
+    assert values.tolist() == [0.0, 0.5, 1.0]
+    np.testing.assert_allclose(counts / counts.sum(), [0.25, 0.5, 0.25], atol=0.015)
+    with pytest.raises(ValueError, match="`scores`"):
+        boot(np.zeros((2, 3)), ["A", "B"], 10)
+
+
+def _run(seed, fold, ids, f1, langs, extra=False):
+    xq = {lang: {q: [float(f1 == 1.0), f1] for q in ids} for lang in langs}
+    scores = {"xquad": xq}
+    if extra:
+        scores["tydiqa"] = {"fi": {"t1": [1.0, 1.0], "t2": [0.0, 0.5]}, "sw": {"t3": [0.0, 0.0]}}
+        scores["mlqa_de"] = {"m1": [0.0, 0.25]}
+    return {"seed": seed, "fold": fold, "scores": scores}
+
+
+def test_summary_means_gate_and_contrasts():
+    bench = _bench()
+    langs = [*bench.XQUAD_MEAN, "ro"]
+    paragraph = {"a": "P1", "b": "P1", "c": "P2"}
+    # folds 0 ({a, b}) and 1 ({c}) x seeds 0 and 1
+    zero = [
+        _run(s, f, ids, 1.0 if s == 0 else 0.0, langs, f == 0)
+        for s in (0, 1)
+        for f, ids in ((0, "ab"), (1, "c"))
+    ]
+    entry = bench.summarise_arm("zero_shot_en", zero, paragraph, 200)
+    assert entry["seeds"] == [0, 1] and entry["folds"] == [0, 1] and entry["xquad_questions"] == 3
+    assert entry["mean_f1"] == 50.0 and entry["f1"]["en"] == 50.0 and entry["ro_f1"] == 50.0
+    assert entry["per_seed_mean_f1"] == {"0": 100.0, "1": 0.0}
+    assert entry["tydiqa_f1"] == {"fi": 75.0, "sw": 0.0} and entry["tydiqa_mean_f1"] == 37.5
+    assert entry["mlqa_de_f1"] == 25.0 and entry["tydiqa_mlqa_seeds"] == [0, 1]
+    assert {"name", "mean_f1", "f1", "seeds", "tydiqa_f1", "mlqa_de_f1"} <= set(entry)
+    tt = [_run(s, f, ids, 0.5, langs) for s in (0, 1) for f, ids in ((0, "ab"), (1, "c"))]
+    tt_entry = bench.summarise_arm("translate_train", tt, paragraph, 200)
+    gate = bench.sanity_gate({"zero_shot_en": entry, "translate_train": tt_entry})
+    assert gate["zero_shot_en_xquad_en_f1"] == 50.0 and gate["en_f1_ok"] and gate["translate_train_ok"]
+    assert gate["passed"] is True
+    diff = bench.contrast(tt, zero, paragraph, 500)
+    assert diff["diff"] == 0.0 and diff["ci95"][0] < 0 < diff["ci95"][1]  # seeds disagree by +-50
+    same = bench.contrast(tt, [_run(s, f, ids, 0.25, langs) for s in (0, 1) for f, ids in ((0, "ab"), (1, "c"))],
+                          paragraph, 200)  # fmt: skip
+    assert same == {"diff": 25.0, "ci95": [25.0, 25.0]}
+    with pytest.raises(ValueError, match="missing"):
+        bench.summarise_arm("x", zero[:3], paragraph, 10)
+    assert bench.evals_of("xsta") == [("xsta_source_free", False), ("xsta_paired", True)]
+
+
+def test_stable_sample_is_fixed():
+    bench = _bench()
+    ids = [f"q{i}" for i in range(50)]
+    assert bench.stable_sample(ids, 10) == bench.stable_sample(list(reversed(ids)), 10)
+    assert set(bench.stable_sample(ids, 10)) < set(
+        bench.stable_sample(ids, 20)
+    )  # nested: growing n keeps questions
+    assert bench.stable_sample(ids, 0) == sorted(ids)
+
+
+def test_runs_on_disk_resume_and_settings(tmp_path):
+    import json
+
+    bench = _bench()
+    args = bench.parse_args(["--runs-dir", str(tmp_path), "--seeds", "0", "1", "--folds", "0", "1"])
+    assert (args.n_folds, args.max_length, args.doc_stride, args.batch_pairs * args.grad_accum) == (
+        12,
+        384,
+        128,
+        32,
+    )
+    langs = [*bench.XQUAD_MEAN, "ro"]
+    for seed, fold in ((0, 0), (0, 1), (1, 0)):  # seed 1 lacks fold 1
+        run = _run(seed, fold, "ab" if fold == 0 else "c", 0.5, langs)
+        record = {"settings": bench.run_settings(args), "scores": {"translate_train": run["scores"]}}
+        bench.run_path(args, "translate_train", fold, seed).write_text(json.dumps(record))
+    assert bench._done(args, 0, 0, "translate_train") and not bench._done(args, 1, 1, "translate_train")
+    runs = bench.load_runs(args, ["translate_train"], [0, 1], [0, 1])
+    assert sorted((r["seed"], r["fold"]) for r in runs["translate_train"]) == [(0, 0), (0, 1)]
+    other = bench.parse_args(
+        ["--runs-dir", str(tmp_path), "--seeds", "0", "--folds", "0", "1", "--lr", "3e-5"]
+    )
+    assert not bench._done(other, 0, 0, "translate_train")  # other settings: recomputed, never mixed in
+    assert bench.load_runs(other, ["translate_train"], [0, 1], [0]) == {}
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--folds", "11"])  # the dev fold is never a test fold

@@ -186,7 +186,9 @@ def load_tydiqa(
     languages = list(languages or default)
     bad = [lang for lang in languages if lang not in _TYDIQA_NAMES]
     if bad:
-        raise ValueError(f"Unknown TyDiQA-GoldP language codes {bad}; expected codes from {list(TYDIQA_LANGUAGES)}.")
+        raise ValueError(
+            f"Unknown TyDiQA-GoldP language codes {bad}; expected codes from {list(TYDIQA_LANGUAGES)}."
+        )
     root = Path(path) if path is not None else TYDIQA_DIR
     report = XQuADLoadReport()
     out = {}
@@ -194,12 +196,16 @@ def load_tydiqa(
         stem = f"{_TYDIQA_NAMES[lang]}_tydiqa_{split}.json"
         file = next((f for f in (root / f"{stem}.gz", root / stem) if f.is_file()), None)
         if file is None:
-            raise FileNotFoundError(f"No TyDiQA-GoldP {split} file for language `{lang}` in {root} (expected {stem}.gz).")
+            raise FileNotFoundError(
+                f"No TyDiQA-GoldP {split} file for language `{lang}` in {root} (expected {stem}.gz)."
+            )
         out[lang] = parse_squad(_read_json(file), lang, report, strict=strict)
     return out, report
 
 
-def load_mlqa_de(path: str | Path | None = None, strict: bool = False) -> tuple[list[QAExample], XQuADLoadReport]:
+def load_mlqa_de(
+    path: str | Path | None = None, strict: bool = False
+) -> tuple[list[QAExample], XQuADLoadReport]:
     """Load MLQA dev de-de (German context and question; the vendored copy by default): ``(examples, report)``.
 
     Args:

@@ -90,7 +90,9 @@ class XSTATrainerMixin:
         _, kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args, self.model)
         kwargs = {k: v for k, v in kwargs.items() if k not in ("fused", "foreach")}
         groups = build_stage_param_groups(
-            self.model, decay=set(self.get_decay_parameter_names(self.model)), weight_decay=self.args.weight_decay
+            self.model,
+            decay=set(self.get_decay_parameter_names(self.model)),
+            weight_decay=self.args.weight_decay,
         )
         self.optimizer = RowSparseAdamW(groups, max_grad_norm=self._xsta_max_grad_norm, **kwargs)
         return self.optimizer
