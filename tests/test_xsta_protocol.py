@@ -147,13 +147,7 @@ def _train(tmp_path, sparse: bool, steps: int = 3):
 
     def feat(lang):
         ids = torch.randint(5, 60, (8,), generator=g).tolist()  # rows 60..999 are never used
-        return {
-            "input_ids": ids,
-            "attention_mask": [1] * 8,
-            "start_positions": 1,
-            "end_positions": 3,
-            "language": lang,
-        }
+        return dict(input_ids=ids, attention_mask=[1] * 8, start_positions=1, end_positions=3, language=lang)
 
     items = [{"source": feat("en"), "target": feat(lang)} for lang in ("en", "de") for _ in range(4)]
     args = TrainingArguments(

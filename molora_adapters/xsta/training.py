@@ -47,10 +47,19 @@ class XSTATrainerMixin:
         *args, **kwargs: passed to the base trainer.
     """
 
-    def __init__(self, *args: Any, sparse_embedding_updates: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from ..training.mixin import DisentangledTuningMixin
+
+        # a staged trainer takes the same option and handles the embeddings per stage itself
+        staged = isinstance(self, DisentangledTuningMixin)
+        sparse = (
+            kwargs.get("sparse_embedding_updates", True)
+            if staged
+            else kwargs.pop("sparse_embedding_updates", True)
+        )
         super().__init__(*args, **kwargs)
         self._xsta_parts: dict[str, list[float]] = defaultdict(list)
-        self.xsta_sparse_embeddings = sparse_embedding_updates and not hasattr(self, "stages")
+        self.xsta_sparse_embeddings = bool(sparse) and not staged
         self._xsta_sparse_now = False
         self._xsta_max_grad_norm: float | None = None
 
