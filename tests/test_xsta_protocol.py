@@ -312,3 +312,21 @@ def test_runs_on_disk_resume_and_settings(tmp_path):
     assert bench.load_runs(other, ["translate_train"], [0, 1], [0]) == {}
     with pytest.raises(SystemExit):
         bench.parse_args(["--folds", "11"])  # the dev fold is never a test fold
+
+
+def test_protocol_settings():
+    bench = _bench()
+    args = bench.parse_args([])
+    # a stable schedule: peak 1e-4 after a linear warm-up over 10% of the steps; 32 pairs per optimiser step (the
+    # authors'), weight decay 1e-4 (the authors'), 384/128 windows with at most 10% no-answer windows
+    assert (args.lr, args.warmup_ratio, args.weight_decay) == (1e-4, 0.1, 1e-4)
+    assert (args.batch_pairs * args.grad_accum, args.max_no_answer, args.en_pair_share) == (32, 0.1, 1 / 12)
+    assert (args.max_length, args.doc_stride, args.max_query_length) == (384, 128, 64)
+    assert (args.folds, args.seeds, args.n_folds) == ([0, 1], [0, 1, 2], 12)
+    paper = bench.parse_args(["--scale", "paper"])
+    assert (paper.lr, paper.n_folds, paper.tydiqa_per_language, paper.mlqa_questions) == (3e-5, 4, 0, 0)
+    assert bench.parse_args(["--dev"]).folds == [11]
+    quick = bench.parse_args(["--quick", "--work-dir", "/tmp/x"])
+    assert (
+        quick.output.startswith("/tmp/x") and "results" not in quick.runs_dir
+    )  # smoke output stays out of results/
