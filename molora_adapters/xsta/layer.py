@@ -7,8 +7,8 @@ A pair batch holds ``B`` source rows followed by ``B`` target rows, ``(2B, L)``.
   ``r * A_cross + (1 - r) * A_self`` with ``r = gate_scale * w + b``, using the layer's own Q/K/V projections;
 * the cross-attention's keys and values come from the corrected source state
   ``sg(X_s) + F([sg(X_s); sg(X_t)])`` (``F`` = dropout + ``Linear(2H, H)``, ``sg`` = stop-gradient), so no
-  target-side gradient reaches the source stream. Same-language pairs skip ``F`` (the source is used as is, still
-  behind the stop-gradient).
+  target-side gradient reaches the source stream. Same-language pairs (en-en) skip ``F`` and the stop-gradient:
+  the source is used as is, as in the released code.
 
 The rest of the layer (output projection, residual, layer norm, feed-forward, adapters) is untouched. Adapters on
 the Q/K/V projections (LoRA, a Mixture) apply to every projection, including the corrected-source keys and values;
@@ -149,7 +149,7 @@ def gdks_attention(attn: nn.Module, hidden_states: torch.Tensor, state: PairStat
     value = _heads(attn.value(hidden_states), h)
     self_ctx = torch.matmul(_attention(query, key, mask, drop, attn.training), value)  # (2B, h, L, d)
     source, target = hidden_states[:b], hidden_states[b:]
-    corrected = source.detach() if state.same_language else state.gdks.corrected_source(source, target)
+    corrected = source if state.same_language else state.gdks.corrected_source(source, target)
     # adapters route per example over all 2B rows (language-routed mixtures); the target rows are a placeholder
     kv_input = torch.cat([corrected, target], dim=0)  # (2B, L, H)
     cross_key = _heads(attn.key(kv_input), h)[:b]  # (B, h, L, d)

@@ -128,23 +128,24 @@ class XSTAModelMixin:
         )
         return name
 
-    def train_xsta(self, name: str, adapter_setup=None, train_embeddings: bool = False) -> None:
+    def train_xsta(self, name: str, adapter_setup=None, train_embeddings: bool | None = None) -> None:
         """Put the model in training mode for X-STA ``name``: its GDKS module and head train, plus either the whole
-        encoder (the paper's full fine-tuning; the embedding layer stays frozen unless ``train_embeddings``) or, with
-        ``adapter_setup``, only those adapters (``train_adapter`` freezes the backbone).
+        encoder (the paper's full fine-tuning, embeddings included; ``XSTATrainer`` updates the word embeddings
+        row-sparsely) or, with ``adapter_setup``, only those adapters (``train_adapter`` freezes the backbone).
 
         Args:
             name (`str`): the setup.
             adapter_setup (*optional*): adapters to train instead of the encoder (a name, a LoRA, a ``Mixture``...).
-            train_embeddings (`bool`, *optional*, defaults to `False`): also train the input embeddings.
+            train_embeddings (`bool`, *optional*): train the input embeddings; defaults to `True` for full
+                fine-tuning and to `False` with ``adapter_setup``.
         """
         self._get_xsta_config(name)
         if adapter_setup is not None:
-            self.train_adapter(adapter_setup, train_embeddings=train_embeddings)
+            self.train_adapter(adapter_setup, train_embeddings=bool(train_embeddings))
         else:
             self.train()
             for pname, param in self.base_model.named_parameters():
-                param.requires_grad = train_embeddings or ".embeddings." not in f".{pname}"
+                param.requires_grad = train_embeddings is not False or ".embeddings." not in f".{pname}"
         self.active_head = name
         for param in self.heads[name].parameters():
             param.requires_grad = True
