@@ -95,6 +95,7 @@ def test_example_runs_end_to_end(example, embedded_e5_dir, tmp_path, capsys):
     assert all(s["restored"] for s in again["stages"]) and again["samples"] == training["samples"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -22,8 +22,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 
 from ..utils.io import read_lines  # noqa: F401  (re-exported: part of this module's API)
-from .benchmarks.readers import FORMAT_ALIASES
-from .benchmarks.writers import OUTPUT_FORMATS, LineResult, write_results
+from .formats.readers import FORMAT_ALIASES
+from .formats.writers import OUTPUT_FORMATS, LineResult, write_results
 
 logger = logging.getLogger(__name__)
 

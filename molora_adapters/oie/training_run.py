@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from .evaluation import evaluate, evaluation_sets, routing_samples
-from .recipes import OIERecipe
+
+# `OIERecipe` (molora_adapters.oie.recipes) appears in annotations only: importing it here would close an import
+# circle (recipes runs this module), hence the `noqa: F821` on those annotations.
 
 logger = logging.getLogger(__name__)
 MIXTURE_NAME = "oie_mixture"
@@ -62,7 +64,7 @@ def dev_slice(records, per_language: int, seed: int) -> tuple[list[int], dict[st
     return train, dev
 
 
-def load_training_data(recipe: OIERecipe, log=None) -> tuple[Any, dict[str, Any], dict[str, list[dict]]]:
+def load_training_data(recipe: OIERecipe, log=None) -> tuple[Any, dict[str, Any], dict[str, list[dict]]]:  # noqa: F821
     """English corpora (seeded sample), leak-free few-shot, projected and LLM data as one `datasets.Dataset`.
 
     Returns:
@@ -130,7 +132,7 @@ def load_training_data(recipe: OIERecipe, log=None) -> tuple[Any, dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------------- model
-def build_model(recipe: OIERecipe, log=None):
+def build_model(recipe: OIERecipe, log=None):  # noqa: F821
     """The encoder with a Multi2OIE head and the recipe's Mixture-of-LoRA (inactive until its stage)."""
     import torch
     from adapters import AutoAdapterModel, LoRAConfig
@@ -218,7 +220,7 @@ def training_summary(trainer, features, out: Path, time_budget: float | None) ->
     return summary
 
 
-def train(recipe: OIERecipe, out: Path, *, resume: bool = True, log=None):
+def train(recipe: OIERecipe, out: Path, *, resume: bool = True, log=None):  # noqa: F821
     """Train ``recipe`` into ``out``; returns ``(final model dir, model, tokenizer, mixture, training, info)``."""
     import random
 
@@ -287,7 +289,12 @@ def train(recipe: OIERecipe, out: Path, *, resume: bool = True, log=None):
 
 # ---------------------------------------------------------------------------------------------------- run
 def run(
-    recipe: OIERecipe, out: Path, *, resume: bool = True, log=None, push_to_hub: str | None = None
+    recipe: OIERecipe,  # noqa: F821
+    out: Path,
+    *,
+    resume: bool = True,
+    log=None,
+    push_to_hub: str | None = None,
 ) -> dict:
     """Train, evaluate on ``recipe.eval`` and write the run's files (see the module docstring)."""
     from ..utils.io import atomic_write_text
@@ -336,7 +343,7 @@ def run(
     return results
 
 
-def _plots(recipe: OIERecipe, out: Path, curves, model, tokenizer, mixture, log) -> dict[str, str]:
+def _plots(recipe: OIERecipe, out: Path, curves, model, tokenizer, mixture, log) -> dict[str, str]:  # noqa: F821
     """PR curves and the routing heatmap (expert share per language per layer on a few test sentences)."""
     from ..mixture import collect_routing_statistics
 

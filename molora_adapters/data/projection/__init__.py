@@ -7,8 +7,9 @@ relation and objects become contiguous target spans or a reject with its reason 
 The output has the layout and record schema of ``molora annotate`` (:mod:`.pipeline`).
 
 The ``projected`` corpus loader (:mod:`.corpus`: ``molora project`` output, or the vendored XQuAD projection) is
-registered lazily by :mod:`molora_adapters.data`; importing this package registers the ``xquad`` / ``reoie2016``
-parallel sources.
+registered lazily by :mod:`molora_adapters.data`; importing this package registers the ``xquad`` parallel source.
+This package never imports the OIE layer: the silver extractor, the evaluation sentences of the leak check and the
+``reoie2016`` gold source come from :mod:`molora_adapters.oie.projection`, which ``molora project`` passes in.
 """
 
 from .align import AlignMethod, EncodedSentence, EncoderAligner, WordAlignment, itermax, mutual_argmax
@@ -18,7 +19,6 @@ from .pairing import PairingConfig, PairOutcome, pair_sentences
 from .pipeline import ProjectConfig, ProjectReport, SilverExtractor, project
 from .project import ProjectedTuple, ProjectionReject, RejectReason, project_tuple
 from .sentences import Sentence, split_sentences
-from .silver import pipeline_extractor
 from .sources import PARALLEL_SOURCES, ParallelUnit, load_parallel_source, register_parallel_source
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "load_projected",
     "mutual_argmax",
     "pair_sentences",
-    "pipeline_extractor",
     "project",
     "project_tuple",
     "register_parallel_source",

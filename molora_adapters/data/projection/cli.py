@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ...oie.projection import evaluation_sentences, pipeline_extractor  # also registers `reoie2016`
 from .pairing import PairingConfig
 from .pipeline import ProjectConfig, project
 from .sources import PARALLEL_SOURCES, load_parallel_source
@@ -85,8 +86,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     extractor = None
     if args.silver_model:
-        from .silver import pipeline_extractor
-
         try:
             extractor = pipeline_extractor(
                 args.silver_model, adapter=args.silver_adapter, min_confidence=args.silver_min_confidence
@@ -95,7 +94,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"molora project: error: `--silver-model` could not load: {e}", file=sys.stderr)
             return 2
     try:
-        report = project(units, config, extractor=extractor, source_name=args.source)
+        report = project(
+            units,
+            config,
+            extractor=extractor,
+            evaluation_sentences=evaluation_sentences,
+            source_name=args.source,
+        )
     except KeyboardInterrupt:
         print("molora project: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130

@@ -1,14 +1,9 @@
 """OIE benchmarks as plugins: CaRB, BenchIE and (Re-)OIE2016 scorers with the official tools' semantics,
-shipped gold sets with a `datasets` loader registry, readers/writers for system outputs, `evaluate`
-metrics and the ``molora evaluate`` command.
+shipped gold sets with a `datasets` loader registry, `evaluate` metrics and the ``molora evaluate`` command.
+The readers and writers of system outputs live in :mod:`molora_adapters.oie.formats` (re-exported here).
 """
 
-from .api import SCORERS, register_scorer, score, score_extractions
-from .benchie import parse_benchie_gold
-from .carb import match_tuples
-from .gold import BENCHMARK_LOADERS, GOLD_SETS, gold_path, load_benchmark, read_carb_gold, register_benchmark
-from .leakage import DEFAULT_TEST_SETS, align_translations, leak_free_few_shot, reoie2016_english_originals
-from .readers import (
+from ..formats.readers import (
     FORMAT_ALIASES,
     PREDICTION_READERS,
     read_benchie,
@@ -20,8 +15,8 @@ from .readers import (
     resolve_format,
     rows_from_extractions,
 )
-from .rows import ExtractionRow, normalize_key
-from .writers import (
+from ..formats.rows import ExtractionRow, normalize_key
+from ..formats.writers import (
     OUTPUT_FORMATS,
     LineResult,
     format_benchie,
@@ -31,6 +26,11 @@ from .writers import (
     write_results,
     write_tabbed,
 )
+from .api import SCORERS, register_scorer, score, score_extractions
+from .benchie import parse_benchie_gold
+from .carb import match_tuples
+from .gold import BENCHMARK_LOADERS, GOLD_SETS, gold_path, load_benchmark, read_carb_gold, register_benchmark
+from .leakage import DEFAULT_TEST_SETS, align_translations, leak_free_few_shot, reoie2016_english_originals
 
 __all__ = [
     "BENCHMARK_LOADERS",
