@@ -179,6 +179,7 @@ def test_training_summary_counts_the_stages_finished_before_a_resume(tmp_path):
     assert json.loads((tmp_path / "training.json").read_text()) == summary
 
 
+@pytest.mark.slow
 def test_molora_train_help_lists_the_presets():
     out = subprocess.run(
         [sys.executable, "-m", "molora_adapters.cli", "train", "--help"],
@@ -189,6 +190,7 @@ def test_molora_train_help_lists_the_presets():
     assert "--preset" in out and "mt4crossoie_no_projected" in out and "--time-budget" in out
 
 
+@pytest.mark.slow
 def test_molora_train_rejects_a_bad_config_in_one_line(tmp_path):
     bad = tmp_path / "r.json"
     bad.write_text('{"top_kk": 2}')
@@ -210,6 +212,7 @@ def test_molora_train_rejects_a_bad_config_in_one_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_inference_does_not_import_the_training_code():
     code = (
         "import sys, molora_adapters.oie.pipeline\n"

@@ -204,6 +204,7 @@ def test_fit_horizon_leaves_the_first_step_out_of_the_mean():
     assert fit_horizon(step=7, done=7, elapsed=30.5, budget=30.0, first_step_seconds=1.0) == 7  # spent: stop
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first_step_seconds", [1.0, 4.0])
 def test_max_seconds_plans_the_steps_the_clock_allows(tmp_path, first_step_seconds):
     """A 1 s/step fake clock and a 12 s budget: 12 steps (9 after a 4 s first step), the learning rate warms
@@ -233,6 +234,7 @@ def test_max_seconds_respects_the_stage_step_cap(tmp_path):
     assert out.global_step == 6
 
 
+@pytest.mark.slow
 def test_budgeted_checkpoints_are_trainable_only_outside_the_clock_and_resume_bitwise(tmp_path):
     """Saves (100 fake seconds each) do not count against the budget; a budgeted checkpoint holds only the stage's
     trainable tensors; a resume continues with what is left of the budget, bit for bit."""

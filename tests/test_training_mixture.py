@@ -248,6 +248,7 @@ def test_resume_refuses_another_plan(full_run):
         _trainer(run_dir, stages=renamed).train(resume_from_checkpoint=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [StagedTrainer, StagedAdapterTrainer])
 def test_budgeted_stage_resumes_bitwise_from_a_trainable_only_checkpoint(tmp_path, cls):
     """Stage 2 (the backbone) on a 6 s budget of a 1 s/step fake clock: its checkpoints hold only the backbone and
