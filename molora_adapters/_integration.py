@@ -637,3 +637,8 @@ def register_xsta() -> None:
     ModelAdaptersMixin._register_xsta = _xsta_method("_register_xsta")
     ModelAdaptersMixin._xsta_store = _xsta_method("_xsta_store")
     ModelAdaptersMixin._get_xsta_config = _xsta_method("_get_xsta_config")
+
+
+from . import _plugin  # noqa: E402  (at the end: registering needs this module complete)
+
+_plugin.register_if_pending(__name__)  # `adapters` may have been first imported by this module

@@ -1,13 +1,33 @@
-"""Open Information Extraction: Multi2OIE heads for `adapters`, decoding, the extraction pipeline and CLI."""
+"""Open Information Extraction: Multi2OIE heads for `adapters`, decoding, the extraction pipeline and CLI.
 
-from .benchmarks.writers import LineResult, write_results
-from .collator import DataCollatorForOIE
-from .decoding import build_extraction, confidence, decode_arguments, decode_predicates, repair_bio
-from .extraction import Extraction
-from .features import FeatureStats, build_oie_features
-from .heads import OIE_HEAD_TYPE, OIEHead, OIEHeadConfig, OIEHeadOutput, add_oie_head, register_oie_head
-from .labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS
-from .pipeline import OIEPipeline
+Public names load their module on first access, so the command line imports torch only when it runs a model.
+"""
+
+from ..utils.lazy import lazy_exports
+
+_LAZY = {
+    "ARG_LABELS": ".labels",
+    "DataCollatorForOIE": ".collator",
+    "Extraction": ".extraction",
+    "FeatureStats": ".features",
+    "IGNORE_INDEX": ".labels",
+    "LineResult": ".benchmarks.writers",
+    "OIEHead": ".heads",
+    "OIEHeadConfig": ".heads",
+    "OIEHeadOutput": ".heads",
+    "OIEPipeline": ".pipeline",
+    "OIE_HEAD_TYPE": ".heads",
+    "PRED_LABELS": ".labels",
+    "add_oie_head": ".heads",
+    "build_extraction": ".decoding",
+    "build_oie_features": ".features",
+    "confidence": ".decoding",
+    "decode_arguments": ".decoding",
+    "decode_predicates": ".decoding",
+    "register_oie_head": ".heads",
+    "repair_bio": ".decoding",
+    "write_results": ".benchmarks.writers",
+}
 
 __all__ = [
     "ARG_LABELS",
@@ -32,3 +52,5 @@ __all__ = [
     "repair_bio",
     "write_results",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

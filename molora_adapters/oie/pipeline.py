@@ -40,6 +40,7 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from ..data.alignment import split_words
+from ..utils.quiet import inactive_adapters_once, warn_if_adapters_inactive
 from ..utils.precision import PRECISIONS, Precision, autocast, resolve_precision
 from .decoding import (
     CONFIDENCE_MODES,
@@ -176,7 +177,7 @@ class OIEPipeline:
         if min_args < 0:
             raise ValueError(f"`min_args` must be >= 0, got {min_args}.")
         if span_strategy not in SPAN_STRATEGIES:
-            raise ValueError(f"`span_strategy` must be one of {SPAN_STRATEGIES}, got {span_strategy!r}.")
+            raise ValueError(f"`span_strategy` must be one of {SPAN_STRATEGIES.names()}, got {span_strategy!r}.")
         self.span_strategy = span_strategy
         if argument_batch_size < 1:
             raise ValueError(f"`argument_batch_size` must be >= 1, got {argument_batch_size}.")
@@ -189,6 +190,7 @@ class OIEPipeline:
         self.model = model
         self.tokenizer = tokenizer
         self.head_name = find_oie_head(model, head_name)
+        warn_if_adapters_inactive(model, stacklevel=2)
         self.max_length = max_length or self._default_max_length()
         if self.max_length < tokenizer.num_special_tokens_to_add() + 1:
             raise ValueError(f"`max_length`={self.max_length} leaves no room for words.")
@@ -513,7 +515,8 @@ class OIEPipeline:
             with ThreadPoolExecutor(max_workers=1) as pool:
                 pending = None
                 for batch in tqdm(batches, desc="OIE extraction", unit="batch", disable=not show):
-                    results = self._forward([chunks[k] for k in batch])
+                    with inactive_adapters_once():  # said once, in __init__
+                        results = self._forward([chunks[k] for k in batch])
                     if pending is not None:
                         pending.result()  # re-raises a decoding error
                     pending = pool.submit(decode, batch, results)
@@ -547,9 +550,9 @@ class OIEPipeline:
             **kwargs: passed to :class:`OIEPipeline`.
         """
         from adapters import AutoAdapterModel
-        from transformers import AutoTokenizer
 
         from ..models import resolve_model_name_or_path
+        from ..models.tokenizer import load_tokenizer
         from ..training.checkpointing import MANIFEST_NAME, load_staged_model
 
         path = resolve_model_name_or_path(model_name_or_path)
@@ -562,5 +565,5 @@ class OIEPipeline:
         if adapter is not None:
             name = model.load_adapter(adapter, with_head=True)
             model.set_active_adapters(name)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_tokenizer(path)
         return cls(model, tokenizer, head_name=head_name, **kwargs)

@@ -7,19 +7,43 @@ relation and objects become contiguous target spans or a reject with its reason 
 The output has the layout and record schema of ``molora annotate`` (:mod:`.pipeline`).
 
 The ``projected`` corpus loader (:mod:`.corpus`: ``molora project`` output, or the vendored XQuAD projection) is
-registered lazily by :mod:`molora_adapters.data`; importing this package registers the ``xquad`` / ``reoie2016``
-parallel sources.
+registered lazily by :mod:`molora_adapters.data`; :mod:`.sources` registers the ``xquad`` / ``reoie2016`` parallel
+sources. Public names load their module on first access.
 """
 
-from .align import AlignMethod, EncodedSentence, EncoderAligner, WordAlignment, itermax, mutual_argmax
-from .corpus import VENDORED_PROJECTED, export_projected, load_projected
-from .leaks import eval_overlap, find_leaks
-from .pairing import PairingConfig, PairOutcome, pair_sentences
-from .pipeline import ProjectConfig, ProjectReport, SilverExtractor, project
-from .project import ProjectedTuple, ProjectionReject, RejectReason, project_tuple
-from .sentences import Sentence, split_sentences
-from .silver import pipeline_extractor
-from .sources import PARALLEL_SOURCES, ParallelUnit, load_parallel_source, register_parallel_source
+from ...utils.lazy import lazy_exports
+
+_LAZY = {
+    "AlignMethod": ".align",
+    "EncodedSentence": ".align",
+    "EncoderAligner": ".align",
+    "PARALLEL_SOURCES": ".sources",
+    "PairOutcome": ".pairing",
+    "PairingConfig": ".pairing",
+    "ParallelUnit": ".sources",
+    "ProjectConfig": ".pipeline",
+    "ProjectReport": ".pipeline",
+    "ProjectedTuple": ".project",
+    "ProjectionReject": ".project",
+    "RejectReason": ".project",
+    "Sentence": ".sentences",
+    "SilverExtractor": ".pipeline",
+    "VENDORED_PROJECTED": ".corpus",
+    "WordAlignment": ".align",
+    "eval_overlap": ".leaks",
+    "export_projected": ".corpus",
+    "find_leaks": ".leaks",
+    "itermax": ".align",
+    "load_parallel_source": ".sources",
+    "load_projected": ".corpus",
+    "mutual_argmax": ".align",
+    "pair_sentences": ".pairing",
+    "pipeline_extractor": ".silver",
+    "project": ".pipeline",
+    "project_tuple": ".project",
+    "register_parallel_source": ".sources",
+    "split_sentences": ".sentences",
+}
 
 __all__ = [
     "AlignMethod",
@@ -52,3 +76,5 @@ __all__ = [
     "register_parallel_source",
     "split_sentences",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -15,7 +15,6 @@ import argparse
 import sys
 
 from .pairing import PairingConfig
-from .pipeline import ProjectConfig, project
 from .sources import PARALLEL_SOURCES, load_parallel_source
 
 
@@ -51,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``molora project``; returns 0 on success, 2 on bad input."""
+    from .pipeline import ProjectConfig, project
+
     try:
         config = ProjectConfig(
             languages=args.langs,

@@ -3,34 +3,46 @@ shipped gold sets with a `datasets` loader registry, readers/writers for system 
 metrics and the ``molora evaluate`` command.
 """
 
-from .api import SCORERS, register_scorer, score, score_extractions
-from .benchie import parse_benchie_gold
-from .carb import match_tuples
-from .gold import BENCHMARK_LOADERS, GOLD_SETS, gold_path, load_benchmark, read_carb_gold, register_benchmark
-from .leakage import DEFAULT_TEST_SETS, align_translations, leak_free_few_shot, reoie2016_english_originals
-from .readers import (
-    FORMAT_ALIASES,
-    PREDICTION_READERS,
-    read_benchie,
-    read_jsonl,
-    read_openie4,
-    read_predictions,
-    read_tabbed,
-    register_prediction_reader,
-    resolve_format,
-    rows_from_extractions,
-)
-from .rows import ExtractionRow, normalize_key
-from .writers import (
-    OUTPUT_FORMATS,
-    LineResult,
-    format_benchie,
-    format_tabbed,
-    write_benchie,
-    write_jsonl,
-    write_results,
-    write_tabbed,
-)
+from ...utils.lazy import lazy_exports
+
+_LAZY = {
+    "BENCHMARK_LOADERS": ".gold",
+    "DEFAULT_TEST_SETS": ".leakage",
+    "ExtractionRow": ".rows",
+    "FORMAT_ALIASES": ".readers",
+    "GOLD_SETS": ".gold",
+    "LineResult": ".writers",
+    "OUTPUT_FORMATS": ".writers",
+    "PREDICTION_READERS": ".readers",
+    "SCORERS": ".api",
+    "align_translations": ".leakage",
+    "format_benchie": ".writers",
+    "format_tabbed": ".writers",
+    "gold_path": ".gold",
+    "leak_free_few_shot": ".leakage",
+    "load_benchmark": ".gold",
+    "match_tuples": ".carb",
+    "normalize_key": ".rows",
+    "parse_benchie_gold": ".benchie",
+    "read_benchie": ".readers",
+    "read_carb_gold": ".gold",
+    "read_jsonl": ".readers",
+    "read_openie4": ".readers",
+    "read_predictions": ".readers",
+    "read_tabbed": ".readers",
+    "register_benchmark": ".gold",
+    "register_prediction_reader": ".readers",
+    "register_scorer": ".api",
+    "reoie2016_english_originals": ".leakage",
+    "resolve_format": ".readers",
+    "rows_from_extractions": ".readers",
+    "score": ".api",
+    "score_extractions": ".api",
+    "write_benchie": ".writers",
+    "write_jsonl": ".writers",
+    "write_results": ".writers",
+    "write_tabbed": ".writers",
+}
 
 __all__ = [
     "BENCHMARK_LOADERS",
@@ -70,3 +82,5 @@ __all__ = [
     "write_results",
     "write_tabbed",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

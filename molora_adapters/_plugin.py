@@ -1,0 +1,94 @@
+"""When the plugin is registered with ``adapters``: as soon as both this package and ``adapters`` are imported.
+
+``import molora_adapters`` stays light (no torch, no ``adapters``), so that ``molora --help`` is fast. If ``adapters``
+is already imported, the plugin is registered at once; otherwise a one-shot import hook registers it right after
+``adapters`` itself is imported, so ``import molora_adapters`` followed by any ``adapters`` model keeps
+``model.add_adapter_mixture(...)`` and the other mixture methods, whatever the import order.
+
+When ``adapters`` is first imported by the modules that the registration itself needs (:mod:`._integration` and
+:mod:`.mixture`, still half-initialised at that point), the registration is deferred to the end of their import
+(:func:`register_if_pending`).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+
+_state = {"registered": False, "pending": False}
+
+# Modules that `register_plugin` imports; while one of them is being initialised, registering would be circular.
+_NEEDED_PREFIXES = ("molora_adapters._integration", "molora_adapters.mixture")
+
+
+def register_plugin() -> None:
+    """Register ``Mixture``, the model methods and the built-in head types with ``adapters`` (idempotent)."""
+    if _state["registered"]:
+        return
+    from . import _integration
+
+    # Declared by path: the OIE stack is imported only when a model adds an OIE head.
+    _integration.register_head_type(
+        "oie", "molora_adapters.oie.heads:OIEHead", adder="molora_adapters.oie.heads:add_oie_head"
+    )
+    _integration.register()
+    _state["registered"] = True
+    _state["pending"] = False
+
+
+def _initializing(exclude: str | None) -> bool:
+    for name, module in list(sys.modules.items()):
+        if name != exclude and name.startswith(_NEEDED_PREFIXES):
+            if getattr(getattr(module, "__spec__", None), "_initializing", False):
+                return True
+    return False
+
+
+def register_if_pending(caller: str | None = None) -> None:
+    """Run a registration deferred by the import hook, unless a module it needs is still being imported.
+
+    Args:
+        caller (`str`, *optional*): the module calling at the end of its own import (not counted as in progress).
+    """
+    if _state["pending"] and not _initializing(caller):
+        register_plugin()
+
+
+class _LoaderWrapper(importlib.abc.Loader):
+    """Runs ``adapters``' own loader, then registers the plugin; restores the original loader on the spec."""
+
+    def __init__(self, spec, loader) -> None:
+        self._spec, self._loader = spec, loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._spec.loader = self._loader
+        module.__loader__ = self._loader
+        self._loader.exec_module(module)
+        _state["pending"] = True
+        register_if_pending()
+
+
+class _AdaptersImportHook(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "adapters":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)  # one shot; also keeps the lookup below from finding this hook again
+        spec = importlib.util.find_spec("adapters")
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _LoaderWrapper(spec, spec.loader)
+        return spec
+
+
+def install() -> None:
+    """Register now if ``adapters`` is imported, else when it is (called once, by the package root)."""
+    if "adapters" in sys.modules:
+        _state["pending"] = True
+        register_if_pending()
+    elif not any(isinstance(f, _AdaptersImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AdaptersImportHook())
