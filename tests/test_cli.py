@@ -211,8 +211,12 @@ def test_reloaded_large_vocabulary_tokenizer_loads_without_the_mistral_regex_war
     vocab = {"<unk>": 0, "<pad>": 1, **{f"w{i}": i + 2 for i in range(100_001)}}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>").save_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "xlm-roberta", "transformers_version": hf_version}))
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>").save_pretrained(
+        tmp_path
+    )
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "xlm-roberta", "transformers_version": hf_version})
+    )
 
     records: list[str] = []
     handler = logging.Handler()

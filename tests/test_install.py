@@ -224,7 +224,10 @@ print(sorted(m for m in ("torch", "adapters", "transformers") if m in sys.module
     expected = io.StringIO()
     # the CLI runs both lines in one batch; so does this (padding changes the last bits of the confidences)
     write_results(
-        [LineResult(n, s, None, e) for n, (s, e) in enumerate(zip(sentences, pipe.extract(sentences)), 1)],
+        [
+            LineResult(n, s, None, e)
+            for n, (s, e) in enumerate(zip(sentences, pipe.extract(sentences), strict=True), 1)
+        ],
         expected,
         "jsonl",
     )

@@ -40,8 +40,8 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from ..data.alignment import split_words
-from ..utils.quiet import inactive_adapters_once, warn_if_adapters_inactive
 from ..utils.precision import PRECISIONS, Precision, autocast, resolve_precision
+from ..utils.quiet import inactive_adapters_once, warn_if_adapters_inactive
 from .decoding import (
     CONFIDENCE_MODES,
     SPAN_STRATEGIES,
@@ -177,7 +177,9 @@ class OIEPipeline:
         if min_args < 0:
             raise ValueError(f"`min_args` must be >= 0, got {min_args}.")
         if span_strategy not in SPAN_STRATEGIES:
-            raise ValueError(f"`span_strategy` must be one of {SPAN_STRATEGIES.names()}, got {span_strategy!r}.")
+            raise ValueError(
+                f"`span_strategy` must be one of {SPAN_STRATEGIES.names()}, got {span_strategy!r}."
+            )
         self.span_strategy = span_strategy
         if argument_batch_size < 1:
             raise ValueError(f"`argument_batch_size` must be >= 1, got {argument_batch_size}.")

@@ -25,15 +25,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from ..utils.cli import (
-    CommandError,
-    check_input_file,
-    check_model_path,
-    check_output_file,
-    check_positive,
-    error_text,
-    retry_one_by_one,
-)
+from ..utils import cli as checks
 from ..utils.io import read_lines
 
 
@@ -92,10 +84,10 @@ def answer_records(
         try:
             outs = pipeline([qa for _, qa in good]) if good else []
         except Exception as batch_error:  # noqa: BLE001 - retry one by one so only the culprit line fails
-            outs = retry_one_by_one(good, lambda item: pipeline([item[1]])[0], batch_error)
+            outs = checks.retry_one_by_one(good, lambda item: pipeline([item[1]])[0], batch_error)
         for (n, _), out in zip(good, outs, strict=True):
             results[n] = (
-                {"line": n, "error": error_text(out)}
+                {"line": n, "error": checks.error_text(out)}
                 if isinstance(out, BaseException)
                 else {"line": n, **out}
             )
@@ -125,9 +117,9 @@ def load_pipeline(args: argparse.Namespace):
 
     from .pipeline import XSTAQuestionAnsweringPipeline
 
-    path = resolve_model_name_or_path(check_model_path(args.model))
+    path = resolve_model_name_or_path(checks.check_model_path(args.model))
     if args.xsta and not os.path.isdir(args.xsta):
-        raise CommandError(
+        raise checks.CommandError(
             f"`--xsta` {args.xsta!r} does not exist; expected a directory saved with `save_xsta`."
         )
     try:
@@ -136,8 +128,8 @@ def load_pipeline(args: argparse.Namespace):
         if args.xsta:
             model.load_xsta(args.xsta, set_active=True)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        first = (error_text(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CommandError(f"`--model` {args.model!r} could not be loaded: {first}") from err
+        first = (checks.error_text(err).strip().splitlines() or [type(err).__name__])[0]
+        raise checks.CommandError(f"`--model` {args.model!r} could not be loaded: {first}") from err
     return XSTAQuestionAnsweringPipeline(
         model,
         tokenizer,
@@ -150,15 +142,15 @@ def load_pipeline(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Run ``molora answer``: 0 when every line was answered, 1 when some failed, 2 on bad arguments."""
-    check_positive(batch_size=args.batch_size, lines_per_chunk=args.lines_per_chunk)
-    check_input_file(args.input, what="one JSON question per line")
-    check_output_file(args.output)
+    checks.check_positive(batch_size=args.batch_size, lines_per_chunk=args.lines_per_chunk)
+    checks.check_input_file(args.input, what="one JSON question per line")
+    checks.check_output_file(args.output)
     import torch
 
     try:
         pipe = load_pipeline(args)
     except ValueError as err:  # e.g. an unknown --head or a model without an X-STA head
-        raise CommandError(f"`--head` / `--model`: {err}") from err
+        raise checks.CommandError(f"`--head` / `--model`: {err}") from err
     pipe.model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     source = open(args.input, "rb") if args.input else sys.stdin.buffer
     errors = 0
