@@ -1,8 +1,8 @@
 """When the plugin is registered with ``adapters``: as soon as both this package and ``adapters`` are imported.
 
 ``import molora_adapters`` stays light (no torch, no ``adapters``), so that ``molora --help`` is fast. If ``adapters``
-is already imported, the plugin is registered at once; otherwise a one-shot import hook registers it right after
-``adapters`` itself is imported, so ``import molora_adapters`` followed by any ``adapters`` model keeps
+is already imported, the plugin is registered at once; otherwise an import hook (:func:`when_imported`, also used
+for the ``transformers`` pipeline registrations) registers it right after ``adapters`` itself is imported, so ``import molora_adapters`` followed by any ``adapters`` model keeps
 ``model.add_adapter_mixture(...)`` and the other mixture methods, whatever the import order.
 
 When ``adapters`` is first imported by the modules that the registration itself needs (:mod:`._integration` and
@@ -56,7 +56,7 @@ def register_if_pending(caller: str | None = None) -> None:
 
 
 class _LoaderWrapper(importlib.abc.Loader):
-    """Runs ``adapters``' own loader, then registers the plugin; restores the original loader on the spec."""
+    """Runs a module's own loader, then the callbacks waiting for it; restores the original loader on the spec."""
 
     def __init__(self, spec, loader) -> None:
         self._spec, self._loader = spec, loader
@@ -68,27 +68,57 @@ class _LoaderWrapper(importlib.abc.Loader):
         self._spec.loader = self._loader
         module.__loader__ = self._loader
         self._loader.exec_module(module)
-        _state["pending"] = True
-        register_if_pending()
+        callbacks = _HOOK.waiting.pop(self._spec.name, [])
+        if not _HOOK.waiting and _HOOK in sys.meta_path:
+            sys.meta_path.remove(_HOOK)
+        for callback in callbacks:
+            callback()
 
 
-class _AdaptersImportHook(importlib.abc.MetaPathFinder):
+class _PostImportHook(importlib.abc.MetaPathFinder):
+    """One finder for every module some callback waits for; it steps aside once nothing waits."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, list] = {}
+
     def find_spec(self, fullname, path, target=None):
-        if fullname != "adapters":
+        if fullname not in self.waiting:
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)  # one shot; also keeps the lookup below from finding this hook again
-        spec = importlib.util.find_spec("adapters")
+        sys.meta_path.remove(self)  # keeps the lookup below from finding this hook again
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return spec
         spec.loader = _LoaderWrapper(spec, spec.loader)
         return spec
 
 
+_HOOK = _PostImportHook()
+
+
+def when_imported(name: str, callback) -> None:
+    """Call ``callback()`` now if module ``name`` is imported, else right after it is (once).
+
+    Args:
+        name (`str`): a module name, e.g. ``"adapters"`` or ``"transformers.pipelines"``.
+        callback (`Callable[[], None]`): what to run.
+    """
+    if name in sys.modules:
+        callback()
+        return
+    _HOOK.waiting.setdefault(name, []).append(callback)
+    if _HOOK not in sys.meta_path:
+        sys.meta_path.insert(0, _HOOK)
+
+
+def _adapters_imported() -> None:
+    _state["pending"] = True
+    register_if_pending()
+
+
 def install() -> None:
-    """Register now if ``adapters`` is imported, else when it is (called once, by the package root)."""
-    if "adapters" in sys.modules:
-        _state["pending"] = True
-        register_if_pending()
-    elif not any(isinstance(f, _AdaptersImportHook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AdaptersImportHook())
+    """Register the plugin now if ``adapters`` is imported, else when it is (called once, by the package root)."""
+    if not _state["registered"] and _adapters_imported not in _HOOK.waiting.get("adapters", []):
+        when_imported("adapters", _adapters_imported)

@@ -3,6 +3,7 @@
 Public names load their module on first access, so the command line imports torch only when it runs a model.
 """
 
+from .. import _plugin
 from ..utils.lazy import lazy_exports
 
 _LAZY = {
@@ -12,6 +13,7 @@ _LAZY = {
     "FeatureStats": ".features",
     "IGNORE_INDEX": ".labels",
     "LineResult": ".benchmarks.writers",
+    "OpenInformationExtractionPipeline": ".hf_pipeline",
     "OIEHead": ".heads",
     "OIEHeadConfig": ".heads",
     "OIEHeadOutput": ".heads",
@@ -41,6 +43,7 @@ __all__ = [
     "OIEHeadOutput",
     "OIEPipeline",
     "OIE_HEAD_TYPE",
+    "OpenInformationExtractionPipeline",
     "PRED_LABELS",
     "add_oie_head",
     "build_extraction",
@@ -54,3 +57,13 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+
+
+def _register_hf_pipeline() -> None:
+    from .hf_pipeline import register
+
+    register()
+
+
+# `transformers.pipeline("open-information-extraction", ...)`, as soon as transformers' pipelines are imported
+_plugin.when_imported("transformers.pipelines", _register_hf_pipeline)

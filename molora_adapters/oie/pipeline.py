@@ -551,21 +551,36 @@ class OIEPipeline:
             head_name (`str`, *optional*): OIE head to use.
             **kwargs: passed to :class:`OIEPipeline`.
         """
-        from adapters import AutoAdapterModel
-
         from ..models import resolve_model_name_or_path
         from ..models.tokenizer import load_tokenizer
-        from ..training.checkpointing import MANIFEST_NAME, load_staged_model
 
         path = resolve_model_name_or_path(model_name_or_path)
-        if (Path(path) / MANIFEST_NAME).is_file():
-            # a staged run's output: its mixtures, active setup and head come back as at the end of training
-            model = load_staged_model(path)
-        else:
-            model = AutoAdapterModel.from_pretrained(path)  # saved OIE heads come back (the seam's head hook)
-        model.eval()
-        if adapter is not None:
-            name = model.load_adapter(adapter, with_head=True)
-            model.set_active_adapters(name)
+        model = load_oie_model(path, adapter=adapter)
         tokenizer = load_tokenizer(path)
         return cls(model, tokenizer, head_name=head_name, **kwargs)
+
+
+def load_oie_model(model_name_or_path: str, *, adapter: str | None = None):
+    """The model of :meth:`OIEPipeline.from_pretrained`, in eval mode: a directory saved with ``save_pretrained`` or
+    a staged run's output (its mixtures and active setup restored), plus an optional adapter loaded and activated.
+
+    Args:
+        model_name_or_path (`str`): directory or model id (``embedded:...`` ids are resolved).
+        adapter (`str`, *optional*): an adapter directory to load with its head and activate.
+    """
+    from adapters import AutoAdapterModel
+
+    from ..models import resolve_model_name_or_path
+    from ..training.checkpointing import MANIFEST_NAME, load_staged_model
+
+    path = resolve_model_name_or_path(model_name_or_path)
+    if (Path(path) / MANIFEST_NAME).is_file():
+        # a staged run's output: its mixtures, active setup and head come back as at the end of training
+        model = load_staged_model(path)
+    else:
+        model = AutoAdapterModel.from_pretrained(path)  # saved OIE heads come back (the seam's head hook)
+    model.eval()
+    if adapter is not None:
+        name = model.load_adapter(adapter, with_head=True)
+        model.set_active_adapters(name)
+    return model
