@@ -161,3 +161,42 @@ assert PIPELINE_REGISTRY.check_task("question-answering")[1]["impl"].__module__.
     }
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_xsta_qa_through_transformers_pipeline_keeps_the_question_answering_contract(
+    tmp_path, tiny_tokenizer
+):
+    from transformers import pipeline
+    from transformers.pipelines import QuestionAnsweringPipeline
+
+    import molora_adapters.xsta  # noqa: F401  (registers the task)
+    from molora_adapters.xsta import XSTAQuestionAnsweringPipeline
+
+    model = tiny_adapter_model("bert")
+    model.add_xsta("xsta", layer=1, languages=["en", "de"], correction_dropout=0.0)
+    model.save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
+    qa = pipeline("xsta-question-answering", model=str(tmp_path))
+    ctx = "Die Hauptstadt von Frankreich ist Paris, und Berlin liegt an der Spree."
+    single = qa(question="Was ist die Hauptstadt?", context=ctx, language="de")
+    assert set(single) == {"score", "start", "end", "answer"} and 0 < single["score"] <= 1
+    assert single["answer"] == ctx[single["start"] : single["end"]] and single["answer"]
+    # the same answer as the package's own pipeline (one window: same best span)
+    own = XSTAQuestionAnsweringPipeline(model.eval(), tiny_tokenizer)
+    assert (
+        single["answer"].strip()
+        == own({"question": "Was ist die Hauptstadt?", "context": ctx, "language": "de"})[0]["answer"]
+    )
+    paired = {
+        "question": "Was?",
+        "context": ctx,
+        "language": "de",
+        "source_question": "What?",
+        "source_context": "The capital of France is Paris, and Berlin is on the Spree.",
+    }
+    both = qa([paired, {"question": "Wo?", "context": ctx, "language": "de"}])
+    assert len(both) == 2 and all(r["answer"] == ctx[r["start"] : r["end"]] for r in both)
+    # transformers' own question-answering task is untouched
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    assert PIPELINE_REGISTRY.check_task("question-answering")[1]["impl"] is QuestionAnsweringPipeline

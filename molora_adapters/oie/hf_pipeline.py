@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import Pipeline
+from ..utils.hf_pipelines import WrappedPipeline, register_task
 
 TASK = "open-information-extraction"
 """The task name under which the pipeline is registered."""
@@ -46,7 +46,7 @@ class OIEModel:
         return load_oie_model(model_name_or_path)
 
 
-class OpenInformationExtractionPipeline(Pipeline):
+class OpenInformationExtractionPipeline(WrappedPipeline):
     """Extract ``{"arg0", "relation", "args", "confidence", ...}`` tuples from a sentence (or each of a list).
 
     Args:
@@ -55,17 +55,12 @@ class OpenInformationExtractionPipeline(Pipeline):
         **kwargs: :data:`OIE_OPTIONS` go to :class:`OIEPipeline`; the rest to ``transformers.Pipeline``.
     """
 
-    _load_tokenizer = True
-    _load_processor = False
-    _load_image_processor = False
-    _load_feature_extractor = False
+    OPTIONS = OIE_OPTIONS
 
-    def __init__(self, model, tokenizer=None, **kwargs: Any) -> None:
+    def build(self, model, tokenizer, **options: Any):
         from .pipeline import OIEPipeline
 
-        options = {k: kwargs.pop(k) for k in OIE_OPTIONS if k in kwargs}
-        super().__init__(model, tokenizer, **kwargs)
-        self.oie = OIEPipeline(self.model, self.tokenizer, progress=False, **options)
+        return OIEPipeline(model, tokenizer, progress=False, **options)
 
     def _sanitize_parameters(self, language: str | None = None, **kwargs: Any):
         if kwargs:
@@ -78,7 +73,7 @@ class OpenInformationExtractionPipeline(Pipeline):
         return {"sentence": sentence, "language": language}
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
-        extractions = self.oie.extract(model_inputs["sentence"], language=model_inputs["language"])
+        extractions = self.inner.extract(model_inputs["sentence"], language=model_inputs["language"])
         return {"extractions": extractions}
 
     def postprocess(self, model_outputs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,10 +82,4 @@ class OpenInformationExtractionPipeline(Pipeline):
 
 def register() -> None:
     """Register :data:`TASK` with ``transformers.pipelines.PIPELINE_REGISTRY`` (idempotent)."""
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    if PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl") is OpenInformationExtractionPipeline:
-        return
-    PIPELINE_REGISTRY.register_pipeline(
-        TASK, pipeline_class=OpenInformationExtractionPipeline, pt_model=OIEModel, type="text"
-    )
+    register_task(TASK, OpenInformationExtractionPipeline, OIEModel)

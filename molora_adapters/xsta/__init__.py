@@ -5,6 +5,7 @@ model methods) needs torch and ``adapters``; the data, metric, trainer and pipel
 ``transformers`` pipelines.
 """
 
+from .. import _plugin
 from ..utils.lazy import lazy_exports
 
 _LAZY = {
@@ -21,6 +22,7 @@ _LAZY = {
     "XSTAHeadOutput": ".head",
     "XSTAModelMixin": ".model",
     "XSTAQAHead": ".head",
+    "XSTAQuestionAnsweringHFPipeline": ".hf_pipeline",
     "XSTAQuestionAnsweringPipeline": ".pipeline",
     "XSTATrainer": ".training",
     "XSTATrainerMixin": ".training",
@@ -59,6 +61,7 @@ __all__ = [
     "XSTAHeadOutput",
     "XSTAModelMixin",
     "XSTAQAHead",
+    "XSTAQuestionAnsweringHFPipeline",
     "XSTAQuestionAnsweringPipeline",
     "XSTATrainer",
     "XSTATrainerMixin",
@@ -84,3 +87,13 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+
+
+def _register_hf_pipeline() -> None:
+    from .hf_pipeline import register
+
+    register()
+
+
+# `transformers.pipeline("xsta-question-answering", ...)`, as soon as transformers' pipelines are imported
+_plugin.when_imported("transformers.pipelines", _register_hf_pipeline)
