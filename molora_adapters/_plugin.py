@@ -1,9 +1,10 @@
 """When the plugin is registered with ``adapters``: as soon as both this package and ``adapters`` are imported.
 
 ``import molora_adapters`` stays light (no torch, no ``adapters``), so that ``molora --help`` is fast. If ``adapters``
-is already imported, the plugin is registered at once; otherwise an import hook (:func:`when_imported`, also used
-for the ``transformers`` pipeline registrations) registers it right after ``adapters`` itself is imported, so ``import molora_adapters`` followed by any ``adapters`` model keeps
-``model.add_adapter_mixture(...)`` and the other mixture methods, whatever the import order.
+is already imported, the plugin is registered at once; otherwise an import hook (:func:`when_imported`, also used for
+the ``transformers`` pipeline registrations) registers it right after ``adapters`` itself is imported. So
+``import molora_adapters`` followed by any ``adapters`` model keeps ``model.add_adapter_mixture(...)`` and the other
+mixture methods, whatever the import order.
 
 When ``adapters`` is first imported by the modules that the registration itself needs (:mod:`._integration` and
 :mod:`.mixture`, still half-initialised at that point), the registration is deferred to the end of their import

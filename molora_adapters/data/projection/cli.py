@@ -86,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     extractor = None
     if args.silver_model:
+        from ...utils.cli import check_model_path
         from .silver import pipeline_extractor
+
+        check_model_path(args.silver_model, "--silver-model")  # one line, status 2 (see molora_adapters.cli)
 
         try:
             extractor = pipeline_extractor(
