@@ -13,6 +13,7 @@ When ``adapters`` is first imported by the modules that the registration itself 
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
@@ -112,6 +113,39 @@ def when_imported(name: str, callback) -> None:
     _HOOK.waiting.setdefault(name, []).append(callback)
     if _HOOK not in sys.meta_path:
         sys.meta_path.insert(0, _HOOK)
+
+
+_PIPELINES_BASE = "molora_adapters.utils.hf_pipelines"
+_deferred_pipelines: list[str] = []
+
+
+def _half_imported(name: str) -> bool:
+    module = sys.modules.get(name)
+    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def _register_pipelines(module: str, base_ready: bool = False) -> None:
+    if not base_ready and _half_imported(_PIPELINES_BASE):
+        _deferred_pipelines.append(module)  # run at the end of the base module (`run_deferred_pipelines`)
+    elif not _half_imported(module):  # a half-imported `module` registers on its own last line
+        importlib.import_module(module).register()
+
+
+def register_pipelines_when_imported(module: str) -> None:
+    """Call ``module.register()`` (a ``transformers`` pipeline registration) once ``transformers.pipelines`` is
+    imported. That import can happen inside our own pipeline modules; those register on their last line, and
+    registrations that need the half-imported shared base wait for its end (:func:`run_deferred_pipelines`).
+
+    Args:
+        module (`str`): the module that defines ``register()``, e.g. ``"molora_adapters.oie.hf_pipeline"``.
+    """
+    when_imported("transformers.pipelines", lambda: _register_pipelines(module))
+
+
+def run_deferred_pipelines() -> None:
+    """Run the registrations deferred while the shared pipeline base was being imported (called on its last line)."""
+    while _deferred_pipelines:
+        _register_pipelines(_deferred_pipelines.pop(0), base_ready=True)
 
 
 def _adapters_imported() -> None:

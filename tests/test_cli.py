@@ -252,3 +252,24 @@ def test_inactive_adapters_are_reported_once_not_per_batch(tiny_tokenizer, multi
     with caplog.at_level(logging.WARNING, logger="adapters"):
         model(**tiny_tokenizer("Paris", return_tensors="pt"))  # outside the pipeline adapters still says it
     assert [r for r in caplog.records if "none are activated" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "molora_adapters.oie",
+        "molora_adapters.oie.benchmarks",
+        "molora_adapters.xsta",
+        "molora_adapters.data.projection",
+    ],
+)
+def test_lazy_package_names_are_what_the_eager_package_exported(package):
+    """Every public name resolves to the object of its module, even one named like a sub-module
+    (`data.projection.project` is the function, not `data/projection/project.py`), in any access order."""
+    import importlib
+
+    pkg = importlib.import_module(package)
+    first = sorted(pkg.__all__, key=lambda n: pkg._LAZY[n] == f".{n}")  # names shadowed by a sub-module last
+    for name in first:
+        assert getattr(pkg, name) is getattr(importlib.import_module(pkg._LAZY[name], package), name), name
+    assert sorted(pkg.__all__) == sorted(pkg._LAZY) and set(pkg.__all__) <= set(dir(pkg))

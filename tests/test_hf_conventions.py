@@ -146,13 +146,26 @@ def test_oie_pipeline_through_transformers_pipeline(tmp_path, tiny_tokenizer, mu
     assert oie(sentences[0], language="en")[0]["language"] == "en"
 
 
-def test_pipeline_task_is_registered_when_transformers_pipelines_is_imported():
-    code = """
+@pytest.mark.parametrize(
+    "first",
+    [
+        "molora_adapters.oie.hf_pipeline",
+        "molora_adapters.utils.hf_pipelines",
+        "transformers.pipelines",
+        "molora_adapters.xsta.hf_pipeline",
+    ],
+)
+def test_pipeline_tasks_are_registered_whatever_is_imported_first(first):
+    """Importing the sub-packages registers nothing heavy; both tasks appear once transformers' pipelines are
+    imported, also when one of our pipeline modules is what imports them."""
+    code = f"""
 import sys
-import molora_adapters.oie
+import molora_adapters.oie, molora_adapters.xsta
 assert "transformers.pipelines" not in sys.modules and "torch" not in sys.modules
+import {first}
 from transformers.pipelines import PIPELINE_REGISTRY
-assert "open-information-extraction" in PIPELINE_REGISTRY.get_supported_tasks()
+tasks = PIPELINE_REGISTRY.get_supported_tasks()
+assert "open-information-extraction" in tasks and "xsta-question-answering" in tasks, tasks
 assert PIPELINE_REGISTRY.check_task("question-answering")[1]["impl"].__module__.startswith("transformers.")
 """
     env = {

@@ -59,11 +59,5 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
-def _register_hf_pipeline() -> None:
-    from .hf_pipeline import register
-
-    register()
-
-
 # `transformers.pipeline("open-information-extraction", ...)`, as soon as transformers' pipelines are imported
-_plugin.when_imported("transformers.pipelines", _register_hf_pipeline)
+_plugin.register_pipelines_when_imported("molora_adapters.oie.hf_pipeline")

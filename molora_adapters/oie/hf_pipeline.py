@@ -83,3 +83,6 @@ class OpenInformationExtractionPipeline(WrappedPipeline):
 def register() -> None:
     """Register :data:`TASK` with ``transformers.pipelines.PIPELINE_REGISTRY`` (idempotent)."""
     register_task(TASK, OpenInformationExtractionPipeline, OIEModel)
+
+
+register()  # also when this module is imported first (it imports transformers' pipelines itself)

@@ -139,7 +139,7 @@ class OIEPipeline:
         span_strategy (`str`, *optional*, defaults to `"merge"`): what to do with several spans of one
             argument role, a name in :data:`~molora_adapters.oie.decoding.SPAN_STRATEGIES` (``"merge"``,
             ``"best"``, ``"nearest"``, ``"merge_near"``; see :func:`~molora_adapters.oie.decoding.decode_arguments`).
-            The defaults of ``span_strategy`` and ``min_args`` were chosen on CaRB dev (see the README).
+            The defaults of ``span_strategy`` and ``min_args`` were chosen on CaRB dev (see benchmarks/README.md).
         argument_batch_size (`int`, *optional*, defaults to 256): predicates per argument-tagger pass (a
             batch of sentences can contain many more predicates than sentences).
         precision (`str`, *optional*, defaults to `"fp32"`): ``"bf16"`` runs the model under bf16 autocast,

@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 
 from transformers import Pipeline
 
+from .. import _plugin
+
 
 class WrappedPipeline(Pipeline):
     """A ``transformers.Pipeline`` whose work is done by one of our pipelines, built by :meth:`build` into
@@ -40,3 +42,8 @@ def register_task(task: str, pipeline_class: type, model_class: type) -> None:
     PIPELINE_REGISTRY.register_pipeline(
         task, pipeline_class=pipeline_class, pt_model=model_class, type="text"
     )
+
+
+# Importing `Pipeline` above may have imported transformers' pipelines, and with them asked for registrations that
+# need this module complete.
+_plugin.run_deferred_pipelines()

@@ -7,6 +7,9 @@ nor ``adapters``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,11 +25,20 @@ def lazy_exports(
     """
     module = importlib.import_module(package)
 
+    # Public names that are also sub-module names (`projection.project`, a function of `.pipeline`): importing the
+    # sub-module binds the package attribute to the module, so they are re-bound after every lazy import.
+    shadowed = {n: t for n, t in names.items() if t != f".{n}"}
+
     def __getattr__(name: str) -> Any:
         if name not in names:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(names[name], package), name)
         setattr(module, name, value)  # later lookups skip this function
+        for other, target in shadowed.items():
+            if isinstance(vars(module).get(other), types.ModuleType):
+                source = sys.modules.get(importlib.util.resolve_name(target, package))
+                if source is not None and hasattr(source, other):
+                    setattr(module, other, getattr(source, other))
         return value
 
     def __dir__() -> list[str]:

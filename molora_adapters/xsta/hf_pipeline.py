@@ -125,3 +125,6 @@ class XSTAQuestionAnsweringHFPipeline(WrappedPipeline):
 def register() -> None:
     """Register :data:`TASK` with ``transformers.pipelines.PIPELINE_REGISTRY`` (idempotent)."""
     register_task(TASK, XSTAQuestionAnsweringHFPipeline, XSTAModel)
+
+
+register()  # also when this module is imported first (it imports transformers' pipelines itself)
