@@ -32,7 +32,7 @@ from molora_adapters.oie.benchmarks._reference import reference_carb_curve  # no
 from molora_adapters.oie.benchmarks.api import score_benchie  # noqa: E402
 from molora_adapters.oie.benchmarks.carb import carb_curve  # noqa: E402
 from molora_adapters.oie.benchmarks.gold import gold_path, read_carb_gold  # noqa: E402
-from molora_adapters.oie.benchmarks.rows import ExtractionRow  # noqa: E402
+from molora_adapters.oie.formats.rows import ExtractionRow  # noqa: E402
 
 TEST_DATA = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data", "benchmarks"

@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from molora_adapters.data.llm.shards import accepted_path, read_jsonl, read_manifest  # noqa: E402
 from molora_adapters.data.projection import EncoderAligner, Sentence, find_leaks, split_sentences  # noqa: E402
 from molora_adapters.data.projection.align import AlignMethod, alignment_scores  # noqa: E402
+from molora_adapters.data.shards import accepted_path, read_jsonl, read_manifest  # noqa: E402
 from molora_adapters.oie.benchmarks.gold import load_benchmark  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

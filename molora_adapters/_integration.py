@@ -1,7 +1,9 @@
 """The one seam between molora_adapters and ``adapters`` internals.
 
 ``adapters`` 1.3 has no registry for composition blocks, so registering ``Mixture`` means touching its internals.
-Every such touch lives here, is idempotent, and is guarded by the supported ``adapters`` version range:
+Every touch is listed in one table here and applied by one rule (:mod:`molora_adapters._patching`): a wrapped
+original must exist (``ImportError`` otherwise, so a renamed target fails loudly instead of being skipped), every
+added method goes through a clash check, everything is idempotent and guarded by the supported ``adapters`` range.
 
 1. composition table: ``Mixture`` is findable by ``AdapterCompositionBlock.from_dict`` and listed in
    ``ALLOWED_NESTINGS`` (alone, or inside ``Stack`` / ``Parallel`` / ``BatchSplit``);
@@ -9,37 +11,33 @@ Every such touch lives here, is idempotent, and is guarded by the supported ``ad
    and a no-op for other adapter layers; ``LoRALinear.forward`` sends a top-level ``Mixture`` to
    :func:`~molora_adapters.mixture.layer.mixture_linear_output`, which fuses the residual add into the experts' B
    matmul (every other setup runs adapters' forward unchanged);
-3. config persistence: ``ModelAdaptersConfig`` carries a ``mixtures`` entry through ``to_dict`` / ``__init__``, so
-   ``save_pretrained`` / ``from_pretrained`` rebuild the routers (``init_adapters``);
-4. forward context: ``output_router_logits`` and ``language_ids`` become context arguments, and outputs gain
-   ``router_logits`` and ``mixture_aux_loss``; ``LoRALinear``'s ``BatchSplit`` / ``Parallel`` record which batch rows
-   each slice covers (``context.mixture_rows``), so a mixture slices the mask and the language ids alike;
+3. config sections (:data:`CONFIG_SECTIONS`): ``ModelAdaptersConfig`` carries ``mixtures`` and ``xsta`` entries
+   through ``to_dict`` / ``__init__``, and ``init_adapters`` rebuilds them, so ``save_pretrained`` /
+   ``from_pretrained`` bring routers and X-STA modules back;
+4. forward context: ``output_router_logits``, ``language_ids`` and ``xsta_paired`` become context arguments, and
+   outputs gain ``router_logits`` and ``mixture_aux_loss``; a context argument may name a hook
+   (:data:`CONTEXT_HOOKS`, by import path: X-STA's paired forward); ``LoRALinear``'s ``BatchSplit`` / ``Parallel``
+   record which batch rows each slice covers (``context.mixture_rows``), so a mixture slices the mask and the
+   language ids alike;
 5. lifecycle: deleting an adapter that a mixture uses is rejected;
-6. prediction heads: a small hook, :func:`register_head_type`, through which sub-packages declare custom head
-   types *by import path*. A head class is imported only when a model actually adds a head of that type (a saved
-   head rebuilt by ``from_pretrained`` / ``load_head``, or ``model.add_<type>_head``), so building a flex-head
+6. prediction heads: :func:`register_head_type`, through which sub-packages declare custom head types *by import
+   path*. A head class is imported only when a model actually adds a head of that type, so building a flex-head
    model never imports the OIE, data or LLM stacks;
-7. the model methods of :class:`~molora_adapters.mixture.model.MixtureModelMixin` and
-   :class:`~molora_adapters.mixture.hub.MixtureHubMixin` (a name ``adapters`` already defines is refused);
-8. adapters bug workarounds: :func:`relink_prefix_pools`;
-9. X-STA (:func:`register_xsta`): the GDKS dispatch in BERT / RoBERTa / XLM-R self-attention, the
-   ``xsta_paired`` context argument, ``xsta`` config persistence, the ``"xsta_qa"`` head type (through
-   :func:`register_head_type`) and the ``*_xsta`` model methods. :mod:`molora_adapters.xsta` loads only when used.
+7. model methods (:data:`MODEL_METHODS`): :class:`~molora_adapters.mixture.model.MixtureModelMixin`,
+   :class:`~molora_adapters.mixture.hub.MixtureHubMixin` and the X-STA methods (resolved by path on first call);
+8. adapters bug workarounds: :func:`relink_prefix_pools`.
 
-Every wrapped original must exist (:func:`_patch` raises ``ImportError`` at import otherwise), so an ``adapters``
-release that renames one fails loudly instead of silently skipping the patch. Nothing else in the package modifies
-third-party objects.
+The X-STA part that patches self-attention lives in :mod:`molora_adapters.xsta.seam` under the same rule, and is
+installed only when a model gets an X-STA setup. Nothing else in the package modifies third-party objects.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import importlib
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-import adapters
 import torch
 from adapters import composition
 from adapters.composition import ALLOWED_NESTINGS, BatchSplit, Parallel, Stack
@@ -49,9 +47,17 @@ from adapters.heads.model_mixin import ModelWithFlexibleHeadsAdaptersMixin
 from adapters.methods.adapter_layer_base import ComposableAdapterLayerBase
 from adapters.methods.lora import LoRALinear
 from adapters.model_mixin import ModelAdaptersMixin
-from packaging.version import Version
 from transformers.utils import ModelOutput
 
+from ._patching import (
+    MARK,
+    SUPPORTED_ADAPTERS_RANGE,
+    add_method,
+    check_adapters_version,
+    copy_methods,
+    patch,
+    resolve,
+)
 from .mixture.composition import Mixture
 from .mixture.config import MixtureConfig
 from .mixture.hub import MixtureHubMixin
@@ -59,41 +65,28 @@ from .mixture.layer import compose_mixture_lora, compose_mixture_unsupported, mi
 from .mixture.model import MixtureModelMixin
 from .mixture.router import ROUTERS_ATTR
 
-SUPPORTED_ADAPTERS_RANGE = (Version("1.3.0"), Version("1.4.0"))
-CONTEXT_ARGS = ("output_router_logits", "language_ids")
-_MARK = "__molora_patched__"
 _registered = False
 
-
-def check_adapters_version(version: str | None = None) -> None:
-    """Raise ``ImportError`` unless ``adapters`` (or ``version``) is in the supported range."""
-    found = Version(version or adapters.__version__)
-    low, high = SUPPORTED_ADAPTERS_RANGE
-    if not low <= found < high:
-        raise ImportError(
-            f"molora_adapters supports adapters>={low},<{high}, but adapters {found} is installed. "
-            f"Install a supported version: pip install 'adapters>={low},<{high}'."
-        )
-
-
-def _patch(owner: type, name: str, make):
-    """Replace ``owner.name`` by ``make(original)`` once (idempotent through a marker attribute).
-
-    Raises:
-        ImportError: ``owner`` defines no ``name`` (an ``adapters`` release renamed or moved it).
-    """
-    original = owner.__dict__.get(name)
-    if original is None:
-        raise ImportError(
-            f"molora_adapters wraps `{owner.__module__}.{owner.__qualname__}.{name}`, which adapters "
-            f"{adapters.__version__} does not define; install a supported version "
-            f"(adapters>={SUPPORTED_ADAPTERS_RANGE[0]},<{SUPPORTED_ADAPTERS_RANGE[1]})."
-        )
-    if getattr(original, _MARK, False):
-        return
-    patched = make(original)
-    setattr(patched, _MARK, True)
-    setattr(owner, name, patched)
+# kept under their historical names (tests, plugins)
+_patch = patch
+_copy_methods = copy_methods
+_resolve = resolve
+__all__ = [
+    "CONFIG_SECTIONS",
+    "CONTEXT_ARGS",
+    "CONTEXT_HOOKS",
+    "HEAD_TYPES",
+    "MODEL_METHODS",
+    "PATCHES",
+    "SUPPORTED_ADAPTERS_RANGE",
+    "check_adapters_version",
+    "ensure_layer_dispatch",
+    "register",
+    "register_head_type",
+    "relink_prefix_pools",
+    "unregister_head_type",
+    "with_router_outputs",
+]
 
 
 # ---- 2. per-layer dispatch -----------------------------------------------------------------------------------------
@@ -106,35 +99,18 @@ def _make_init_mapping(original):
     return _init_mapping
 
 
-# the fused-output path of a top-level Mixture; None while a reference composition is installed
-_mixture_output = mixture_linear_output
-
-
 def _make_lora_linear_forward(original):
     @functools.wraps(original)
     def forward(self, input_states: torch.Tensor):
-        if not self.merged and _mixture_output is not None and not self.fan_in_fan_out:
+        if not self.merged and not self.fan_in_fan_out:
             adapter_setup = self.get_active_setup()
             if isinstance(adapter_setup, Mixture):
                 # the frozen linear exactly as adapters computes it (Linear, Linear4bit, ... by the MRO)
                 layer_output = super(LoRALinear, self).forward(input_states)
-                return _mixture_output(self, adapter_setup, input_states, layer_output)
+                return mixture_linear_output(self, adapter_setup, input_states, layer_output)
         return original(self, input_states)
 
     return forward
-
-
-@contextlib.contextmanager
-def override_lora_mixture_forward(fn) -> Iterator[None]:
-    """Temporarily route ``LoRALinear``'s mixture composition through ``fn`` (reference checks, benchmarks); the
-    fused-output path is off meanwhile, so every mixture layer runs ``fn``."""
-    global _mixture_output
-    fast, fused = LoRALinear.compose_mixture, _mixture_output
-    LoRALinear.compose_mixture, _mixture_output = fn, None
-    try:
-        yield
-    finally:
-        LoRALinear.compose_mixture, _mixture_output = fast, fused
 
 
 def ensure_layer_dispatch(model: torch.nn.Module) -> None:
@@ -148,18 +124,38 @@ def ensure_layer_dispatch(model: torch.nn.Module) -> None:
             module.composition_to_func_map.setdefault(Mixture, "compose_mixture")
 
 
-# ---- 3. config persistence -----------------------------------------------------------------------------------------
-def _mixtures(self) -> dict:
-    """Name -> ``MixtureConfig`` dict of the model's mixtures (persisted with the adapters config)."""
-    return self.__dict__.setdefault("_molora_mixtures", {})
+# ---- 3. config sections --------------------------------------------------------------------------------------------
+def _restore_mixture(model, name: str, saved: dict) -> None:
+    store = getattr(model.base_model, ROUTERS_ATTR, None)
+    if store is None or name not in store:
+        model._register_mixture(name, MixtureConfig.from_dict(saved))
+
+
+CONFIG_SECTIONS: dict[str, Callable[..., None] | str] = {
+    "mixtures": _restore_mixture,
+    "xsta": "molora_adapters.xsta.seam:restore_xsta",
+}
+"""Sections persisted in the adapters config: key -> ``restore(model, name, saved_dict)``, called by
+``init_adapters`` for every saved entry (a ``"module:function"`` path is imported only when an entry exists).
+Each section is a ``name -> dict`` mapping, read and written as ``model.adapters_config.<key>``."""
+
+
+def _section_property(key: str) -> property:
+    def section(self) -> dict:
+        return self.__dict__.setdefault(f"_molora_{key}", {})
+
+    section.__name__ = key
+    section.__doc__ = f"Name -> config dict of the model's `{key}` (persisted with the adapters config)."
+    return property(section)
 
 
 def _make_config_init(original):
     @functools.wraps(original)
     def __init__(self, **kwargs):
-        mixtures = kwargs.pop("mixtures", None) or {}
+        saved = {key: kwargs.pop(key, None) or {} for key in CONFIG_SECTIONS}
         original(self, **kwargs)
-        self.__dict__["_molora_mixtures"] = {k: dict(v) for k, v in mixtures.items()}
+        for key, entries in saved.items():
+            self.__dict__[f"_molora_{key}"] = {k: dict(v) for k, v in entries.items()}
 
     return __init__
 
@@ -168,7 +164,8 @@ def _make_config_to_dict(original):
     @functools.wraps(original)
     def to_dict(self):
         out = original(self)
-        out["mixtures"] = {k: dict(v) for k, v in self.mixtures.items()}
+        for key in CONFIG_SECTIONS:
+            out[key] = {k: dict(v) for k, v in getattr(self, key).items()}
         return out
 
     return to_dict
@@ -178,16 +175,25 @@ def _make_init_adapters(original):
     @functools.wraps(original)
     def init_adapters(self, model_config, adapters_config):
         original(self, model_config, adapters_config)
-        store = getattr(self.base_model, ROUTERS_ATTR, None)
-        for name, cfg in list(self.adapters_config.mixtures.items()):
-            if store is None or name not in store:
-                self._register_mixture(name, MixtureConfig.from_dict(cfg))
-                store = getattr(self.base_model, ROUTERS_ATTR, None)
+        for key, restore in CONFIG_SECTIONS.items():
+            saved = getattr(self.adapters_config, key)
+            if saved:
+                fn = resolve(restore) if isinstance(restore, str) else restore
+                for name, cfg in list(saved.items()):
+                    fn(self, name, cfg)
 
     return init_adapters
 
 
 # ---- 4. forward context --------------------------------------------------------------------------------------------
+CONTEXT_ARGS = ("output_router_logits", "language_ids", "xsta_paired")
+"""Forward arguments that ``adapters`` moves into the ``ForwardContext``."""
+
+CONTEXT_HOOKS: dict[str, str] = {"xsta_paired": "molora_adapters.xsta.seam:paired_forward_context"}
+"""Context argument -> ``"module:function"`` ``hook(model, context, args, kwargs)``, run once the context is set up
+when the argument is truthy (imported then)."""
+
+
 def _make_forward_context(original):
     @functools.wraps(original)
     def forward_context(self, context, *args, **kwargs):
@@ -199,7 +205,11 @@ def _make_forward_context(original):
         if mask is None and len(args) > 1 and isinstance(args[1], torch.Tensor):
             mask = args[1]
         context.mixture_attention_mask = mask
-        return original(self, context, *args, **kwargs)
+        result = original(self, context, *args, **kwargs)
+        for arg, hook in CONTEXT_HOOKS.items():
+            if getattr(context, arg, None):
+                resolve(hook)(self, context, args, kwargs)
+        return result
 
     return forward_context
 
@@ -210,10 +220,8 @@ def _make_call_forward(original):
         results = original(self, model, f, *args, **kwargs)
         if getattr(self, "output_router_logits", False):
             losses = getattr(self, "mixture_aux_losses", [])
-            if losses:
-                aux = torch.stack(
-                    losses
-                ).mean()  # mean over routed layers: coefficients do not scale with depth
+            if losses:  # mean over routed layers: coefficients do not scale with depth
+                aux = torch.stack(losses).mean()
             else:
                 aux = torch.zeros((), device=next(model.parameters()).device)
             logits = dict(getattr(self, "router_logits", {}))
@@ -299,24 +307,6 @@ def _make_row_tracking_repeat(original):
     return repeat
 
 
-def track_lora_rows() -> None:
-    """Install the row tracking on ``LoRALinear`` (idempotent; the block methods are inherited, so the originals
-    are looked up through the class, not its ``__dict__``)."""
-    makers = {
-        "compose_batch_split": _make_row_tracking_block,
-        "compose_parallel": _make_row_tracking_block,
-        "vslice": _make_row_tracking_vslice,
-        "repeat": _make_row_tracking_repeat,
-    }
-    for name, make in makers.items():
-        original = getattr(LoRALinear, name)
-        if getattr(original, _MARK, False):
-            continue
-        patched = make(original)
-        setattr(patched, _MARK, True)
-        setattr(LoRALinear, name, patched)
-
-
 # ---- 5. lifecycle --------------------------------------------------------------------------------------------------
 def _make_delete_adapter(original):
     @functools.wraps(original)
@@ -344,11 +334,6 @@ class _HeadType:
 
 HEAD_TYPES: dict[str, _HeadType] = {}
 """Custom head types declared with :func:`register_head_type` (head type -> import paths)."""
-
-
-def _resolve(path: str):
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def register_head_type(head_type: str, head_class: str, *, adder: str | None = None) -> None:
@@ -385,24 +370,18 @@ def unregister_head_type(head_type: str) -> None:
     """Remove a head type declared with :func:`register_head_type` (and its ``model.add_<type>_head``)."""
     entry = HEAD_TYPES.pop(head_type)
     if entry.adder_name and getattr(
-        ModelWithFlexibleHeadsAdaptersMixin.__dict__.get(entry.adder_name), _MARK, False
+        ModelWithFlexibleHeadsAdaptersMixin.__dict__.get(entry.adder_name), MARK, False
     ):
         delattr(ModelWithFlexibleHeadsAdaptersMixin, entry.adder_name)
 
 
 def _install_head_adder(entry: _HeadType) -> None:
     def add_head(self, head_name: str, **kwargs):
-        return _resolve(entry.adder)(self, head_name, **kwargs)
+        return resolve(entry.adder)(self, head_name, **kwargs)
 
     add_head.__name__ = add_head.__qualname__ = entry.adder_name
     add_head.__doc__ = f"Add a head with ``{entry.adder}`` (imported on first use)."
-    setattr(add_head, _MARK, True)
-    existing = ModelWithFlexibleHeadsAdaptersMixin.__dict__.get(entry.adder_name)
-    if existing is not None and not getattr(existing, _MARK, False):
-        raise ImportError(
-            f"adapters already defines `{entry.adder_name}`; molora_adapters will not replace it."
-        )
-    setattr(ModelWithFlexibleHeadsAdaptersMixin, entry.adder_name, add_head)
+    add_method(ModelWithFlexibleHeadsAdaptersMixin, entry.adder_name, add_head, source=entry.adder)
 
 
 def _make_add_prediction_head_from_config(original):
@@ -411,7 +390,7 @@ def _make_add_prediction_head_from_config(original):
         head_type = config.get("head_type") if isinstance(config, dict) else None
         entry = HEAD_TYPES.get(head_type)
         if entry is not None and head_type not in self.custom_heads:
-            self.register_custom_head(head_type, _resolve(entry.head_class))  # first use: import it now
+            self.register_custom_head(head_type, resolve(entry.head_class))  # first use: import it now
         return original(self, head_name, config, *args, **kwargs)
 
     return add_prediction_head_from_config
@@ -441,23 +420,80 @@ class _SeamMethods:
     _ensure_mixture_dispatch = ensure_layer_dispatch
 
 
-def _copy_methods(mixin: type, target: type) -> None:
-    """Attach ``mixin``'s methods to ``target``, refusing to shadow anything ``target`` (or a base) defines."""
-    for attr, value in vars(mixin).items():
-        if attr.startswith("__"):
-            continue
-        if target.__dict__.get(attr) is value:
-            continue  # registered before (idempotent)
-        if hasattr(target, attr):
-            raise ImportError(
-                f"`{target.__qualname__}.{attr}` already exists in adapters {adapters.__version__}; "
-                f"molora_adapters will not replace it with `{mixin.__qualname__}.{attr}`."
-            )
-        setattr(target, attr, value)
+def _lazy_method(name: str, path: str):
+    def method(self, *args, **kwargs):
+        return resolve(path)(self, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"See :meth:`{path.replace(':', '.')}` (imported on first call)."
+    return method
+
+
+_XSTA_MIXIN = "molora_adapters.xsta.model:XSTAModelMixin"
+_XSTA_METHODS = (
+    "add_xsta",
+    "train_xsta",
+    "save_xsta",
+    "load_xsta",
+    "delete_xsta",
+    "_register_xsta",
+    "_xsta_store",
+    "_get_xsta_config",
+)
+
+
+class Patch(NamedTuple):
+    """One wrapped ``adapters`` attribute: ``owner.name = make(original)``."""
+
+    owner: type
+    name: str
+    make: Callable[[Any], Any]
+    inherited: bool = False  # the original may be inherited from a base class
+
+
+PATCHES: tuple[Patch, ...] = (
+    # 2. per-layer dispatch
+    Patch(ComposableAdapterLayerBase, "_init_mapping", _make_init_mapping),
+    Patch(LoRALinear, "forward", _make_lora_linear_forward),
+    # 3. config sections
+    Patch(ModelAdaptersConfig, "__init__", _make_config_init),
+    Patch(ModelAdaptersConfig, "to_dict", _make_config_to_dict),
+    Patch(ModelAdaptersMixin, "init_adapters", _make_init_adapters),
+    # 4. forward context, and the rows each BatchSplit / Parallel slice covers
+    Patch(ForwardContext, "_call_forward", _make_call_forward),
+    Patch(ModelAdaptersMixin, "forward_context", _make_forward_context),
+    Patch(LoRALinear, "compose_batch_split", _make_row_tracking_block, inherited=True),
+    Patch(LoRALinear, "compose_parallel", _make_row_tracking_block, inherited=True),
+    Patch(LoRALinear, "vslice", _make_row_tracking_vslice, inherited=True),
+    Patch(LoRALinear, "repeat", _make_row_tracking_repeat, inherited=True),
+    # 5. lifecycle
+    Patch(ModelAdaptersMixin, "delete_adapter", _make_delete_adapter),
+    # 6. prediction heads
+    Patch(
+        ModelWithFlexibleHeadsAdaptersMixin,
+        "add_prediction_head_from_config",
+        _make_add_prediction_head_from_config,
+    ),
+)
+"""Every wrapped ``adapters`` attribute (X-STA's self-attention dispatch: :mod:`molora_adapters.xsta.seam`)."""
+
+MODEL_METHODS: tuple[tuple[type, str, Any], ...] = (
+    (ComposableAdapterLayerBase, "compose_mixture", compose_mixture_unsupported),
+    (LoRALinear, "compose_mixture", compose_mixture_lora),
+    *((ModelAdaptersConfig, key, _section_property(key)) for key in CONFIG_SECTIONS),
+    *(
+        (ModelAdaptersMixin, attr, value)
+        for mixin in (MixtureModelMixin, MixtureHubMixin, _SeamMethods)
+        for attr, value in vars(mixin).items()
+        if not attr.startswith("__")
+    ),
+    *((ModelAdaptersMixin, name, _lazy_method(name, f"{_XSTA_MIXIN}.{name}")) for name in _XSTA_METHODS),
+)
+"""Every attribute added to an ``adapters`` class, each through the clash check of ``add_method``."""
 
 
 def register() -> None:
-    """Register ``Mixture`` and the mixture API with ``adapters`` (idempotent, version-checked)."""
+    """Register ``Mixture``, the mixture API and the X-STA methods with ``adapters`` (idempotent, version-checked)."""
     global _registered
     if _registered:
         return
@@ -469,174 +505,22 @@ def register() -> None:
     for parent in (Stack, Parallel, BatchSplit):
         if Mixture not in ALLOWED_NESTINGS[parent]:
             ALLOWED_NESTINGS[parent].append(Mixture)
-
-    # 2. per-layer dispatch
-    _patch(ComposableAdapterLayerBase, "_init_mapping", _make_init_mapping)
-    if "compose_mixture" not in ComposableAdapterLayerBase.__dict__:
-        ComposableAdapterLayerBase.compose_mixture = compose_mixture_unsupported
-    LoRALinear.compose_mixture = compose_mixture_lora
-    _patch(LoRALinear, "forward", _make_lora_linear_forward)
     if Mixture not in LoRALinear.supported_compositions:
         LoRALinear.supported_compositions = [*LoRALinear.supported_compositions, Mixture]
-
-    # 3. config persistence
-    if not isinstance(ModelAdaptersConfig.__dict__.get("mixtures"), property):
-        ModelAdaptersConfig.mixtures = property(_mixtures)
-    _patch(ModelAdaptersConfig, "__init__", _make_config_init)
-    _patch(ModelAdaptersConfig, "to_dict", _make_config_to_dict)
-    _patch(ModelAdaptersMixin, "init_adapters", _make_init_adapters)
-
-    # 4. forward context
     ForwardContext.context_args.update(CONTEXT_ARGS)
-    _patch(ForwardContext, "_call_forward", _make_call_forward)
-    _patch(ModelAdaptersMixin, "forward_context", _make_forward_context)
-    track_lora_rows()
 
-    # 5. lifecycle
-    _patch(ModelAdaptersMixin, "delete_adapter", _make_delete_adapter)
+    # 2-6. wrapped originals, 7. added methods
+    for entry in PATCHES:
+        patch(entry.owner, entry.name, entry.make, inherited=entry.inherited)
+    for owner, name, value in MODEL_METHODS:
+        add_method(owner, name, value, source=getattr(value, "__qualname__", None))
 
-    # 6. prediction heads (declared by the package root and by plugins through `register_head_type`)
-    _patch(
-        ModelWithFlexibleHeadsAdaptersMixin,
-        "add_prediction_head_from_config",
-        _make_add_prediction_head_from_config,
-    )
+    # 6. prediction heads declared by the package root and by plugins through `register_head_type`
+    register_head_type("xsta_qa", "molora_adapters.xsta.head:XSTAQAHead")
     for entry in HEAD_TYPES.values():
         if entry.adder_name:
             _install_head_adder(entry)
-
-    # 7. model methods
-    for mixin in (MixtureModelMixin, MixtureHubMixin, _SeamMethods):
-        _copy_methods(mixin, ModelAdaptersMixin)
-
-    # 9. X-STA
-    register_xsta()
     _registered = True
-
-
-# ---- 9. X-STA ------------------------------------------------------------------------------------------------------
-_XSTA_MARK = "__molora_xsta_patched__"
-XSTA_ATTENTION_CLASSES = (
-    ("adapters.models.bert.modeling_bert", "BertSelfAttentionWithAdapters"),
-    ("adapters.models.bert.modeling_bert", "BertSdpaSelfAttentionWithAdapters"),
-    ("adapters.models.roberta.modeling_roberta", "RobertaSelfAttentionWithAdapters"),
-    ("adapters.models.roberta.modeling_roberta", "RobertaSdpaSelfAttentionWithAdapters"),
-    ("adapters.models.xlm_roberta.modeling_xlm_roberta", "XLMRobertaSelfAttentionWithAdapters"),
-    ("adapters.models.xlm_roberta.modeling_xlm_roberta", "XLMRobertaSdpaSelfAttentionWithAdapters"),
-)
-_XSTA_METHODS = ("add_xsta", "train_xsta", "save_xsta", "load_xsta", "delete_xsta")
-
-
-def _patch_xsta(owner: type, name: str, make) -> None:
-    """Like :func:`_patch`, with its own marker, so X-STA wraps the mixture's patches instead of being skipped."""
-    original = owner.__dict__.get(name)
-    if original is not None and getattr(original, _XSTA_MARK, False):
-        return
-    patched = make(original)
-    setattr(patched, _XSTA_MARK, True)
-    setattr(owner, name, patched)
-
-
-def _make_xsta_attention_forward(original):
-    @functools.wraps(original)
-    def forward(self, hidden_states, *args, **kwargs):
-        context = ForwardContext.get_context()
-        state = getattr(context, "xsta_state", None) if context is not None else None
-        if state is not None and state.gdks is not None and state.gdks.layer == self.layer_idx:
-            from .xsta.layer import gdks_attention
-
-            return gdks_attention(self, hidden_states, state, context)
-        return original(self, hidden_states, *args, **kwargs)
-
-    return forward
-
-
-def _make_xsta_forward_context(original):
-    @functools.wraps(original)
-    def forward_context(self, context, *args, **kwargs):
-        result = original(self, context, *args, **kwargs)
-        context.xsta_state = None
-        context.xsta_cross_attention = None
-        if getattr(context, "xsta_paired", None):
-            from .xsta.layer import begin_paired_forward
-
-            input_ids = kwargs.get("input_ids", args[0] if args else None)
-            context.xsta_state = begin_paired_forward(
-                self, context, getattr(context, "mixture_attention_mask", None), input_ids
-            )
-        return result
-
-    return forward_context
-
-
-def _make_xsta_config_init(original):
-    @functools.wraps(original)
-    def __init__(self, **kwargs):
-        xsta = kwargs.pop("xsta", None) or {}
-        original(self, **kwargs)
-        self.__dict__["_molora_xsta"] = {k: dict(v) for k, v in xsta.items()}
-
-    return __init__
-
-
-def _make_xsta_config_to_dict(original):
-    @functools.wraps(original)
-    def to_dict(self):
-        out = original(self)
-        out["xsta"] = {k: dict(v) for k, v in self.xsta.items()}
-        return out
-
-    return to_dict
-
-
-def _make_xsta_init_adapters(original):
-    @functools.wraps(original)
-    def init_adapters(self, model_config, adapters_config):
-        original(self, model_config, adapters_config)
-        saved = self.adapters_config.xsta
-        if saved:
-            from .xsta.config import XSTAConfig
-            from .xsta.layer import GDKS_ATTR
-
-            store = getattr(self.base_model, GDKS_ATTR, None)
-            for name, cfg in list(saved.items()):
-                if store is None or name not in store:
-                    self._register_xsta(name, XSTAConfig.from_dict(cfg))
-
-    return init_adapters
-
-
-def _xsta_method(name: str):
-    def method(self, *args, **kwargs):
-        from .xsta.model import XSTAModelMixin
-
-        return getattr(XSTAModelMixin, name)(self, *args, **kwargs)
-
-    method.__name__ = name
-    method.__doc__ = f"See :meth:`molora_adapters.xsta.model.XSTAModelMixin.{name}`."
-    return method
-
-
-def register_xsta() -> None:
-    """Install the X-STA seam (idempotent; called by :func:`register`)."""
-    import importlib
-
-    for module_name, cls_name in XSTA_ATTENTION_CLASSES:
-        cls = getattr(importlib.import_module(module_name), cls_name)
-        _patch_xsta(cls, "forward", _make_xsta_attention_forward)
-    ForwardContext.context_args.add("xsta_paired")
-    _patch_xsta(ModelAdaptersMixin, "forward_context", _make_xsta_forward_context)
-    if not isinstance(ModelAdaptersConfig.__dict__.get("xsta"), property):
-        ModelAdaptersConfig.xsta = property(lambda self: self.__dict__.setdefault("_molora_xsta", {}))
-    _patch_xsta(ModelAdaptersConfig, "__init__", _make_xsta_config_init)
-    _patch_xsta(ModelAdaptersConfig, "to_dict", _make_xsta_config_to_dict)
-    _patch_xsta(ModelAdaptersMixin, "init_adapters", _make_xsta_init_adapters)
-    register_head_type("xsta_qa", "molora_adapters.xsta.head:XSTAQAHead")
-    for name in _XSTA_METHODS:
-        setattr(ModelAdaptersMixin, name, _xsta_method(name))
-    ModelAdaptersMixin._register_xsta = _xsta_method("_register_xsta")
-    ModelAdaptersMixin._xsta_store = _xsta_method("_xsta_store")
-    ModelAdaptersMixin._get_xsta_config = _xsta_method("_get_xsta_config")
 
 
 from . import _plugin  # noqa: E402  (at the end: registering needs this module complete)

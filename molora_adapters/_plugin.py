@@ -6,9 +6,9 @@ the ``transformers`` pipeline registrations) registers it right after ``adapters
 ``import molora_adapters`` followed by any ``adapters`` model keeps ``model.add_adapter_mixture(...)`` and the other
 mixture methods, whatever the import order.
 
-When ``adapters`` is first imported by the modules that the registration itself needs (:mod:`._integration` and
-:mod:`.mixture`, still half-initialised at that point), the registration is deferred to the end of their import
-(:func:`register_if_pending`).
+When ``adapters`` is first imported by the modules that the registration itself needs (:mod:`._integration`,
+:mod:`._patching` and :mod:`.mixture`, still half-initialised at that point), the registration is deferred to the end
+of their import (their last line calls :func:`register_if_pending`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 _state = {"registered": False, "pending": False}
 
 # Modules that `register_plugin` imports; while one of them is being initialised, registering would be circular.
-_NEEDED_PREFIXES = ("molora_adapters._integration", "molora_adapters.mixture")
+_NEEDED_PREFIXES = ("molora_adapters._integration", "molora_adapters._patching", "molora_adapters.mixture")
 
 
 def register_plugin() -> None:

@@ -71,7 +71,7 @@ def test_official_dat_file_reproduced_byte_for_byte(openie4_result):
 
 def test_linear_accumulation_equals_exact_up_to_rounding(openie4):
     from molora_adapters.oie.benchmarks.gold import gold_path, read_carb_gold
-    from molora_adapters.oie.benchmarks.readers import read_openie4
+    from molora_adapters.oie.formats.readers import read_openie4
 
     gold, pred = read_carb_gold(gold_path("carb", "en")), read_openie4(openie4)
     exact = carb_curve(gold, pred, exact_order=True)
@@ -212,7 +212,7 @@ def test_malformed_lines_name_file_and_line(tmp_path):
 
 
 def test_in_memory_equals_file(openie4, openie4_result):
-    from molora_adapters.oie.benchmarks.readers import read_openie4
+    from molora_adapters.oie.formats.readers import read_openie4
 
     rows = read_openie4(openie4)
     records: dict[str, list[dict]] = {}

@@ -35,7 +35,7 @@ from molora_adapters.oie.benchmarks import (
     [
         ("carb", "en", {}, 634, 2715),
         ("carb", "en", {"split": "dev"}, 638, 2548),
-        ("carb", "zh", {}, 4721, 12629),
+        pytest.param("carb", "zh", {}, 4721, 12629, marks=pytest.mark.slow),
         ("carb", "hi", {}, 298, 931),
         ("carb", "te", {}, 302, 877),
         ("carb", "es", {}, 595, 1496),
@@ -44,7 +44,7 @@ from molora_adapters.oie.benchmarks import (
         ("reoie2016", "en", {"binary": True}, 595, 1508),
         ("reoie2016", "es", {}, 595, 1496),
         ("reoie2016", "pt", {"binary": True}, 594, 1503),
-        ("benchie", "en", {}, 300, 8150),
+        pytest.param("benchie", "en", {}, 300, 8150, marks=pytest.mark.slow),
         ("benchie", "de", {}, 300, 2446),
         ("benchie", "zh", {}, 300, 1368),
         ("oie2016", "en", {}, 603, 1730),
@@ -191,6 +191,7 @@ def test_evaluate_load_shipped_metric_script():
         }
 
 
+@pytest.mark.slow
 def test_trainer_compute_metrics(tmp_path):
     import torch
     from transformers import Trainer, TrainingArguments

@@ -24,6 +24,7 @@ def test_align_translations_skips_a_missing_sentence():
     assert align_translations(translations, originals) == [0, 2]
 
 
+@pytest.mark.slow
 def test_reoie2016_originals_and_leak_free_few_shot():
     english = load_benchmark("reoie2016", "en")["sentence"]
     test = {_key(s) for b in ("carb", "benchie") for s in load_benchmark(b, "en")["sentence"]}

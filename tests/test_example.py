@@ -74,6 +74,7 @@ def test_example_runs_end_to_end(example, embedded_e5_dir, tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["results"] == results["results"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv, message",
     [

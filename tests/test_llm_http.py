@@ -32,7 +32,7 @@ from molora_adapters.data import load_training_corpus
 from molora_adapters.data.llm import AnnotateConfig, FatalBackendError, OpenAIHTTPBackend, annotate
 from molora_adapters.data.llm import cli as annotate_cli
 from molora_adapters.data.llm.backends.openai_http import OpenAIHTTPConfig, RateLimiter, parse_retry_after
-from molora_adapters.data.llm.shards import read_jsonl
+from molora_adapters.data.shards import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,7 @@ from llm_utils import ENGLISH
 from molora_adapters.data import load_training_corpus
 from molora_adapters.data.llm import AnnotateConfig, OpenAIHTTPBackend, RejectReason, annotate
 from molora_adapters.data.llm.backends import smollm2_gguf_path
-from molora_adapters.data.llm.shards import read_jsonl
+from molora_adapters.data.shards import read_jsonl
 
 pytestmark = pytest.mark.slow
 

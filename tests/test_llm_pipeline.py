@@ -19,9 +19,9 @@ from molora_adapters.data.llm import (
     build_openie4pp,
     register_llm_backend,
 )
-from molora_adapters.data.llm.pipeline import _run_lock, detokenize
-from molora_adapters.data.llm.shards import read_jsonl
+from molora_adapters.data.llm.pipeline import detokenize
 from molora_adapters.data.registry import CORPUS_LOADERS, register_corpus_loader
+from molora_adapters.data.shards import read_jsonl
 
 
 class ScriptedBackend(ChatBackend):
@@ -96,12 +96,6 @@ def test_repeated_sentence_is_asked_once(tmp_path):
     report = annotate(source, backend, _config(tmp_path, concurrency=4, languages=["de"]))
     assert sorted(backend.calls) == ["annotate:s1:de", "translate:s1:de"]
     assert report.accepted == 4 and report.usage.cache_hits == 6
-
-
-def test_run_lock(tmp_path):
-    with _run_lock(tmp_path), pytest.raises(RuntimeError, match="Another `molora annotate` run"):
-        annotate(ENGLISH, ScriptedBackend(), _config(tmp_path))
-    annotate(ENGLISH, ScriptedBackend(), _config(tmp_path, limit=1))  # released
 
 
 def test_openie4pp(tmp_path):

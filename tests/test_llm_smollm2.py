@@ -13,7 +13,7 @@ from llm_utils import ENGLISH, assert_record_valid
 from molora_adapters.data import load_training_corpus
 from molora_adapters.data.llm import AnnotateConfig, RejectReason, annotate, build_backend
 from molora_adapters.data.llm.backends import smollm2_gguf_path
-from molora_adapters.data.llm.shards import read_jsonl
+from molora_adapters.data.shards import read_jsonl
 
 pytestmark = pytest.mark.slow
 

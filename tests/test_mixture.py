@@ -11,25 +11,21 @@ import torch
 from adapters import AutoAdapterModel, LoRAConfig
 from adapters.composition import AdapterCompositionBlock, Stack
 
-import molora_adapters
 from molora_adapters import Mixture, MixtureConfig, mixture_parameters
 from molora_adapters.mixture.reference import use_reference_forward
 from tests.conftest import tiny_adapter_model, tiny_config
+from tests.testing_common import (
+    check_matches_reference,
+    check_unselected_experts_get_zero_grad,
+    model_output,
+    padded_batch,
+)
 
 EXPERTS = ["en", "de", "zh", "es", "pt", "ar"]
 # "bert" init: A and B random, so every expert changes the output and gets gradients from the first step.
 EXPERT_CFG = LoRAConfig(
     r=4, alpha=8, init_weights="bert", selfattn_lora=True, intermediate_lora=True, output_lora=True
 )
-
-
-def _batch(seed: int = 0, batch: int = 3, seq: int = 9):
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(5, 1000, (batch, seq), generator=g)
-    mask = torch.ones(batch, seq, dtype=torch.long)
-    mask[1:, 6:] = 0  # padding must not change routing of the sentence / the balancing loss
-    mask[2:, 4:] = 0
-    return {"input_ids": ids, "attention_mask": mask, "language_ids": ["de", "zh", "en"][:batch]}
 
 
 def _model_with_mixture(model_type="bert", top_k=2, experts=EXPERTS, expert_config=EXPERT_CFG, **cfg):
@@ -40,13 +36,8 @@ def _model_with_mixture(model_type="bert", top_k=2, experts=EXPERTS, expert_conf
     return model, name
 
 
-def _hidden(model, batch, **kwargs):
-    out = model.base_model(**{k: v for k, v in batch.items() if k != "language_ids"}, **kwargs)
-    return out
-
-
 def _forward(model, batch):
-    return model(**batch, output_router_logits=True)
+    return model_output(model, batch)[0]
 
 
 # ---- equality with the naive per-expert loop -----------------------------------------------------------------------
@@ -54,12 +45,7 @@ def _forward(model, batch):
 @pytest.mark.parametrize("top_k", [1, 2, 6])
 def test_matches_naive_reference(model_type, granularity, top_k):
     model, _ = _model_with_mixture(model_type, top_k=top_k, granularity=granularity)
-    batch = _batch()
-    with torch.no_grad():
-        fast = _forward(model, batch).last_hidden_state
-        with use_reference_forward():
-            ref = _forward(model, batch).last_hidden_state
-    assert torch.allclose(fast, ref, atol=1e-5, rtol=0), (fast - ref).abs().max()
+    check_matches_reference(model, padded_batch())
 
 
 def test_different_ranks_and_missing_layers_match_reference():
@@ -74,18 +60,13 @@ def test_different_ranks_and_missing_layers_match_reference():
     model.add_adapter_mixture(["en", "de", "zh"], top_k=2, set_active=True)
     routers = model.base_model.mixture_routers["en,de,zh"]
     assert routers["0-selfattn_lora-v"].present_experts == ["en"]
-    batch = _batch()
-    with torch.no_grad():
-        fast = _forward(model, batch).last_hidden_state
-        with use_reference_forward():
-            ref = _forward(model, batch).last_hidden_state
-    assert torch.allclose(fast, ref, atol=1e-5, rtol=0)
+    check_matches_reference(model, padded_batch())
 
 
 def test_one_expert_mixture_equals_plain_lora(model_type):
     model = tiny_adapter_model(model_type)
     model.add_adapter("en", EXPERT_CFG)
-    batch = _batch()
+    batch = padded_batch()
     model.set_active_adapters("en")
     with torch.no_grad():
         plain = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
@@ -102,7 +83,7 @@ def test_top_k_uses_exactly_k_experts(top_k):
     itself, so every expert contributes."""
     experts = [*EXPERTS, "fr"]
     model, _ = _model_with_mixture(top_k=top_k, experts=experts)
-    batch = _batch()
+    batch = padded_batch()
     captured = []
     from molora_adapters.mixture import layer as layer_mod
 
@@ -135,30 +116,7 @@ def test_top_k_uses_exactly_k_experts(top_k):
 # ---- gradients ---------------------------------------------------------------------------------------------------
 def test_gradients_reach_selected_experts_and_routers_only():
     model, name = _model_with_mixture(granularity="sentence", top_k=2)
-    model.train_adapter_mixture(name)
-    batch = _batch(batch=1)
-    out = _forward(model, batch)
-    (out.last_hidden_state.pow(2).mean()).backward()
-    routers = model.base_model.mixture_routers[name]
-    checked_zero = 0
-    for key, logits in out.router_logits.items():
-        selected = set(logits.topk(2, dim=-1).indices.flatten().tolist())
-        layer = next(
-            m
-            for m in model.modules()
-            if getattr(m, "loras", None) is not None
-            and hasattr(m, "location_key")
-            and molora_adapters.mixture.router.layer_key(m) == key
-        )
-        for e, expert in enumerate(EXPERTS):
-            grads = [layer.loras[expert].lora_A.grad, layer.loras[expert].lora_B.grad]
-            if e in selected:
-                assert all(g is not None and g.abs().sum() > 0 for g in grads), (key, expert)
-            else:
-                assert all(g is None or torch.count_nonzero(g) == 0 for g in grads), (key, expert)
-                checked_zero += 1
-        assert routers[key].weight.grad is not None and routers[key].weight.grad.abs().sum() > 0
-    assert checked_zero > 0
+    assert check_unselected_experts_get_zero_grad(model, name, padded_batch(batch=1), check_routers=True) > 0
 
 
 def test_train_routers_only_and_backbone_frozen():
@@ -174,18 +132,18 @@ def test_train_routers_only_and_backbone_frozen():
 # ---- aux losses ----------------------------------------------------------------------------------------------------
 def test_aux_loss_and_router_logits_exposed_in_outputs():
     model, name = _model_with_mixture(load_balancing_coef=0.5, router_z_loss_coef=0.1, language_loss_coef=0.2)
-    out = _forward(model, _batch())
+    out = _forward(model, padded_batch())
     n_layers = len(model.base_model.mixture_routers[name])
     assert len(out.router_logits) == n_layers
     assert out.mixture_aux_loss.ndim == 0 and out.mixture_aux_loss > 0
-    plain = model(**{k: v for k, v in _batch().items() if k != "language_ids"})
+    plain = model(**{k: v for k, v in padded_batch().items() if k != "language_ids"})
     assert "router_logits" not in plain and "mixture_aux_loss" not in plain
 
 
 # ---- save / load ---------------------------------------------------------------------------------------------------
 def test_save_load_mixture_bitwise(tmp_path, model_type):
     model, name = _model_with_mixture(model_type, granularity="sentence")
-    batch = _batch()
+    batch = padded_batch()
     with torch.no_grad():
         expected = _forward(model, batch).last_hidden_state
     model.save_adapter_mixture(tmp_path / "mix", name)
@@ -217,7 +175,7 @@ def test_save_pretrained_keeps_mixture(tmp_path):
     model, name = _model_with_mixture(granularity="token")
     model.add_tagging_head("tag", num_labels=3)
     model.set_active_adapters(model.get_adapter_mixture(name))
-    batch = _batch()
+    batch = padded_batch()
     model.eval()
     with torch.no_grad():
         expected = _forward(model, batch).logits
@@ -251,7 +209,7 @@ def test_failed_save_leaves_previous_directory_intact(tmp_path, monkeypatch):
 # ---- merge ---------------------------------------------------------------------------------------------------------
 def test_merge_language_equals_language_routing():
     model, name = _model_with_mixture(granularity="language")
-    batch = _batch(batch=1)
+    batch = padded_batch(batch=1)
     batch["language_ids"] = ["zh"]
     with torch.no_grad():
         routed = _forward(model, batch).last_hidden_state
@@ -275,7 +233,7 @@ def test_mixture_block_round_trip_and_equality():
 def test_stack_with_bottleneck_task_adapter():
     model, name = _model_with_mixture()
     model.add_adapter("task", config="seq_bn")
-    batch = _batch()
+    batch = padded_batch()
     model.set_active_adapters(Stack("task", model.get_adapter_mixture(name)))
     with torch.no_grad():
         stacked = _forward(model, batch).last_hidden_state
@@ -355,7 +313,7 @@ def test_deleting_an_expert_in_use_is_rejected():
 
 def test_language_granularity_needs_language_ids():
     model, _ = _model_with_mixture(granularity="language")
-    batch = _batch()
+    batch = padded_batch()
     del batch["language_ids"]
     with pytest.raises(ValueError, match="language_ids"):
         model(**batch)

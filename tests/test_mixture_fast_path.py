@@ -203,3 +203,72 @@ def test_clear_weight_cache_after_data_edits():
         lora.lora_B.data.add_(0.05)
     clear_weight_cache(model)
     check_matches_reference(model, batch)
+
+
+# ---- the compute path: the mixture's setting, decided per layer; forcing it is thread-local --------------------------
+@pytest.mark.parametrize("compute", ["dense", "sparse", "auto"])
+def test_compute_setting_decides_the_path(compute, monkeypatch):
+    """``MixtureConfig.compute`` picks each layer's expert path (``auto``: the cost switch, dense at E=6, r=4, k=2);
+    every path equals the reference."""
+    from molora_adapters.mixture import layer as layer_mod
+
+    calls = []
+    original = layer_mod.sparse_experts
+    monkeypatch.setattr(layer_mod, "sparse_experts", lambda *a, **k: calls.append(1) or original(*a, **k))
+    model, name = tiny_mixture_model("encoder", EXPERTS, top_k=2, compute=compute, set_active=True)
+    assert model.adapter_mixtures[name].compute.value == compute
+    with torch.no_grad():
+        model_output(model, padded_batch())
+    n_layers = len(model.base_model.mixture_routers[name])
+    assert len(calls) == (n_layers if compute == "sparse" else 0)
+    routers = model.base_model.mixture_routers[name].values()
+    assert all(r.sparse_path(2, torch.float32) == (compute == "sparse") for r in routers)
+    check_matches_reference(model, padded_batch())
+
+
+def test_compute_setting_is_validated_and_saved(tmp_path):
+    from molora_adapters import MixtureConfig
+
+    with pytest.raises(ValueError, match="`compute` must be one of"):
+        MixtureConfig(experts=["a", "b"], compute="fast")
+    model, name = tiny_mixture_model("encoder", EXPERTS, top_k=2, compute="sparse", set_active=True)
+    assert model.adapters_config.mixtures[name]["compute"] == "sparse"
+    model.save_adapter_mixture(str(tmp_path / "m"), name)
+    again, _ = tiny_mixture_model("encoder", ["x", "y"], top_k=1)
+    loaded = again.load_adapter_mixture(str(tmp_path / "m"))
+    assert again.adapter_mixtures[loaded].compute.value == "sparse"
+
+
+def test_forcing_a_path_is_local_to_the_thread():
+    """``expert_compute`` forces a path in its own thread only: another thread keeps the mixtures' settings."""
+    import threading
+
+    from molora_adapters.mixture.compute import expert_compute, forced_compute
+
+    seen = []
+    with expert_compute("sparse"):
+        thread = threading.Thread(target=lambda: seen.append(forced_compute()))
+        thread.start()
+        thread.join()
+        assert forced_compute().value == "sparse"
+    assert seen == [None] and forced_compute() is None
+
+
+def test_a_training_forward_drops_only_its_own_models_cache():
+    """The weight cache is per layer: a forward that records gradients drops that model's stacks, not another's."""
+    from molora_adapters.mixture.weights import _CACHE_ATTR
+
+    models = [tiny_mixture_model("encoder", EXPERTS, top_k=2, set_active=True)[0] for _ in range(2)]
+    batch = padded_batch()
+    with torch.no_grad():
+        for model in models:
+            model_output(model, batch)
+
+    def cached(model):
+        routers = [r for m in model.base_model.mixture_routers.values() for r in m.values()]
+        return sum(_CACHE_ATTR in r.__dict__ for r in routers)
+
+    assert cached(models[0]) == cached(models[1]) > 0
+    models[0].train_adapter_mixture(models[0].active_adapters.name)
+    model_output(models[0], batch)[1].sum().backward()
+    assert cached(models[0]) == 0 and cached(models[1]) > 0

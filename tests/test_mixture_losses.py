@@ -77,7 +77,7 @@ def test_routing_statistics_summaries():
 def test_collect_routing_statistics_per_language(tmp_path):
     model = tiny_adapter_model("bert")
     name = model.add_adapter_mixture(["en", "de"], top_k=1, granularity="language", set_active=True)
-    ids = torch.randint(5, 1000, (4, 6))
+    ids = torch.randint(5, 1000, (4, 6), generator=torch.Generator().manual_seed(0))
     batch = {
         "input_ids": ids,
         "attention_mask": torch.ones(4, 6, dtype=torch.long),

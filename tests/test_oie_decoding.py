@@ -7,6 +7,7 @@ import torch
 from oie_testing import GOLD_SAMPLES, gold_records
 
 from molora_adapters.data.alignment import split_words
+from molora_adapters.data.tokenization import tokenize_words
 from molora_adapters.oie.decoding import (
     bio_spans,
     build_extraction,
@@ -18,7 +19,6 @@ from molora_adapters.oie.decoding import (
 from molora_adapters.oie.features import build_oie_features
 from molora_adapters.oie.labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS, argument_tags, predicate_tags
 from molora_adapters.oie.pipeline import OIEPipeline
-from molora_adapters.oie.tokenization import tokenize_words
 
 
 def _oracle_probs(labels: list[int], n_labels: int) -> torch.Tensor:

@@ -13,8 +13,8 @@ from adapters import LoRAConfig
 from conftest import tiny_adapter_model
 
 from molora_adapters.oie import Extraction, LineResult, OIEPipeline, add_oie_head, write_results
-from molora_adapters.oie.benchmarks.writers import format_jsonl, format_tabbed
 from molora_adapters.oie.cli import extract_lines, read_lines
+from molora_adapters.oie.formats.writers import format_jsonl, format_tabbed
 from molora_adapters.oie.labels import PRED_LABELS
 from molora_adapters.oie.pipeline import (
     DEFAULT_MAX_PREDICATES_PER_CHUNK,
@@ -46,9 +46,11 @@ def test_batched_equals_one_by_one(pipe, multilingual_sentences):
 
 
 def test_empty_and_whitespace_sentences_are_skipped(pipe):
-    out = pipe.extract(["", "   \t", "Madrid es la capital de España ."])
+    sentence = "The company announced a new product in Berlin last year."
+    out = pipe.extract(["", "   \t", sentence])
     assert out[0] == [] and out[1] == []
-    assert all(e.sentence_index == 2 for e in out[2])
+    assert out[2] and all(e.sentence_index == 2 for e in out[2])
+    assert [e.relation_pos for e in out[2]] == [e.relation_pos for e in pipe.extract([sentence])[0]]
 
 
 def test_long_sentence_is_chunked_with_a_warning(pipe):
@@ -56,6 +58,7 @@ def test_long_sentence_is_chunked_with_a_warning(pipe):
     sentence = " ".join(words)
     with pytest.warns(LongSentenceWarning, match="split into"):
         (exts,) = pipe.extract([sentence])
+    assert exts
     chunk_start = max(e.relation_pos[0] for e in exts)
     assert chunk_start > 130  # extractions come from later chunks too, with sentence-level positions
     for e in exts:
@@ -67,6 +70,7 @@ def test_chinese_is_character_level(pipe, language):
     words, chunks = pipe.preprocess(["北京是中华人民共和国的首都。"], [language])
     assert len(words[0]) == 14 and chunks[0].n_words == 14
     (exts,) = pipe.extract(["北京是中华人民共和国的首都。"], language=language)
+    assert exts
     for e in exts:
         assert " " not in e.relation and e.language == language
         assert e.relation == "".join("北京是中华人民共和国的首都。"[p] for p in e.relation_pos)

@@ -8,9 +8,9 @@ from conftest import tiny_adapter_model
 
 from molora_adapters.data.alignment import is_unspaced, join_words, split_words, word_spaces
 from molora_adapters.data.corpora import build_records
+from molora_adapters.data.tokenization import tokenize_words, word_level_tags
 from molora_adapters.oie import OIEPipeline, add_oie_head, build_oie_features
 from molora_adapters.oie.labels import ARG_LABELS, PRED_LABELS
-from molora_adapters.oie.tokenization import tokenize_words, word_level_tags
 
 # A hand-made Unigram vocabulary, so that the expected segmentation is known: multi-character pieces
 # ("作为", "東京", "ภาษา"), single characters, and "▁" alone (needed before a character at sentence start).

@@ -21,6 +21,7 @@ def _gold_set(rec):
     return {(e["arg0"], e["relation"], tuple(e["args"])) for e in rec["extractions"]}
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_and_extracts(tiny_tokenizer):
     records = gold_records()
     stats = FeatureStats()

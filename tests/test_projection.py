@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from molora_adapters.data import OIE_FEATURES, load_training_corpus
-from molora_adapters.data.llm.shards import read_jsonl, read_manifest
 from molora_adapters.data.projection import (
     EncodedSentence,
     ParallelUnit,
@@ -35,6 +34,8 @@ from molora_adapters.data.projection import (
 )
 from molora_adapters.data.projection.align import alignment_scores
 from molora_adapters.data.projection.corpus import leaked_source_ids
+from molora_adapters.data.shards import read_jsonl, read_manifest
+from molora_adapters.oie.projection import evaluation_sentences
 
 GOLD = Path(__file__).parent / "data" / "alignment_gold.jsonl"
 
@@ -289,14 +290,6 @@ def _config(tmp_path, name="out", **kw) -> ProjectConfig:
     return ProjectConfig(languages="de,zh", out_dir=str(tmp_path / name), shard_size=3, progress=False, **kw)
 
 
-def _tree(d: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(d)): p.read_bytes()
-        for p in sorted(d.rglob("*"))
-        if p.is_file() and p.name not in {".lock", "stats.json"}
-    }
-
-
 def test_project_counts_rejects_and_loader_round_trip(tmp_path):
     units, concepts = _units()
     # zh of concept 0: the relation "met" (word 1) loses its link -> low_coverage
@@ -373,6 +366,7 @@ def test_a_translation_of_a_test_sentence_leaks_its_source_in_every_language(tmp
     assert export_projected([out], tmp_path / "x.jsonl") == len(after)
 
 
+@pytest.mark.slow
 def test_vendored_projected_corpus():
     """The shipped XQuAD projection: silver provenance, the expert languages, no evaluation sentence."""
     ds = load_training_corpus("projected")
@@ -383,30 +377,14 @@ def test_vendored_projected_corpus():
         meta = json.loads(row["meta"])
         assert meta["tuples_from"] == "silver" and meta["source_id"].startswith("xquad-")
         assert row["extractions"] and all(e["relation"] for e in row["extractions"])
-    assert not any(eval_overlap(s, lang) for s, lang in zip(ds["sentence"], ds["language"], strict=True))
+    assert not any(
+        eval_overlap(s, lang, evaluation_sentences)
+        for s, lang in zip(ds["sentence"], ds["language"], strict=True)
+    )
 
 
-def test_project_interrupt_and_resume_gives_same_shards(tmp_path):
+def test_project_input_is_checked(tmp_path):
     units, concepts = _units()
-    project(units, _config(tmp_path, "full"), aligner=ConceptAligner(concepts))
-    with pytest.raises(KeyboardInterrupt):
-        project(units, _config(tmp_path, "resumed"), aligner=ConceptAligner(concepts, fail_after=7))
-    partial = read_manifest(tmp_path / "resumed")["shards"]
-    assert len(partial) == 1  # shard 0 took 5 encode calls (u0 en, de, zh; u1 en, de); shard 1 died
-    again = ConceptAligner(concepts)
-    report = project(units, _config(tmp_path, "resumed"), aligner=again)
-    assert report.skipped_shards == len(partial)
-    assert _tree(tmp_path / "full") == _tree(tmp_path / "resumed")
-    # a finished run re-run encodes nothing
-    idle = ConceptAligner(concepts, fail_after=0)
-    assert project(units, _config(tmp_path, "resumed"), aligner=idle).skipped_shards == 4
-
-
-def test_project_settings_are_checked(tmp_path):
-    units, concepts = _units()
-    project(units, _config(tmp_path), aligner=ConceptAligner(concepts))
-    with pytest.raises(ValueError, match="different settings"):
-        project(units, _config(tmp_path, min_coverage=0.9), aligner=ConceptAligner(concepts))
     with pytest.raises(ValueError, match="`en`"):
         ProjectConfig(languages="en,de", out_dir=str(tmp_path))
     with pytest.raises(ValueError, match="missing from the source"):
@@ -470,11 +448,11 @@ def test_find_leaks():
     ] == [0]
 
 
+@pytest.mark.slow
 def test_eval_overlap_pairs_are_rejected(tmp_path):
-    from molora_adapters.data.projection import eval_overlap
-
     carb = "A CEN forms an important but small part of a Local Strategic Partnership ."
-    assert eval_overlap(carb, "en") and not eval_overlap("Alice00 met Bob00 .", "en")
+    assert eval_overlap(carb, "en", evaluation_sentences)
+    assert not eval_overlap("Alice00 met Bob00 .", "en", evaluation_sentences)
     units, concepts = _units()
     # an English sentence of CaRB, with same-length stand-in translations (so that the pair is kept)
     units[0].source[0] = Sentence.from_text(carb, "en")
@@ -483,7 +461,14 @@ def test_eval_overlap_pairs_are_rejected(tmp_path):
     units[0].gold[0] = []
     for text in (carb, carb.upper(), carb.lower()):
         concepts[text] = concepts["Alice00 met Bob00 ."]
-    report = project(units, _config(tmp_path, leak_check=True), aligner=ConceptAligner(concepts))
+    with pytest.raises(ValueError, match="`leak_check` needs `evaluation_sentences`"):
+        project(units, _config(tmp_path, leak_check=True), aligner=ConceptAligner(concepts))
+    report = project(
+        units,
+        _config(tmp_path, leak_check=True),
+        aligner=ConceptAligner(concepts),
+        evaluation_sentences=evaluation_sentences,
+    )
     assert report.rejected["eval_overlap"] == 2  # its de and zh pairs
     # (the long stand-in shifts the paragraphs' length ratio: two short zh sentences fail the ratio test)
     assert report.pairing == {"pair": 27, "length_ratio": 2, "source_only": 1}

@@ -190,6 +190,7 @@ def test_mixture_stage_errors(tmp_path):
         trainer.__class__(model=trainer.model, args=trainer.args, stages=(Stage("m", ("mixture",)),))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [StagedTrainer, StagedAdapterTrainer])
 def test_resume_mid_stage_two_equals_uninterrupted(full_run, tmp_path, cls):
     ref = [None]
@@ -206,6 +207,7 @@ def test_resume_mid_stage_two_equals_uninterrupted(full_run, tmp_path, cls):
     assert_same_parameters(full_run[1].model, resumed.model)  # AdapterTrainer == Trainer, bit for bit
 
 
+@pytest.mark.slow
 def test_resume_after_a_finished_stage(full_run, tmp_path):
     ref = [None]
     cut = _trainer(tmp_path / "run", callbacks=[InterruptAt(ref, stage=2)], save_strategy="no")

@@ -227,10 +227,10 @@ def test_mgsa_losses_ignore_padding():
     tp = torch.cat([t_mask, torch.zeros(2, 2, dtype=torch.bool)], 1)
     sp = torch.cat([s_mask, torch.zeros(2, 3, dtype=torch.bool)], 1)
     torch.testing.assert_close(
-        pair_attention_entropy(probs, t_mask, s_mask), pair_attention_entropy(padded, tp, sp)
+        pair_attention_entropy(probs, t_mask, s_mask, "real"), pair_attention_entropy(padded, tp, sp, "real")
     )
     # InfoNCE through the head's pooling: padding a row does not change the loss
-    model = _model()
+    model = _model(entropy_average="real")
     a = _batch(pad=False)
     b = {**a, "input_ids": torch.cat([a["input_ids"], torch.zeros(2 * B, 3, dtype=torch.long)], 1)}
     b["attention_mask"] = torch.cat([a["attention_mask"], torch.zeros(2 * B, 3, dtype=torch.long)], 1)
@@ -651,12 +651,14 @@ def test_staged_trainer_composes(tmp_path, tiny_tokenizer):
         stages=stages,
     )
     trainer.train()
-    assert [h["stage"] for h in trainer.stage_history] == [0, 1] or len(trainer.stage_history) == 2
+    history = [(h["stage"], h["name"]) for h in trainer.stage_history]
+    assert history == [(i, s.name) for i, s in enumerate(stages)]
     assert not torch.equal(gdks_before, model.base_model.xsta_gdks["xsta"].correction.weight)
     assert not torch.equal(before, model.base_model.encoder.layer[0].attention.self.query.weight)
     assert any("teacher_loss" in h for h in trainer.state.log_history)
 
 
+@pytest.mark.slow
 def test_import_does_not_load_xsta():
     import subprocess
     import sys
@@ -664,32 +666,3 @@ def test_import_does_not_load_xsta():
     code = "import sys, molora_adapters; print(sorted(m for m in sys.modules if 'xsta' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-def test_quality_benchmark_pools_folds_and_seeds():
-    # the benchmark's aggregation: per question the mean over seeds, questions pooled over folds, 11-language means
-    import importlib.util
-    from pathlib import Path
-
-    import numpy as np
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "quality_xsta.py"
-    spec = importlib.util.spec_from_file_location("quality_xsta", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    langs = ["en", "de", "ro"]
-
-    def run(ids, f1):
-        return {lang: {q: (float(f1 == 1.0), f1) for q in ids} for lang in langs}
-
-    runs = [run(["a", "b"], 1.0), run(["a", "b"], 0.0), run(["c"], 0.5)]  # fold 0 x 2 seeds, fold 1 x 1 seed
-    entry, (ids, per_q) = bench.summarise("x", runs, langs, np.random.default_rng(0), 50)
-    assert ids == ["a", "b", "c"] and per_q.tolist() == [0.5, 0.5, 0.5]
-    assert entry["f1"] == {"en": 50.0, "de": 50.0, "ro": 50.0} and entry["mean_f1"] == 50.0
-    assert entry["em"]["de"] == round(100 / 3, 2) and entry["ro_f1"] == 50.0 and entry["ci95"] == [50.0, 50.0]
-    assert {"name", "mean_f1", "mean_em", "ci95", "f1", "em"} <= set(entry)
-    diff = bench.paired_diff((ids, per_q), (ids, per_q * 0), np.random.default_rng(0), 50)
-    assert diff["mean_f1_diff"] == 50.0
-    assert bench.evals_of("xsta") == [("xsta_paired", True), ("xsta_source_free", False)]
-    assert bench.evals_of("translate_train") == [("translate_train", False)]
-    assert bench.evals_of("xsta_no_gdks") == [("xsta_no_gdks", True)]

@@ -253,9 +253,10 @@ def check_padding_invariance(model, batch: dict, n_pad: int = 4, pad_id: int = 0
     )
 
 
-def check_unselected_experts_get_zero_grad(model, name: str, batch: dict) -> int:
+def check_unselected_experts_get_zero_grad(model, name: str, batch: dict, check_routers: bool = False) -> int:
     """After one backward, every expert that no decision of a layer selected has exactly zero LoRA gradient there,
-    and every selected one a non-zero gradient; returns the number of (layer, expert) pairs checked as zero."""
+    and every selected one a non-zero gradient (with ``check_routers``, every router too); returns the number of
+    (layer, expert) pairs checked as zero."""
     from molora_adapters.mixture.router import layer_key
 
     model.train_adapter_mixture(name)
@@ -277,6 +278,9 @@ def check_unselected_experts_get_zero_grad(model, name: str, batch: dict) -> int
             else:
                 assert all(g is None or torch.count_nonzero(g) == 0 for g in grads), (key, expert)
                 zero += 1
+        if check_routers:
+            grad = model.base_model.mixture_routers[name][key.split("@")[0]].weight.grad
+            assert grad is not None and grad.abs().sum() > 0, key
     model.zero_grad(set_to_none=True)
     model.eval()
     return zero

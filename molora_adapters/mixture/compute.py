@@ -16,14 +16,18 @@ them non-zero (the LoRA scalings are folded into the stacked B, see :mod:`.weigh
 Both are exact: an expert that no decision selects sees only zero rows (sparse) or zero gates (dense), so its
 LoRA weights get exactly zero gradient. No Python loop over experts or tokens runs in either path.
 
-The switch (:func:`use_sparse`) compares the two costs: sparse runs when ``k (r + overhead) < E r``, where
+Which path a layer runs is its mixture's choice (``MixtureConfig.compute``), decided by each layer's router once per
+``(top_k, dtype)`` (:meth:`~molora_adapters.mixture.router.Router.sparse_path`). With ``"auto"`` the switch
+(:func:`use_sparse`) compares the two costs: sparse runs when ``k (r + overhead) < E r``, where
 ``SPARSE_OVERHEAD[dtype]`` is the measured fixed cost of the sparse path's gathers, in rank columns per token. Padding never
 makes the sparse matmuls costlier than the dense ones (``C <= U``), so the switch needs no per-call load.
+:func:`expert_compute` forces a path within a block, for the current thread (or task) only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import enum
 from collections.abc import Iterator
 
@@ -31,7 +35,7 @@ import torch
 
 
 class ExpertCompute(str, enum.Enum):
-    """How a layer computes its experts: chosen per call by cost (``auto``), or forced."""
+    """How a mixture's layers compute their experts: by the measured cost switch (``auto``), or always one path."""
 
     AUTO = "auto"
     DENSE = "dense"
@@ -43,36 +47,56 @@ class ExpertCompute(str, enum.Enum):
 # benchmarks/bench_mixture.py (both paths side by side, 2-core Xeon with AMX, shared machine): in float32 sparse wins
 # from E * r ~ 1000 (r=64, E>=16); in bfloat16 (AMX makes the dense matmuls cheap) it did not win up to E=32, r=64.
 SPARSE_OVERHEAD = {torch.float32: 192, torch.bfloat16: 1024, torch.float16: 1024}
-_mode = ExpertCompute.AUTO
+# a path forced by `expert_compute` in this thread / task; None: each mixture's own `compute` setting
+_forced: contextvars.ContextVar[ExpertCompute | None] = contextvars.ContextVar(
+    "molora_expert_compute", default=None
+)
+
+
+def parse_compute(mode: ExpertCompute | str, what: str = "mode") -> ExpertCompute:
+    """``mode`` as an :class:`ExpertCompute` (raises ``ValueError`` naming ``what`` for an unknown value)."""
+    try:
+        return ExpertCompute(mode)
+    except ValueError:
+        raise ValueError(
+            f"`{what}` must be one of {[m.value for m in ExpertCompute]}, got {mode!r}."
+        ) from None
 
 
 @contextlib.contextmanager
 def expert_compute(mode: ExpertCompute | str) -> Iterator[None]:
-    """Force the dense or the sparse expert path within the block (tests, benchmarks); ``"auto"`` restores the
-    cost-based switch.
+    """Force the dense or the sparse expert path of every mixture within the block, in the current thread (or
+    asyncio task) only (tests, benchmarks); ``"auto"`` leaves each mixture's own ``compute`` setting in charge.
 
     Args:
         mode (`ExpertCompute` or `str`): ``"auto"``, ``"dense"`` or ``"sparse"``.
     """
-    global _mode
-    try:
-        new = ExpertCompute(mode)
-    except ValueError:
-        raise ValueError(f"`mode` must be one of {[m.value for m in ExpertCompute]}, got {mode!r}.") from None
-    old, _mode = _mode, new
+    new = parse_compute(mode)
+    token = _forced.set(None if new is ExpertCompute.AUTO else new)
     try:
         yield
     finally:
-        _mode = old
+        _forced.reset(token)
+
+
+def forced_compute() -> ExpertCompute | None:
+    """The path :func:`expert_compute` forces in this thread / task, or `None`."""
+    return _forced.get()
 
 
 def use_sparse(
-    n_present: int, top_k: int, equal_ranks: bool, rank: int | None, dtype: torch.dtype = torch.float32
+    n_present: int,
+    top_k: int,
+    equal_ranks: bool,
+    rank: int | None,
+    dtype: torch.dtype = torch.float32,
+    mode: ExpertCompute = ExpertCompute.AUTO,
 ) -> bool:
-    """Whether the sparse path is expected to beat the dense one for ``top_k`` of ``n_present`` experts."""
-    if _mode is ExpertCompute.DENSE or not equal_ranks or top_k >= n_present:
+    """Whether a layer runs the sparse path for ``top_k`` of ``n_present`` experts under ``mode`` (``auto``: when
+    it is expected to beat the dense one)."""
+    if mode is ExpertCompute.DENSE or not equal_ranks or top_k >= n_present:
         return False
-    if _mode is ExpertCompute.SPARSE:
+    if mode is ExpertCompute.SPARSE:
         return True
     return top_k * (rank + SPARSE_OVERHEAD.get(dtype, SPARSE_OVERHEAD[torch.float32])) < n_present * rank
 

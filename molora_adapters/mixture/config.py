@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..version import __version__
+from .compute import ExpertCompute, parse_compute
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ class MixtureConfig:
             example's language expert, used when ``language_ids`` are passed to the forward.
         languages (`dict[str, str]`, *optional*): language code -> expert name, for ``language_ids`` given as strings.
             Defaults to each expert being its own language code.
+        compute (`ExpertCompute` or `str`, *optional*, defaults to `"auto"`): how every layer computes its experts:
+            ``"dense"`` (all experts in rank space), ``"sparse"`` (only the selected ones, grouped per expert), or
+            ``"auto"``: the measured cost switch of :func:`~molora_adapters.mixture.compute.use_sparse`, decided once
+            per layer, ``top_k`` and dtype. Every path gives the same result.
     """
 
     experts: list[str]
@@ -72,6 +77,7 @@ class MixtureConfig:
     router_z_loss_coef: float = 0.0
     language_loss_coef: float = 0.0
     languages: dict[str, str] = field(default_factory=dict)
+    compute: ExpertCompute | str = ExpertCompute.AUTO
 
     def __post_init__(self) -> None:
         self.experts = list(self.experts)
@@ -103,6 +109,7 @@ class MixtureConfig:
         for name in ("load_balancing_coef", "router_z_loss_coef", "language_loss_coef"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)!r}.")
+        self.compute = parse_compute(self.compute, "compute")
         self.languages = dict(self.languages) or {e: e for e in self.experts}
         unknown = sorted(set(self.languages.values()) - set(self.experts))
         if unknown:
@@ -125,6 +132,7 @@ class MixtureConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["granularity"] = Granularity(self.granularity).value
+        d["compute"] = ExpertCompute(self.compute).value
         d["molora_version"] = __version__
         return d
 

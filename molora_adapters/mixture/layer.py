@@ -2,15 +2,15 @@
 
 1. route: one router per layer gives ``(B, T or 1, E)`` gates, exactly ``k`` non-zero per decision (token, or
    sequence for sentence / language routing); logits and the auxiliary loss go to the forward context;
-2. experts: :mod:`.compute` runs them dense in rank space or sparse (grouped per expert), whichever is cheaper,
-   on the stacked weights of :mod:`.weights` (LoRA scalings folded into B, cached in inference). Under a
-   top-level ``Mixture`` the delta is accumulated into the frozen linear's output by the B matmul itself
-   (:func:`mixture_linear_output`); nested in another block it is returned as the composed state's delta.
+2. experts: :mod:`.compute` runs them dense in rank space or sparse (grouped per expert), as the layer's router
+   decided from the mixture's ``compute`` setting (:meth:`~.router.Router.sparse_path`), on the stacked weights of
+   :mod:`.weights` (LoRA scalings folded into B, cached in inference). Under a top-level ``Mixture`` the delta is
+   accumulated into the frozen linear's output by the B matmul itself (:func:`mixture_linear_output`); nested in
+   another block it is returned as the composed state's delta.
 
-Adapted linears that read the same input (the q/k/v of one attention block, ``MixtureRouters.groups``) are routed
-together on the dense token path: the first to run computes all their A projections and router logits in one
-matmul and one softmax / top-k (:func:`_route_group`), and leaves each sibling its share in the forward context,
-which the sibling uses only for the very same input tensor (:func:`_grouped_routing`).
+Each layer routes on its own input: nothing passes between sibling layers. A reference composition (the naive loop
+of :mod:`.reference`) can replace this forward within a block, for the current thread only
+(:func:`use_composition`).
 
 Unselected experts contribute exactly 0 and receive exactly zero gradient. Inside ``BatchSplit`` / ``Parallel`` the
 attention mask and the language ids are sliced like the layer input (see :func:`context_rows`).
@@ -19,17 +19,20 @@ No Python loop over experts or tokens runs in this path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from adapters.context import ForwardContext
 from adapters.methods.lora import LoRAState
 
-from .compute import gated_rank_activations, sparse_experts, use_sparse
+from .compute import gated_rank_activations, sparse_experts
 from .config import Granularity, MixtureConfig
 from .losses import language_supervision_loss, load_balancing_loss, router_z_loss
 from .router import Router, layer_key
-from .weights import dense_weights, expert_modules, group_weights, sparse_weights
+from .weights import clear_weight_cache, dense_weights, expert_modules, sparse_weights
 
 if TYPE_CHECKING:
     from adapters.methods.lora import LoRALinear
@@ -245,123 +248,21 @@ def _record_routing(
     context.mixture_aux_losses.append(aux)
 
 
-# Widest fused matmul of a shared-input group, in output columns (g (E r + E)). Measured on a quiet 2-core machine
-# (2 threads, 1024-2048 tokens, d = 384 and 768, r = 8): one matmul for q and v takes 1.04-1.08x the time of two at
-# 108 columns (E = 6), 0.63-0.85x at 144-216, 0.95-0.99x at 288 (E = 16) and 0.97-0.98x at 576 (E = 32); routing
-# both members in one softmax / top-k also halves the small routing ops, which decide the small shapes.
-FUSED_MAX_COLUMNS = 640
+# a composition function replacing the fast forward in this thread / task (the reference loop); None: the fast one
+_composition: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
+    "molora_composition", default=None
+)
 
 
-class _Routed(NamedTuple):
-    """One adapted linear's routing, computed with its shared-input group (see :func:`_route_group`)."""
-
-    x: torch.Tensor  # the input it was computed for (identity checked when used)
-    h: torch.Tensor  # (B, T, R) gated rank activations (the LoRA scalings are in the stacked B)
-    gates: torch.Tensor  # (B, T, E) top-k gates
-    logits: torch.Tensor  # (B, T, E) float32 router logits
-    probs: torch.Tensor | None  # (B, T, E) routing probabilities (None: no load-balancing loss)
-    decision_mask: torch.Tensor | None  # (B, T) attention mask
-    lang: torch.Tensor | None  # (B,) language targets of the language-supervision loss
-    lora_b: torch.Tensor  # (O, R) the member's stacked B in the input's dtype, LoRA scalings folded in
-
-
-def _fusable(router: Router, loras: list, x: torch.Tensor) -> bool:
-    """Whether a layer's token routing and A projection can run fused with its siblings' (dense path, all
-    experts present with one rank, the router reads the experts' input: no jitter, no dropout)."""
-    dropout = loras[0].lora_dropout
-    return (
-        router.all_present
-        and router.equal_ranks
-        and router.weight.dtype == x.dtype
-        and not (router.training and router.jitter_noise > 0)
-        and not (isinstance(dropout, torch.nn.Dropout) and dropout.training and dropout.p > 0)
-    )
-
-
-def _route_group(
-    routers, keys: list[str], config: MixtureConfig, top_k: int, x: torch.Tensor, context, name: str
-) -> list[_Routed] | None:
-    """Route the adapted linears ``keys`` that all read ``x`` ``(B, T, D)`` at once: their A projections and router
-    logits as one matmul against ``[A_1; ...; A_g; W_1; ...; W_g]`` ``(g (R + E), D)``, then one softmax and one
-    top-k over ``(B, T, g, E)``. Returns None when some member cannot be fused."""
-    members = []
-    for key in keys:
-        router = routers[key]
-        loras = expert_modules(routers.layers[key], router)
-        k = min(top_k, len(loras))
-        if not _fusable(router, loras, x) or use_sparse(len(loras), k, True, router.rank, x.dtype):
-            return None
-        members.append((router, loras))
-    n_exp, rank = config.n_experts, members[0][0].rank
-    g, width = len(members), n_exp * rank
-    if any(router.rank != rank for router, _ in members) or g * (width + n_exp) > FUSED_MAX_COLUMNS:
-        return None
-    weight, lora_bs = group_weights(members, x.dtype, ",".join(keys))
-    # A blocks first: each member's rank columns start at a multiple of E r (aligned slices for the B matmuls)
-    hx = x @ weight.t()  # (B, T, g R + g E)
-    logits = routers[keys[0]].finish(hx[..., g * width :]).unflatten(-1, (g, n_exp))  # (B, T, g, E) float32
-    if config.temperature != 1.0:
-        logits = logits / config.temperature
-    recording = bool(getattr(context, "output_router_logits", False))
-    probs, gates = _softmax_top_k(logits, config, top_k, n_exp, _needs_probs(context, config))  # (B, T, g, E)
-    # (B, T, g, E, r) * (B, T, g, E, 1): each expert's gate over its own rank columns (scalings are in B)
-    h = hx[..., : g * width].unflatten(-1, (g, n_exp, rank)) * gates.to(x.dtype)[..., None]
-    mask = _token_mask(context, x) if recording else None
-    needs_lang = config.language_loss_coef > 0 and recording
-    lang = _language_index(context, config, name, x) if needs_lang else None
-    return [
-        _Routed(
-            x,
-            h[..., i, :, :].flatten(-2),
-            gates[..., i, :],
-            logits[..., i, :],
-            probs[..., i, :] if probs is not None else None,
-            mask,
-            lang,
-            lora_bs[i],
-        )
-        for i in range(g)
-    ]
-
-
-def _grouped_routing(routers, key: str, adapter_setup: Mixture, top_k: int, state: LoRAState, context):
-    """This layer's routing from its shared-input group (computed now by the first member to run, then taken by
-    the others), or None to route it alone."""
-    x = state.layer_input
-    group = routers.groups.get(key)
-    if (
-        group is None
-        or state.hidden_states is not None
-        or x.dim() != 3
-        or routers.config.granularity is not Granularity.TOKEN
-        # slices of BatchSplit / Parallel: each call reads another tensor
-        or getattr(context, "mixture_rows", None) is not None
-        or context.__dict__.get("mixture_row_entries")
-    ):
-        return None
-    cache = context.__dict__.setdefault("mixture_group_routing", {})
-    visits = context.__dict__.setdefault("mixture_group_visits", {})
-    hit = cache.pop((adapter_setup.name, key), None)
-    visit = visits.setdefault(
-        (adapter_setup.name, group), set()
-    )  # members that ran in this pass over the block
-    if hit is not None and hit.x is x:
-        visit.add(key)
-        return hit
-    if key in visit or len(visit) == len(group):
-        # a new pass over the block (a checkpointed layer recomputed in backward, or another input): start over
-        visit.clear()
-    # the members that have not run yet in this pass read the same input (those that ran had their own)
-    keys = [key] + [k for k in group if k != key and k not in visit]
-    visit.add(key)
-    if len(keys) == 1:
-        return None
-    routed = _route_group(routers, keys, routers.config, top_k, x, context, adapter_setup.name)
-    if routed is None:
-        return None
-    for k, r in zip(keys[1:], routed[1:], strict=True):
-        cache[adapter_setup.name, k] = r
-    return routed[0]
+@contextlib.contextmanager
+def use_composition(fn: Callable) -> Iterator[None]:
+    """Within the block, every mixture layer of the current thread (or asyncio task) composes through ``fn``
+    (``fn(layer, adapter_setup, state) -> state``, the delta in ``hidden_states``) instead of the fast forward."""
+    token = _composition.set(fn)
+    try:
+        yield
+    finally:
+        _composition.reset(token)
 
 
 def compose_mixture_lora(
@@ -429,22 +330,22 @@ def _mixture(layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, fuse_o
     x = state.layer_input
     expert_in = state.hidden_states if state.hidden_states is not None else x
 
+    composition = _composition.get()
+    if composition is not None:  # a reference loop replaces the fast forward
+        if torch.is_grad_enabled():
+            clear_weight_cache(router)  # its gradients may be stepped: the cached stacks would go stale
+        composed = composition(layer, adapter_setup, state)
+        if not fuse_output:
+            return composed
+        return composed._replace(layer_output=state.layer_output + composed.hidden_states)
+
     n_present, dtype = len(router.present_experts), expert_in.dtype
     last = router.present_experts[0]
     add_to = state.layer_output if fuse_output else None
-    grouped = _grouped_routing(routers, key, adapter_setup, top_k, state, context)
-    if grouped is not None:  # routed with the layers that share its input: only the B matmul is left
-        if getattr(context, "output_router_logits", False):
-            r = grouped
-            _, suffix = context_rows(context, x.shape[0], _batch_rows(context, x))
-            _record_routing(
-                context, key + suffix, config, n_present, r.gates, r.logits, r.probs, r.decision_mask, r.lang
-            )
-        return _finish(state, _b_matmul(grouped.h, grouped.lora_b.t(), add_to), add_to, last)
     loras = expert_modules(layer, router)
     # non-zero gates per decision
     k = 1 if config.granularity is Granularity.LANGUAGE else min(top_k, n_present)
-    sparse = use_sparse(n_present, k, router.equal_ranks, router.rank, dtype)
+    sparse = router.sparse_path(k, dtype)
     dropout = loras[0].lora_dropout
     raw_logits = h = lora_a = lora_b = None
     if not sparse:

@@ -12,7 +12,7 @@ from adapters.context import ForwardContext
 from adapters.methods.lora import LoRALinear
 
 from .config import Granularity
-from .layer import context_rows
+from .layer import context_rows, use_composition
 from .router import layer_key
 
 
@@ -73,7 +73,6 @@ def naive_compose_mixture(layer: LoRALinear, adapter_setup, state, lvl: int = 0)
 
 
 def use_reference_forward():
-    """Context manager: within it, every ``LoRALinear`` runs :func:`naive_compose_mixture` instead of the fast path."""
-    from .._integration import override_lora_mixture_forward
-
-    return override_lora_mixture_forward(naive_compose_mixture)
+    """Context manager: within it, every mixture layer of the current thread runs :func:`naive_compose_mixture`
+    instead of the fast path."""
+    return use_composition(naive_compose_mixture)

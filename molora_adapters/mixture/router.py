@@ -7,6 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .compute import ExpertCompute, forced_compute, use_sparse
 from .config import MixtureConfig
 
 # Parameter paths of routers contain this prefix; save/load filters and trainers rely on it.
@@ -82,6 +83,26 @@ class Router(nn.Module):
         self.uniform_scaling = self._scalings[0] if len(set(self._scalings)) == 1 else None
         self._missing = [r is None for r in expert_ranks]
         self._layouts: dict[torch.device, ExpertLayout] = {}
+        self.compute = ExpertCompute(config.compute)
+        self._sparse: dict[tuple[int, torch.dtype], bool] = {}  # (top_k, dtype) -> the path decided for it
+
+    def __setstate__(self, state: dict) -> None:  # pickles from before the `compute` setting
+        super().__setstate__(state)
+        self.__dict__.setdefault("compute", ExpertCompute.AUTO)
+        self.__dict__.setdefault("_sparse", {})
+
+    def sparse_path(self, top_k: int, dtype: torch.dtype) -> bool:
+        """Whether this layer runs its experts sparse (else dense) for ``top_k`` selected experts in ``dtype``:
+        the mixture's ``compute`` setting, decided once per ``(top_k, dtype)`` (a path forced by
+        :func:`~molora_adapters.mixture.compute.expert_compute` in this thread takes precedence)."""
+        forced = forced_compute()
+        if forced is not None:
+            return use_sparse(len(self._present), top_k, self.equal_ranks, self.rank, dtype, forced)
+        decided = self._sparse.get((top_k, dtype))
+        if decided is None:
+            decided = use_sparse(len(self._present), top_k, self.equal_ranks, self.rank, dtype, self.compute)
+            self._sparse[top_k, dtype] = decided
+        return decided
 
     def layout(self, device: torch.device) -> ExpertLayout:
         """The expert layout as tensors on ``device``, built once per device.
@@ -129,19 +150,13 @@ class Router(nn.Module):
         return f"in_features={self.in_features}, experts={self.present_experts}, {ranks}"
 
 
-# Adapted linears that read the same input tensor: adapters' q/k/v projections of one attention block.
-_SHARED_INPUT_LOCATION, _SHARED_INPUT_KEYS = "selfattn_lora", ("q", "k", "v")
-
-
 class MixtureRouters(nn.ModuleDict):
     """All routers of one mixture, keyed by :func:`layer_key`, with the mixture's config attached.
 
     Args:
         config (`MixtureConfig`): the mixture's configuration.
         routers (`dict[str, Router]`, *optional*): the routers, keyed by :func:`layer_key`.
-        layers (`dict[str, nn.Module]`, *optional*): the adapted ``LoRALinear`` of each router key. It defines the
-            shared-input groups (:attr:`groups`): the q/k/v projections of one attention block read the same input,
-            so the first of them to run computes the A projections and router logits of all of them in one matmul.
+        layers (`dict[str, nn.Module]`, *optional*): the adapted ``LoRALinear`` of each router key.
     """
 
     def __init__(
@@ -154,29 +169,12 @@ class MixtureRouters(nn.ModuleDict):
         self.config = config
         # plain attributes, not submodules (the layers belong to the model): deepcopy maps them to the copied layers
         self.layers: dict[str, nn.Module] = dict(layers or {})
-        self.groups: dict[str, tuple[str, ...]] = shared_input_groups(self.layers)
 
-    def __setstate__(self, state: dict) -> None:  # pickles from before the shared-input groups
+    def __setstate__(self, state: dict) -> None:  # pickles from before `layers`
         super().__setstate__(state)
         self.__dict__.setdefault("layers", {})
-        self.__dict__.setdefault("groups", {})
+        self.__dict__.pop("groups", None)  # the q/v shared-input routing of 0.x, removed
 
     def extra_repr(self) -> str:
         c = self.config
         return f"experts={c.experts}, top_k={c.top_k}, granularity={c.granularity.value}"
-
-
-def shared_input_groups(layers: dict[str, nn.Module]) -> dict[str, tuple[str, ...]]:
-    """Router key -> the keys of all adapted linears that read the same input as it (itself included, in q/k/v
-    order), for keys that have at least one such sibling: the q/k/v projections of one self-attention block."""
-    by_block: dict[object, list[tuple[int, str]]] = {}
-    for key, layer in layers.items():
-        attn = getattr(layer, "attn_key", None)
-        if getattr(layer, "location_key", None) == _SHARED_INPUT_LOCATION and attn in _SHARED_INPUT_KEYS:
-            by_block.setdefault(layer.layer_idx, []).append((_SHARED_INPUT_KEYS.index(attn), key))
-    groups = {}
-    for members in by_block.values():
-        if len(members) > 1:
-            keys = tuple(k for _, k in sorted(members))
-            groups.update(dict.fromkeys(keys, keys))
-    return groups

@@ -6,16 +6,16 @@ runs them as stacked matmuls. The stacks are:
 - dense: ``cat(A_e)`` ``(R, D)``, optionally below the router weight ``(E, D)`` for the fused router + A matmul,
   and ``cat(B_e, dim=1)`` ``(O, R)`` with each expert's LoRA scaling folded in, so that the gates stay plain
   routing weights and no activation-sized multiply is spent on the scaling;
-- sparse: ``A_e.T`` ``(E, D, r)`` and scaled ``B_e.T`` ``(E, r, O)``;
-- a shared-input group (q/v of one attention block): ``[A_1; ...; A_g; W_1; ...; W_g]`` and each member's B.
+- sparse: ``A_e.T`` ``(E, D, r)`` and scaled ``B_e.T`` ``(E, r, O)``.
 
 Under ``torch.no_grad()`` / ``inference_mode`` (or when no weight requires grad) the stacks of a layer are cached
-on its router, keyed by each weight's version counter and data pointer and by a count of optimizer steps: in-place
-updates (``load_state_dict``, ``add_`` under ``no_grad``), new storage (``.to()``, ``assign=True`` loads) and every
-``torch.optim`` step rebuild them (fused optimizers update weights without bumping their version counters, hence
-the step count, from a global ``register_optimizer_step_post_hook``). Weights rewritten through ``.data``, which
-bypasses version counters, are not seen: call :func:`clear_weight_cache` after such edits. With gradients the stacks
-are rebuilt every forward, inside the graph, so each expert gets its own gradient.
+on its router, keyed by each weight's version counter and data pointer: in-place updates (``load_state_dict``,
+``add_`` under ``no_grad``) and new storage (``.to()``, ``assign=True`` loads) rebuild them. With gradients the
+stacks are rebuilt every forward, inside the graph, so each expert gets its own gradient, and that forward drops
+the layer's cached stacks: an optimizer can change weights only after a forward that records their gradients, and
+fused optimizers update weights without bumping their version counters. So the cache is per layer, with no global
+state. Weights rewritten through ``.data`` (bypassing version counters) or stepped from gradients computed outside
+the mixture forward are not seen: call :func:`clear_weight_cache` after such edits.
 
 The lookups read ``nn.Module``'s ``_modules`` / ``_parameters`` dicts directly: ``Module.__getattr__`` costs
 ~0.5 us a call, and a mixture layer makes ~4 E of them per forward.
@@ -28,21 +28,6 @@ from collections.abc import Callable, Sequence
 import torch
 
 _CACHE_ATTR = "_molora_stacked_weights"
-_optimizer_steps = 0  # every torch.optim step, counted once a cache entry exists
-_hook = None
-
-
-def _count_step(optimizer, args, kwargs) -> None:
-    global _optimizer_steps
-    _optimizer_steps += 1
-
-
-def _watch_optimizers() -> None:
-    global _hook
-    if _hook is None:
-        from torch.optim.optimizer import register_optimizer_step_post_hook
-
-        _hook = register_optimizer_step_post_hook(_count_step)
 
 
 def clear_weight_cache(model: torch.nn.Module) -> None:
@@ -79,16 +64,19 @@ def cached(owner: torch.nn.Module, name: str, params: Sequence[torch.Tensor], bu
     """``build()`` (stacks of ``params``), cached on ``owner`` under ``name`` while no gradient is recorded.
 
     The cache entry holds views of the weights it was built from, so their memory cannot be reused by new weights
-    with the same data pointer and version (e.g. after ``model.to(dtype)``) while the entry lives.
+    with the same data pointer and version (e.g. after ``model.to(dtype)``) while the entry lives. A call that
+    records gradients builds afresh and drops every entry of ``owner`` (see module docstring).
     """
     if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        owner.__dict__.pop(
+            _CACHE_ATTR, None
+        )  # gradients now: an optimizer step may follow, unseen by versions
         return build()
-    key = [_optimizer_steps, *[(p._version, p.data_ptr()) for p in params]]
+    key = [(p._version, p.data_ptr()) for p in params]
     cache = owner.__dict__.setdefault(_CACHE_ATTR, {})
     hit = cache.get(name)
     if hit is not None and hit[0] == key:
         return hit[2]
-    _watch_optimizers()
     # ordinary tensors even under inference_mode, so that a later grad-enabled forward may save them for backward
     with torch.inference_mode(False), torch.no_grad():
         value = build()
@@ -135,18 +123,3 @@ def sparse_weights(router, loras: list, dtype: torch.dtype) -> tuple[torch.Tenso
         return a_t, (b_t * scale).to(dtype)
 
     return cached(router, f"sparse:{dtype}", _expert_params(loras), build)
-
-
-def group_weights(
-    members: list[tuple], dtype: torch.dtype, name: str
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """A shared-input group's ``[A_1; ...; A_g; W_1; ...; W_g]`` ``(g (R + E), D)`` and each member's scaled
-    ``cat(B_e, dim=1)`` ``(O, R)``, in ``dtype`` (``members`` are ``(router, loras)`` pairs), cached on the first
-    member's router under ``name`` (the group's keys in order)."""
-    a_params = [_a(lora) for _, loras in members for lora in loras] + [r.weight for r, _ in members]
-    params = a_params + [_b(lora) for _, loras in members for lora in loras]
-
-    def build():
-        return torch.cat(a_params).to(dtype), [_scaled_b(r, loras, dtype) for r, loras in members]
-
-    return cached(members[0][0], f"group:{name}:{dtype}", params, build)

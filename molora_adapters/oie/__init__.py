@@ -12,13 +12,13 @@ _LAZY = {
     "Extraction": ".extraction",
     "FeatureStats": ".features",
     "IGNORE_INDEX": ".labels",
-    "LineResult": ".benchmarks.writers",
-    "OpenInformationExtractionPipeline": ".hf_pipeline",
+    "LineResult": ".formats",
     "OIEHead": ".heads",
     "OIEHeadConfig": ".heads",
     "OIEHeadOutput": ".heads",
     "OIEPipeline": ".pipeline",
     "OIE_HEAD_TYPE": ".heads",
+    "OpenInformationExtractionPipeline": ".hf_pipeline",
     "PRED_LABELS": ".labels",
     "add_oie_head": ".heads",
     "build_extraction": ".decoding",
@@ -28,7 +28,7 @@ _LAZY = {
     "decode_predicates": ".decoding",
     "register_oie_head": ".heads",
     "repair_bio": ".decoding",
-    "write_results": ".benchmarks.writers",
+    "write_results": ".formats",
 }
 
 __all__ = [

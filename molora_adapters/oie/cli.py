@@ -39,9 +39,9 @@ from ..utils.cli import (
     retry_one_by_one,
 )
 from ..utils.io import read_lines  # noqa: F401  (re-exported: part of this module's API)
-from .benchmarks.readers import FORMAT_ALIASES
-from .benchmarks.writers import OUTPUT_FORMATS, LineResult, write_results
 from .decoding import CONFIDENCE_MODES, SPAN_SELECTORS
+from .formats.readers import FORMAT_ALIASES
+from .formats.writers import OUTPUT_FORMATS, LineResult, write_results
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ tagger once per predicate, as :class:`~molora_adapters.oie.OIEPipeline` does at 
 ``layout="predicate"`` gives one row per (sentence, predicate) with a single ``predicate_mask`` / ``argument_labels``
 and re-encodes a sentence once per predicate (2.1x the encoder work on the shipped corpora).
 
-Sentences are tokenised by :func:`~molora_adapters.oie.tokenization.tokenize_words` (scripts without spaces
+Sentences are tokenised by :func:`~molora_adapters.data.tokenization.tokenize_words` (scripts without spaces
 as unspaced text). Word tags go on the first sub-word of each word; continuation pieces, special tokens and padding get
 :data:`~molora_adapters.oie.labels.IGNORE_INDEX` so they are not scored. Tuples whose predicate span
 repeats an earlier tuple's are skipped (one argument target per predicate) and sentences longer than
@@ -31,8 +31,8 @@ from typing import Any, Literal
 import datasets
 from transformers import PreTrainedTokenizerBase
 
+from ..data.tokenization import encode_words, tokenize_words  # noqa: F401  (encode_words: re-exported)
 from .labels import ARG_LABEL2ID, IGNORE_INDEX, PRED_LABEL2ID, argument_tags, predicate_tags
-from .tokenization import encode_words, tokenize_words  # noqa: F401  (encode_words: re-exported)
 
 logger = logging.getLogger(__name__)
 

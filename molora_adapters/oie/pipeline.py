@@ -7,7 +7,7 @@ one sentence out into several chunks and several predicates.
 Steps for every sentence:
 
 1. ``preprocess``: split into words (:func:`~molora_adapters.data.alignment.split_words`; characters for
-   zh / ja) and tokenise (:func:`~molora_adapters.oie.tokenization.tokenize_words`: scripts without spaces
+   zh / ja) and tokenise (:func:`~molora_adapters.data.tokenization.tokenize_words`: scripts without spaces
    as unspaced text, sub-words mapped back to words through character offsets). A sentence longer than the encoder's ``max_length`` sub-words is **split into
    consecutive word chunks** that each fit (a warning says so); tuples are then extracted within chunks and
    their positions refer to the whole sentence. Nothing is cut silently: a single word longer than a chunk
@@ -32,7 +32,6 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,6 +39,7 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from ..data.alignment import split_words
+from ..data.tokenization import tokenize_words, word_level_tags
 from ..utils.precision import PRECISIONS, Precision, autocast, resolve_precision
 from ..utils.quiet import inactive_adapters_once, warn_if_adapters_inactive
 from .decoding import (
@@ -53,7 +53,6 @@ from .decoding import (
 from .extraction import Extraction
 from .heads import OIEHead
 from .labels import ARG_LABELS, PRED_LABELS
-from .tokenization import tokenize_words, word_level_tags
 
 logger = logging.getLogger(__name__)
 
@@ -407,7 +406,7 @@ class OIEPipeline:
     @staticmethod
     def _word_level(probs: torch.Tensor, word_tokens: Sequence[int], labels: Sequence[str]):
         """Tags and probabilities of the words of one row (see
-        :func:`~molora_adapters.oie.tokenization.word_level_tags`).
+        :func:`~molora_adapters.data.tokenization.word_level_tags`).
 
         Args:
             probs (`torch.Tensor` of shape `(seq_len, n_labels)`): tag probabilities of one row.
@@ -485,7 +484,7 @@ class OIEPipeline:
             sentences (`str` or `Sequence[str]`): one sentence or many.
             language (`str` or `Sequence[str]`, *optional*): language code(s); ``zh`` / ``ja`` split
                 sentences into characters, anything else on whitespace; scripts without spaces are tokenised
-                as unspaced text (see :mod:`molora_adapters.oie.tokenization`).
+                as unspaced text (see :mod:`molora_adapters.data.tokenization`).
             batch_size (`int`, *optional*, defaults to 32): encoder inputs per forward pass.
 
         Returns:
@@ -570,11 +569,11 @@ def load_oie_model(model_name_or_path: str, *, adapter: str | None = None):
     """
     from adapters import AutoAdapterModel
 
+    from ..loading import is_staged_run, load_staged_model
     from ..models import resolve_model_name_or_path
-    from ..training.checkpointing import MANIFEST_NAME, load_staged_model
 
     path = resolve_model_name_or_path(model_name_or_path)
-    if (Path(path) / MANIFEST_NAME).is_file():
+    if is_staged_run(path):
         # a staged run's output: its mixtures, active setup and head come back as at the end of training
         model = load_staged_model(path)
     else:

@@ -1,8 +1,8 @@
 """Disentangled (staged) tuning: embeddings -> backbone -> Mixture-of-LoRA, as in MT4CrossOIE."""
 
+from ..loading import load_staged_model
 from .averaging import CheckpointAveragingCallback, average_checkpoints
 from .callback import StageCallback, StageClockCallback
-from .checkpointing import load_staged_model
 from .mixin import DisentangledTuningMixin
 from .optim import RowSparseAdamW
 from .precision import autocast_bf16_available

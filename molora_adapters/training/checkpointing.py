@@ -11,7 +11,7 @@ Layout of a staged run in ``output_dir``::
         stage_state.json               #   completion marker: plan fingerprint, stage index and name
     ...
     config.json, model.safetensors     # the final model (`save_pretrained`), plus mixtures/ and heads/
-    staged_training.json               # manifest read by `load_staged_model`
+    staged_training.json               # manifest read by `molora_adapters.loading.load_staged_model`
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from torch import nn
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
 from .._integration import relink_prefix_pools
+from ..loading import HEADS_DIR, MANIFEST_NAME, MIXTURES_DIR, load_staged_model  # noqa: F401  (re-exported)
 from ..utils.io import atomic_write_bytes, atomic_write_text
 from ..version import __version__
 from .stages import Stage
@@ -34,10 +35,7 @@ from .targets import adapter_parameter_names, mixture_names
 
 STAGE_STATE_NAME = "stage_state.json"
 TRAINABLE_NAME = "trainable.safetensors"
-MANIFEST_NAME = "staged_training.json"
 MODEL_DIR = "model"
-MIXTURES_DIR = "mixtures"
-HEADS_DIR = "heads"
 _FULL_WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
 
 
@@ -292,44 +290,3 @@ def save_final_model(
             "stages": [s.to_dict() for s in stages],
         },
     )
-
-
-def load_staged_model(
-    output_dir: str | os.PathLike, model_class: type | None = None, **kwargs: Any
-) -> nn.Module:
-    """Reload the final model of a staged run with the same predictions as at the end of training.
-
-    Args:
-        output_dir (`str` or `os.PathLike`): the run's ``output_dir``.
-        model_class (`type`, *optional*, defaults to `adapters.AutoAdapterModel`): class whose
-            ``from_pretrained`` rebuilds the model.
-        kwargs: passed to ``from_pretrained``.
-
-    Returns:
-        The model in eval mode, with its mixtures loaded and the saved adapter setup and head active.
-    """
-    import molora_adapters  # noqa: F401  (registers the plugin with adapters)
-
-    output_dir = Path(output_dir)
-    manifest_path = output_dir / MANIFEST_NAME
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"`{output_dir}` is not a finished staged run (no {MANIFEST_NAME}).")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if model_class is None:
-        from adapters import AutoAdapterModel as model_class
-    model = model_class.from_pretrained(str(output_dir), **kwargs)
-    present = set(mixture_names(model))
-    for name in manifest["mixtures"]:
-        if name not in present:
-            model.load_adapter_mixture(str(output_dir / MIXTURES_DIR / name))
-    heads = getattr(model, "heads", None)
-    for name in manifest["heads"]:
-        if heads is None or name not in heads:
-            model.load_head(str(output_dir / HEADS_DIR / name))
-    if manifest.get("active_adapters") is not None:
-        from adapters.composition import AdapterCompositionBlock
-
-        model.set_active_adapters(AdapterCompositionBlock.from_dict(manifest["active_adapters"]))
-    if manifest.get("active_head"):
-        model.active_head = manifest["active_head"]
-    return model.eval()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from ..version import __version__
 
@@ -47,6 +47,8 @@ class XSTAConfig:
         norm_momentum (`float`, *optional*, defaults to 0.1): running-statistics momentum of the normalisation.
         norm_eps (`float`, *optional*, defaults to 1e-8): variance epsilon of the normalisation.
         teacher_heads (`int`, *optional*): heads of the teacher attention; defaults to the encoder's head count.
+        entropy_average (`str`, *optional*, defaults to `"padded"`): how the entropy penalty averages over positions:
+            ``"padded"`` over every position of the padded batch (the released code), ``"real"`` over real tokens.
     """
 
     layer: int = 7
@@ -66,6 +68,7 @@ class XSTAConfig:
     norm_momentum: float = 0.1
     norm_eps: float = 1e-8
     teacher_heads: int | None = None
+    entropy_average: Literal["padded", "real"] = "padded"
 
     def __post_init__(self) -> None:
         if not isinstance(self.layer, int) or isinstance(self.layer, bool) or self.layer < 0:
@@ -98,6 +101,8 @@ class XSTAConfig:
             raise ValueError(
                 f"`source_language` {self.source_language!r} must be one of `languages` {self.languages}."
             )
+        if self.entropy_average not in ("padded", "real"):
+            raise ValueError(f"`entropy_average` must be 'padded' or 'real', got {self.entropy_average!r}.")
         if self.teacher_heads is not None and self.teacher_heads < 1:
             raise ValueError(f"`teacher_heads` must be a positive int or None, got {self.teacher_heads!r}.")
 

@@ -1,8 +1,11 @@
-"""XQuAD for X-STA: the vendored 12-language copy, article-level splits, windows with document stride, pair
-features, one-language-pair batches with length grouping, and answer post-processing.
+"""QA data for X-STA: the vendored XQuAD (12 languages), TyDiQA-GoldP and MLQA de copies, article-level splits,
+windows with document stride, pair features, one-language-pair batches with length grouping, and answer
+post-processing.
 
-The files in ``molora_adapters/resources/xquad/`` are XQuAD (Artetxe et al., 2020, CC BY-SA 4.0) plus Romanian from
-LiRo; see that folder's ``SOURCES.md``.
+Vendored in ``molora_adapters/resources/`` (each folder's ``SOURCES.md`` gives source, commit and licence):
+``xquad/`` is XQuAD (Artetxe et al., 2020, CC BY-SA 4.0) plus Romanian from LiRo; ``tydiqa_goldp/`` is TyDiQA-GoldP
+v1.1 dev in 9 languages and English train (Clark et al., 2020, Apache-2.0); ``mlqa/`` is MLQA dev de-de (Lewis et
+al., 2020, CC BY-SA 3.0).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import gzip
 import json
 import logging
 import random
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +28,24 @@ from .config import XQUAD_LANGUAGES
 
 logger = logging.getLogger(__name__)
 
-XQUAD_DIR = Path(__file__).resolve().parents[1] / "resources" / "xquad"
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+XQUAD_DIR = RESOURCES / "xquad"
+TYDIQA_DIR = RESOURCES / "tydiqa_goldp"
+MLQA_DIR = RESOURCES / "mlqa"
+
+TYDIQA_LANGUAGES = ("en", "ar", "bn", "fi", "id", "ko", "ru", "sw", "te")
+"""The 9 languages of TyDiQA-GoldP dev (the XTREME evaluation set)."""
+_TYDIQA_NAMES = {
+    "en": "english",
+    "ar": "arabic",
+    "bn": "bengali",
+    "fi": "finnish",
+    "id": "indonesian",
+    "ko": "korean",
+    "ru": "russian",
+    "sw": "swahili",
+    "te": "telugu",
+}
 
 
 @dataclass(frozen=True)
@@ -143,6 +164,100 @@ def load_xquad(
     return out, report
 
 
+def load_tydiqa(
+    split: str = "dev",
+    languages: Sequence[str] | None = None,
+    path: str | Path | None = None,
+    strict: bool = False,
+) -> tuple[dict[str, list[QAExample]], XQuADLoadReport]:
+    """Load TyDiQA-GoldP v1.1 (the vendored copy by default): ``({language: examples}, report)``.
+
+    Args:
+        split (`str`, *optional*, defaults to `"dev"`): ``"dev"`` (9 languages) or ``"train"`` (English only is
+            vendored).
+        languages (`Sequence[str]`, *optional*): codes to load (see ``TYDIQA_LANGUAGES``); defaults to all of the
+            split's vendored languages.
+        path (`str`, *optional*): a directory of ``<language>_tydiqa_<split>.json[.gz]`` files instead.
+        strict (`bool`, *optional*, defaults to `False`): raise on an answer span missing from its context.
+    """
+    if split not in ("dev", "train"):
+        raise ValueError(f"`split` must be 'dev' or 'train', got {split!r}.")
+    default = TYDIQA_LANGUAGES if split == "dev" else ("en",)
+    languages = list(languages or default)
+    bad = [lang for lang in languages if lang not in _TYDIQA_NAMES]
+    if bad:
+        raise ValueError(
+            f"Unknown TyDiQA-GoldP language codes {bad}; expected codes from {list(TYDIQA_LANGUAGES)}."
+        )
+    root = Path(path) if path is not None else TYDIQA_DIR
+    report = XQuADLoadReport()
+    out = {}
+    for lang in languages:
+        stem = f"{_TYDIQA_NAMES[lang]}_tydiqa_{split}.json"
+        file = next((f for f in (root / f"{stem}.gz", root / stem) if f.is_file()), None)
+        if file is None:
+            raise FileNotFoundError(
+                f"No TyDiQA-GoldP {split} file for language `{lang}` in {root} (expected {stem}.gz)."
+            )
+        out[lang] = parse_squad(_read_json(file), lang, report, strict=strict)
+    return out, report
+
+
+def load_mlqa_de(
+    path: str | Path | None = None, strict: bool = False
+) -> tuple[list[QAExample], XQuADLoadReport]:
+    """Load MLQA dev de-de (German context and question; the vendored copy by default): ``(examples, report)``.
+
+    Args:
+        path (`str`, *optional*): a ``mlqa_dev_de_de.json[.gz]`` file instead of the vendored copy.
+        strict (`bool`, *optional*, defaults to `False`): raise on an answer span missing from its context.
+    """
+    file = Path(path) if path is not None else MLQA_DIR / "mlqa_dev_de_de.json.gz"
+    if not file.is_file():
+        raise FileNotFoundError(f"MLQA file {file} not found (expected SQuAD v1.1 JSON, optionally gzipped).")
+    report = XQuADLoadReport()
+    return parse_squad(_read_json(file), "de", report, strict=strict), report
+
+
+def paragraph_overlap(a: Sequence[QAExample], b: Sequence[QAExample], ngram: int = 13) -> dict[str, Any]:
+    """Paragraph overlap between two QA sets (a train/test contamination check).
+
+    Counts the distinct paragraphs (contexts) of ``a`` that also occur in ``b`` exactly (case and punctuation
+    ignored), that share at least one word ``ngram``-gram with a paragraph of ``b`` (the GPT-3 paper's 13-gram
+    check), and the article titles the two sets share.
+
+    Returns:
+        `dict`: ``paragraphs_a``, ``paragraphs_b``, ``exact``, ``ngram`` (paragraphs of ``a`` with a shared
+        ``ngram``-gram), ``shared_titles`` (sorted, lower case) and ``overlapping_ids`` (sorted ids of the questions
+        of ``a`` in an overlapping paragraph or a shared article: drop these from training data).
+    """
+
+    def words(text: str) -> tuple[str, ...]:
+        return tuple(re.findall(r"\w+", text.lower()))
+
+    def grams(w: tuple[str, ...]) -> set[tuple[str, ...]]:
+        return {w[i : i + ngram] for i in range(len(w) - ngram + 1)}
+
+    ctx_a = {words(e.context) for e in a}
+    ctx_b = {words(e.context) for e in b}
+    grams_b = set().union(*(grams(w) for w in ctx_b)) if ctx_b else set()
+    with_gram = {w for w in ctx_a if not grams(w).isdisjoint(grams_b)}
+    titles = {e.title.strip().lower() for e in a if e.title.strip()} & {e.title.strip().lower() for e in b}
+    flagged = [
+        e.id
+        for e in a
+        if e.title.strip().lower() in titles or (w := words(e.context)) in ctx_b or w in with_gram
+    ]
+    return {
+        "paragraphs_a": len(ctx_a),
+        "paragraphs_b": len(ctx_b),
+        "exact": len(ctx_a & ctx_b),
+        "ngram": len(with_gram),
+        "shared_titles": sorted(titles),
+        "overlapping_ids": sorted(flagged),
+    }
+
+
 def split_articles(
     titles: Sequence[str], n_folds: int = 4, fold: int = 0, seed: int = 0
 ) -> tuple[list[str], list[str]]:
@@ -239,6 +354,34 @@ def build_features(
             ]
         features.append(feat)
     return features
+
+
+def no_answer_fraction(features: Sequence[dict[str, Any]]) -> float:
+    """Fraction of training windows whose answer lies outside the window (labelled with the first token)."""
+    if not features:
+        return 0.0
+    return sum(f["start_positions"] == 0 and f["end_positions"] == 0 for f in features) / len(features)
+
+
+def cap_no_answer(
+    features: Sequence[dict[str, Any]], max_fraction: float, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Training windows with at most ``max_fraction`` of no-answer windows: all answer-bearing windows are kept, and
+    a seeded random subset of the no-answer ones (order preserved). ``max_fraction >= 1`` keeps everything.
+
+    Short windows over long contexts label most windows with the first token (the answer is elsewhere); capping
+    their share keeps the span loss about answers, as 384-token windows over SQuAD-length paragraphs do.
+    """
+    if not 0.0 <= max_fraction:
+        raise ValueError(f"`max_fraction` must be >= 0, got {max_fraction!r}.")
+    empty = [i for i, f in enumerate(features) if f["start_positions"] == 0 and f["end_positions"] == 0]
+    n_answer = len(features) - len(empty)
+    if max_fraction >= 1.0:
+        return list(features)
+    keep_empty = min(len(empty), int(max_fraction * n_answer / (1.0 - max_fraction)))
+    kept = set(random.Random(seed).sample(empty, keep_empty))
+    drop = set(empty) - kept
+    return [f for i, f in enumerate(features) if i not in drop]
 
 
 def _aligned_window(windows: Sequence[dict[str, Any]], feat: dict[str, Any]) -> dict[str, Any]:

@@ -305,7 +305,7 @@ class XSTAQAHead(PredictionHead):
         if cfg.use_mgsa:
             cross = getattr(context, "xsta_cross_attention", None)
             if cross is not None:
-                parts["entropy_loss"] = pair_attention_entropy(cross, t_mask, s_mask)
+                parts["entropy_loss"] = pair_attention_entropy(cross, t_mask, s_mask, cfg.entropy_average)
                 loss = loss + cfg.entropy_weight * parts["entropy_loss"]
             pooled = self.projection(masked_mean(torch.cat([source, target]), mask))  # (2B, H)
             parts["infonce_loss"] = info_nce(pooled[:b], pooled[b:], cfg.temperature)

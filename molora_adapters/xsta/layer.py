@@ -7,15 +7,15 @@ A pair batch holds ``B`` source rows followed by ``B`` target rows, ``(2B, L)``.
   ``r * A_cross + (1 - r) * A_self`` with ``r = gate_scale * w + b``, using the layer's own Q/K/V projections;
 * the cross-attention's keys and values come from the corrected source state
   ``sg(X_s) + F([sg(X_s); sg(X_t)])`` (``F`` = dropout + ``Linear(2H, H)``, ``sg`` = stop-gradient), so no
-  target-side gradient reaches the source stream. Same-language pairs skip ``F`` (the source is used as is, still
-  behind the stop-gradient).
+  target-side gradient reaches the source stream. Same-language pairs (en-en) skip ``F`` and the stop-gradient:
+  the source is used as is, as in the released code.
 
 The rest of the layer (output projection, residual, layer norm, feed-forward, adapters) is untouched. Adapters on
 the Q/K/V projections (LoRA, a Mixture) apply to every projection, including the corrected-source keys and values;
 those are projected as a ``(2B, L, H)`` batch (the target half a placeholder) so that per-row routing by
 ``language_ids`` keeps its shape, which also means a mixture records this layer's key/value router outputs twice. The dispatch
-into this module is installed by :mod:`molora_adapters._integration` and switched on per forward call with
-``xsta_paired=True``.
+into this module is installed by :mod:`molora_adapters.xsta.seam` when a model gets its first X-STA setup, and
+switched on per forward call with ``xsta_paired=True``.
 """
 
 from __future__ import annotations
@@ -118,32 +118,6 @@ def pair_languages(language_ids: Any, n_rows: int) -> tuple[str, str]:
     return sources.pop(), targets.pop()
 
 
-def begin_paired_forward(
-    model: nn.Module, context: Any, attention_mask: torch.Tensor | None, input_ids: Any
-) -> PairState:
-    """Validate a paired call and build its :class:`PairState` (called from the forward context)."""
-    from .model import active_xsta
-
-    name = active_xsta(model)
-    if name is None:
-        raise ValueError(
-            "`xsta_paired=True` needs an active X-STA head; add one with `model.add_xsta(name)` and activate it "
-            "with `model.active_head = name`."
-        )
-    ref = attention_mask if isinstance(attention_mask, torch.Tensor) else input_ids
-    if not isinstance(ref, torch.Tensor) or ref.dim() != 2:
-        raise ValueError("A paired X-STA call needs `input_ids` or `attention_mask` of shape (2B, L).")
-    source, target = pair_languages(getattr(context, "language_ids", None), ref.shape[0])
-    store = getattr(model.base_model, GDKS_ATTR, None)
-    gdks = store[name] if store is not None and name in store else None
-    mask = (
-        attention_mask.bool()
-        if isinstance(attention_mask, torch.Tensor)
-        else torch.ones_like(ref, dtype=torch.bool)
-    )
-    return PairState(gdks, mask, source, target)
-
-
 def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     n, length, hidden = x.shape
     return x.view(n, length, n_heads, hidden // n_heads).transpose(1, 2)  # (n, L, H) -> (n, h, L, d)
@@ -175,7 +149,7 @@ def gdks_attention(attn: nn.Module, hidden_states: torch.Tensor, state: PairStat
     value = _heads(attn.value(hidden_states), h)
     self_ctx = torch.matmul(_attention(query, key, mask, drop, attn.training), value)  # (2B, h, L, d)
     source, target = hidden_states[:b], hidden_states[b:]
-    corrected = source.detach() if state.same_language else state.gdks.corrected_source(source, target)
+    corrected = source if state.same_language else state.gdks.corrected_source(source, target)
     # adapters route per example over all 2B rows (language-routed mixtures); the target rows are a placeholder
     kv_input = torch.cat([corrected, target], dim=0)  # (2B, L, H)
     cross_key = _heads(attn.key(kv_input), h)[:b]  # (B, h, L, d)

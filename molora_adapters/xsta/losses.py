@@ -4,10 +4,13 @@
   clamped to ``L`` and ignored).
 * :func:`info_nce`: sentence-level alignment, InfoNCE with in-batch negatives over cosine similarities / temperature.
 * :func:`pair_attention_entropy`: token-level alignment, the entropy of the head-averaged GDKS cross-attention and of
-  its transpose, averaged over real (non-padding) positions only.
+  its transpose, averaged over all positions of the padded batch (the released code's ``get_pair_entropy``) or over
+  real tokens only.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -55,16 +58,34 @@ def _row_entropy(probs: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:
 
 
 def pair_attention_entropy(
-    cross_attention: torch.Tensor, target_mask: torch.Tensor, source_mask: torch.Tensor
+    cross_attention: torch.Tensor,
+    target_mask: torch.Tensor,
+    source_mask: torch.Tensor,
+    average: Literal["padded", "real"] = "padded",
 ) -> torch.Tensor:
     """Token-level MGSA loss: entropy of the GDKS cross-attention plus entropy of its transpose, batch mean.
+
+    With ``average="padded"`` (the released code's ``get_pair_entropy``) each direction is ``-sum p log(p + eps)``
+    over the last axis, averaged over every position of the padded batch: padded target rows (whose attention over
+    the real source keys is a real distribution) count, padded source columns add zero entropy but count in the
+    divisor. With ``average="real"`` padded rows carry no mass and the average runs over real tokens only, so the
+    value does not depend on the padding.
 
     Args:
         cross_attention (`torch.Tensor` of shape `(B, L_t, L_s)`): head-averaged attention probabilities of the
             target queries over the source keys (padded keys carry exactly zero probability).
         target_mask / source_mask (`torch.Tensor` of shape `(B, L_t)` / `(B, L_s)`): 1 on real tokens.
+        average (`str`, *optional*, defaults to `"padded"`): ``"padded"`` or ``"real"`` (see above).
     """
     probs = cross_attention.float()
+    if average == "padded":
+        everywhere_t = torch.ones_like(target_mask, dtype=torch.bool)
+        everywhere_s = torch.ones_like(source_mask, dtype=torch.bool)
+        forward = _row_entropy(probs, everywhere_t)
+        backward = _row_entropy(probs.transpose(1, 2), everywhere_s)
+        return (forward + backward).mean()
+    if average != "real":
+        raise ValueError(f"`average` must be 'padded' or 'real', got {average!r}.")
     t_mask, s_mask = target_mask.bool(), source_mask.bool()
     probs = probs * t_mask[:, :, None] * s_mask[:, None, :]  # padded query rows carry no mass either way
     forward = _row_entropy(probs, t_mask)  # over source positions, per target token

@@ -4,6 +4,9 @@
 implements the same scoring (answer normalisation: lower case, punctuation removed, the articles ``a``/``an``/``the``
 removed, whitespace collapsed; token-level F1 on whitespace tokens; the maximum over the gold answers; both as
 percentages). XQuAD is scored with this script for every language (XTREME does the same).
+
+:func:`hierarchical_bootstrap` gives intervals for scores of several training seeds on questions clustered in
+paragraphs (seeds resampled, then paragraphs within each seed).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
@@ -72,3 +77,49 @@ def squad_scores(
     if per_question:
         out["per_question"] = rows
     return out
+
+
+def hierarchical_bootstrap(
+    scores: np.ndarray, clusters: Sequence[Hashable], n_boot: int = 2000, seed: int = 0
+) -> np.ndarray:
+    """Bootstrap means of ``scores`` (seeds x questions), resampling seeds, then paragraphs within each seed.
+
+    One replicate draws ``S`` seeds with replacement; for each drawn seed it draws the ``P`` paragraphs (clusters)
+    with replacement and takes all their questions; the replicate is the mean over every question so drawn. Seed
+    variance and the clustering of questions in paragraphs both widen the interval, unlike a bootstrap over
+    questions.
+
+    Args:
+        scores (`np.ndarray` of shape `(S, Q)`): per seed and question, a score (or a paired difference).
+        clusters (`Sequence`): the paragraph of each of the ``Q`` questions.
+        n_boot (`int`, *optional*, defaults to 2000): replicates.
+        seed (`int`, *optional*, defaults to 0): resampling seed.
+
+    Returns:
+        `np.ndarray` of shape `(n_boot,)`: the replicate means.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[1] != len(clusters) or scores.size == 0:
+        raise ValueError(
+            f"`scores` must be (seeds, questions) with one cluster per question, got shape {scores.shape} "
+            f"and {len(clusters)} clusters."
+        )
+    keys = sorted(set(clusters), key=str)
+    index = {k: i for i, k in enumerate(keys)}
+    col = np.array([index[c] for c in clusters])
+    n_seeds, n_par = scores.shape[0], len(keys)
+    sums = np.zeros((n_seeds, n_par))
+    for s in range(n_seeds):
+        np.add.at(sums[s], col, scores[s])
+    counts = np.bincount(col, minlength=n_par).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, n_seeds, (n_boot, n_seeds))  # (n_boot, S)
+    paras = rng.integers(0, n_par, (n_boot, n_seeds, n_par))  # (n_boot, S, P)
+    total = sums[seeds[:, :, None], paras].sum(axis=(1, 2))
+    return total / counts[paras].sum(axis=(1, 2))
+
+
+def ci95(replicates: np.ndarray, scale: float = 100.0) -> list[float]:
+    """The percentile interval ``[2.5%, 97.5%]`` of bootstrap replicates, times ``scale``, rounded."""
+    lo, hi = np.percentile(replicates, [2.5, 97.5])
+    return [round(float(lo) * scale, 2), round(float(hi) * scale, 2)]

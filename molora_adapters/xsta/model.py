@@ -1,5 +1,7 @@
 """Model methods of the X-STA recipe: ``add_xsta`` / ``train_xsta`` / ``save_xsta`` / ``load_xsta`` /
-``delete_xsta`` (attached to every ``adapters`` model by :mod:`molora_adapters._integration`).
+``delete_xsta`` (attached to every ``adapters`` model by :mod:`molora_adapters._integration`, imported on first
+call). The first X-STA setup of a process installs the GDKS dispatch in self-attention
+(:func:`~molora_adapters.xsta.seam.install_attention_dispatch`).
 
 One X-STA setup named ``name`` is an ``"xsta_qa"`` prediction head named ``name`` plus, unless GDKS is ablated, a
 :class:`~molora_adapters.xsta.layer.KnowledgeSharing` module at ``model.base_model.xsta_gdks[name]``. Its config is
@@ -21,22 +23,10 @@ from ..utils.io import atomic_directory
 from ..version import __version__
 from .config import SUPPORTED_MODEL_TYPES, XSTAConfig
 from .layer import GDKS_ATTR, KnowledgeSharing
+from .seam import active_xsta, install_attention_dispatch  # noqa: F401  (active_xsta: re-exported)
 
 XSTA_CONFIG_NAME = "xsta_config.json"
 XSTA_WEIGHTS_NAME = "model_xsta_gdks.safetensors"
-
-
-def active_xsta(model: nn.Module) -> str | None:
-    """The name of the active X-STA head of ``model``, or `None`."""
-    from .head import XSTAQAHead
-
-    heads = getattr(model, "heads", None)
-    head = getattr(model, "active_head", None)
-    if isinstance(head, list):
-        head = head[0] if len(head) == 1 else None
-    if heads is None or head is None or head not in heads:
-        return None
-    return head if isinstance(heads[head], XSTAQAHead) else None
 
 
 def check_xsta_model(model: nn.Module, config: XSTAConfig) -> None:
@@ -77,6 +67,7 @@ class XSTAModelMixin:
 
     def _register_xsta(self, name: str, config: XSTAConfig) -> None:
         """Build the GDKS module of ``name`` (unless ablated) and record its config (no head)."""
+        install_attention_dispatch()
         if config.use_gdks:
             param = next(self.base_model.parameters())
             self._xsta_store(create=True)[name] = KnowledgeSharing(
@@ -137,23 +128,24 @@ class XSTAModelMixin:
         )
         return name
 
-    def train_xsta(self, name: str, adapter_setup=None, train_embeddings: bool = False) -> None:
+    def train_xsta(self, name: str, adapter_setup=None, train_embeddings: bool | None = None) -> None:
         """Put the model in training mode for X-STA ``name``: its GDKS module and head train, plus either the whole
-        encoder (the paper's full fine-tuning; the embedding layer stays frozen unless ``train_embeddings``) or, with
-        ``adapter_setup``, only those adapters (``train_adapter`` freezes the backbone).
+        encoder (the paper's full fine-tuning, embeddings included; ``XSTATrainer`` updates the word embeddings
+        row-sparsely) or, with ``adapter_setup``, only those adapters (``train_adapter`` freezes the backbone).
 
         Args:
             name (`str`): the setup.
             adapter_setup (*optional*): adapters to train instead of the encoder (a name, a LoRA, a ``Mixture``...).
-            train_embeddings (`bool`, *optional*, defaults to `False`): also train the input embeddings.
+            train_embeddings (`bool`, *optional*): train the input embeddings; defaults to `True` for full
+                fine-tuning and to `False` with ``adapter_setup``.
         """
         self._get_xsta_config(name)
         if adapter_setup is not None:
-            self.train_adapter(adapter_setup, train_embeddings=train_embeddings)
+            self.train_adapter(adapter_setup, train_embeddings=bool(train_embeddings))
         else:
             self.train()
             for pname, param in self.base_model.named_parameters():
-                param.requires_grad = train_embeddings or ".embeddings." not in f".{pname}"
+                param.requires_grad = train_embeddings is not False or ".embeddings." not in f".{pname}"
         self.active_head = name
         for param in self.heads[name].parameters():
             param.requires_grad = True

@@ -131,6 +131,7 @@ class XSTAQuestionAnsweringPipeline:
             )
             groups.setdefault(key, []).append(i)
         for idx in groups.values():
+            idx.sort(key=lambda i: len((items[i].get("target") or items[i])["input_ids"]))  # less padding
             for s in range(0, len(idx), self.batch_size):
                 chunk = idx[s : s + self.batch_size]
                 batch = self.collator([items[i] for i in chunk])

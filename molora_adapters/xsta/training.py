@@ -1,8 +1,11 @@
 """Training X-STA with ``transformers.Trainer``: one language pair per batch and the loss parts in the logs.
 
-:class:`XSTATrainerMixin` overrides two public hooks only: ``get_train_dataloader`` (a :class:`PairBatchSampler`
-over the training items) and ``compute_loss`` (records the head's loss parts, logged as their means). It composes
-with the project's staged trainer (``class T(XSTATrainerMixin, StagedTrainer)``) and with adapters (LoRA, Mixture).
+:class:`XSTATrainerMixin` overrides public hooks only: ``get_train_dataloader`` (a :class:`PairBatchSampler` over
+the training items), ``compute_loss`` (records the head's loss parts, logged as their means), and ``train`` /
+``create_optimizer`` for row-sparse word-embedding updates (:class:`~molora_adapters.training.RowSparseAdamW`) when
+the word embeddings train (the authors fine-tune every parameter). It composes with the project's staged trainer
+(``class T(XSTATrainerMixin, StagedTrainer)``, which then handles the embeddings itself) and with adapters (LoRA,
+Mixture).
 Importing this module registers the stage target ``"xsta"`` (GDKS modules and X-STA heads).
 """
 
@@ -15,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer
 
-from ..training.targets import STAGE_TARGETS, register_stage_target
+from ..training.optim import RowSparseAdamW, build_stage_param_groups
+from ..training.targets import STAGE_TARGETS, register_stage_target, word_embedding_names
 from .data import PairBatchSampler
 from .head import LOSS_PARTS, XSTAQAHead
 from .layer import GDKS_ATTR
@@ -33,11 +37,74 @@ if "xsta" not in STAGE_TARGETS:
 
 
 class XSTATrainerMixin:
-    """Trainer hooks for X-STA (see module docstring); ``*args, **kwargs`` pass through to the base trainer."""
+    """Trainer hooks for X-STA (see module docstring).
+
+    Args:
+        sparse_embedding_updates (`bool`, *optional*, defaults to `True`): when the word embeddings are trainable,
+            train them with sparse gradients and :class:`~molora_adapters.training.RowSparseAdamW` (only the rows a
+            batch used are read and written; ``max_grad_norm`` clips dense and sparse gradients together). Used on
+            a single process with an ``adamw_torch*`` optimiser; otherwise dense AdamW runs as usual.
+        *args, **kwargs: passed to the base trainer.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from ..training.mixin import DisentangledTuningMixin
+
+        # a staged trainer takes the same option and handles the embeddings per stage itself
+        staged = isinstance(self, DisentangledTuningMixin)
+        sparse = (
+            kwargs.get("sparse_embedding_updates", True)
+            if staged
+            else kwargs.pop("sparse_embedding_updates", True)
+        )
         super().__init__(*args, **kwargs)
         self._xsta_parts: dict[str, list[float]] = defaultdict(list)
+        self.xsta_sparse_embeddings = bool(sparse) and not staged
+        self._xsta_sparse_now = False
+        self._xsta_max_grad_norm: float | None = None
+
+    def _xsta_use_sparse(self) -> bool:
+        model = self.model
+        words = word_embedding_names(model)
+        if not (self.xsta_sparse_embeddings and words):
+            return False
+        if not all(p.requires_grad for n, p in model.named_parameters() if n in words):
+            return False
+        if self.args.world_size > 1 or self.is_deepspeed_enabled:
+            return False  # sparse gradients are not all-reduced by every backend
+        if not isinstance(model.get_input_embeddings(), torch.nn.Embedding):
+            return False
+        cls, _ = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args, model)
+        return isinstance(cls, type) and issubclass(cls, torch.optim.AdamW)
+
+    def train(self, *args: Any, **kwargs: Any):
+        """``Trainer.train``, with sparse word-embedding gradients for the run when they apply (see class doc)."""
+        if self.optimizer is not None or not self._xsta_use_sparse():
+            return super().train(*args, **kwargs)
+        embedding = self.model.get_input_embeddings()
+        was_sparse, max_norm = embedding.sparse, self.args.max_grad_norm
+        # clip_grad_norm_ cannot take sparse gradients: RowSparseAdamW clips the same global norm instead
+        self._xsta_sparse_now, self._xsta_max_grad_norm = True, max_norm
+        embedding.sparse, self.args.max_grad_norm = True, 0.0
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            embedding.sparse, self.args.max_grad_norm = was_sparse, max_norm
+            self._xsta_sparse_now = False
+
+    def create_optimizer(self):
+        """Trainer's optimiser, or :class:`RowSparseAdamW` over Trainer's parameter groups during a sparse run."""
+        if self.optimizer is not None or not self._xsta_sparse_now:
+            return super().create_optimizer()
+        _, kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args, self.model)
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("fused", "foreach")}
+        groups = build_stage_param_groups(
+            self.model,
+            decay=set(self.get_decay_parameter_names(self.model)),
+            weight_decay=self.args.weight_decay,
+        )
+        self.optimizer = RowSparseAdamW(groups, max_grad_norm=self._xsta_max_grad_norm, **kwargs)
+        return self.optimizer
 
     def get_train_dataloader(self) -> DataLoader:
         """Batches of ``per_device_train_batch_size`` items from one language pair, length-grouped."""

@@ -10,7 +10,7 @@ import datasets
 
 from ..registry import load_training_corpus
 from ..schema import OIE_FEATURES, records_to_dataset
-from .shards import MANIFEST, accepted_path, read_jsonl, read_manifest
+from ..shards import MANIFEST, accepted_path, read_jsonl, read_manifest
 
 
 def _as_dirs(path: str | Path | Iterable[str | Path] | None, what: str) -> list[Path]:

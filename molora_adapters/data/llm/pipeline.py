@@ -9,35 +9,35 @@ cached and leave their shard marked incomplete: the next run retries exactly tho
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...utils.io import file_lock
 from ...utils.text import unescape_ptb
 from ..schema import OIERecord
+from ..shards import (
+    STATS_FILE,
+    Shard,
+    check_run_file,
+    finished_shard,
+    format_counts,
+    plan_shards,
+    read_manifest,
+    run_lock,
+    write_json,
+    write_shard,
+)
 from .backends.base import BackendError, ChatBackend, FatalBackendError
 from .cache import AnswerCache, CachedAnswer, cache_key
 from .languages import get_language, parse_language_list
 from .parsing import ParseError, parse_translation, parse_triples
 from .prompts import PromptTemplate, format_triples, load_prompt
-from .shards import (
-    RUN_FILE,
-    STATS_FILE,
-    accepted_path,
-    read_manifest,
-    rejects_path,
-    write_json,
-    write_jsonl,
-)
 from .validation import RejectReason, ValidationError, align_triples, check_translation
 
 
@@ -129,9 +129,9 @@ class AnnotateReport:
 
     def summary(self) -> str:
         u = self.usage
-        rej = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items())) or "none"
         return (
-            f"items {self.items}: accepted {self.accepted}, rejected {sum(self.rejected.values())} ({rej})\n"
+            f"items {self.items}: accepted {self.accepted}, rejected {sum(self.rejected.values())} "
+            f"({format_counts(self.rejected)})\n"
             f"requests {u.requests} (cache hits {u.cache_hits}, shards reused {self.skipped_shards}); "
             f"tokens prompt {u.prompt_tokens} + completion {u.completion_tokens} "
             f"(saved by cache {u.saved_tokens}); cost {self.cost:.4f}"
@@ -295,20 +295,6 @@ class _Annotator:
         return _Outcome(accepted=record.to_dict())
 
 
-def _check_run_file(out_dir: Path, settings: dict[str, Any]) -> None:
-    path = out_dir / RUN_FILE
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        diff = sorted(k for k in settings if k != "limit" and old.get(k) != settings[k])
-        if diff:
-            raise ValueError(
-                f"{str(out_dir)!r} holds a run with different settings ({', '.join(diff)}: "
-                f"{ {k: old.get(k) for k in diff} } != { {k: settings[k] for k in diff} }); "
-                "use another `--out` directory to keep both."
-            )
-    write_json(path, settings)
-
-
 def annotate(
     source: Sequence[dict[str, Any]], backend: ChatBackend, config: AnnotateConfig, *, source_name: str = ""
 ) -> AnnotateReport:
@@ -325,17 +311,8 @@ def annotate(
     """
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with _run_lock(out):
+    with run_lock(out, "molora annotate"):
         return _annotate(source, backend, config, out, source_name)
-
-
-@contextlib.contextmanager
-def _run_lock(out: Path) -> Iterator[None]:
-    """An exclusive lock on ``OUT_DIR/.lock``: two runs must not write one directory at once."""
-    with file_lock(out / ".lock", blocking=False) as held:
-        if not held:
-            raise RuntimeError(f"Another `molora annotate` run is writing {str(out)!r}.")
-        yield
 
 
 def _annotate(
@@ -346,7 +323,7 @@ def _annotate(
     source_name: str,
 ) -> AnnotateReport:
     items = [(it, lang) for it in source_items(source, config.limit) for lang in config.languages]
-    _check_run_file(
+    check_run_file(
         out,
         {
             "source": source_name,
@@ -361,16 +338,14 @@ def _annotate(
     cache = AnswerCache(config.cache_path or out / "cache.sqlite")
     worker = _Annotator(backend, cache, config)
     report = AnnotateReport(items=len(items))
-    n_shards = (len(items) + config.shard_size - 1) // config.shard_size
     bar = _progress_bar(len(items), config.progress)
     counts: Counter[str] = Counter()
     pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="annotate")
     try:
-        for shard in range(n_shards):
-            chunk = items[shard * config.shard_size : (shard + 1) * config.shard_size]
-            ids_hash = _ids_hash([f"{it['id']}:{lang}" for it, lang in chunk])
-            entry = read_manifest(out)["shards"].get(f"{shard:05d}")
-            if entry and entry["complete"] and entry["ids_sha256"] == ids_hash:
+        for shard in plan_shards(items, config.shard_size, lambda x: f"{x[0]['id']}:{x[1]}"):
+            chunk = shard.items
+            entry = finished_shard(out, shard)
+            if entry:
                 report.skipped_shards += 1
                 counts.update(entry["counts"])
                 bar.update(len(chunk))
@@ -384,7 +359,7 @@ def _annotate(
                 counts["accepted" if o.accepted else o.reject["reason"]] += 1
                 bar.update(1)
                 bar.set_postfix(_postfix(counts, worker.usage), refresh=False)
-            _write_shard(out, shard, ids_hash, len(chunk), results)  # type: ignore[arg-type]
+            _write_shard(out, shard, results)  # type: ignore[arg-type]
     except BaseException:
         # Ctrl-C or a fatal backend error: drop queued items, let running ones store their answers.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -407,24 +382,12 @@ def _annotate(
     return report
 
 
-def _ids_hash(ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
-
-
-def _write_shard(out: Path, shard: int, ids_hash: str, n_items: int, results: list[_Outcome]) -> None:
+def _write_shard(out: Path, shard: Shard, results: list[_Outcome]) -> None:
     accepted = [o.accepted for o in results if o.accepted]
     rejects = [o.reject for o in results if o.reject]
     counts = Counter(["accepted"] * len(accepted) + [r["reason"] for r in rejects])
-    write_jsonl(accepted_path(out, shard), accepted)
-    write_jsonl(rejects_path(out, shard), rejects)
-    manifest = read_manifest(out)
-    manifest["shards"][f"{shard:05d}"] = {
-        "ids_sha256": ids_hash,
-        "items": n_items,
-        "counts": dict(counts),
-        "complete": counts.get(RejectReason.BACKEND_ERROR.value, 0) == 0,
-    }
-    write_json(out / "manifest.json", manifest)
+    complete = counts.get(RejectReason.BACKEND_ERROR.value, 0) == 0  # backend errors are retried on resume
+    write_shard(out, shard, accepted, rejects, items=len(shard.items), counts=dict(counts), complete=complete)
 
 
 def _postfix(counts: Counter, usage: Usage) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..registry import CORPUS_LOADERS, load_training_corpus
-from .shards import read_jsonl
+from ..shards import read_jsonl
 
 
 def load_source(source: str, path: str | None = None) -> list[dict[str, Any]]:

@@ -7,8 +7,10 @@ relation and objects become contiguous target spans or a reject with its reason 
 The output has the layout and record schema of ``molora annotate`` (:mod:`.pipeline`).
 
 The ``projected`` corpus loader (:mod:`.corpus`: ``molora project`` output, or the vendored XQuAD projection) is
-registered lazily by :mod:`molora_adapters.data`; :mod:`.sources` registers the ``xquad`` / ``reoie2016`` parallel
-sources. Public names load their module on first access.
+registered lazily by :mod:`molora_adapters.data`; :mod:`.sources` registers the ``xquad`` parallel source.
+This package never imports the OIE layer: the silver extractor, the evaluation sentences of the leak check and the
+``reoie2016`` gold source come from :mod:`molora_adapters.oie.projection`, which ``molora project`` passes in.
+Public names load their module on first access.
 """
 
 from ...utils.lazy import lazy_exports
@@ -38,7 +40,6 @@ _LAZY = {
     "load_projected": ".corpus",
     "mutual_argmax": ".align",
     "pair_sentences": ".pairing",
-    "pipeline_extractor": ".silver",
     "project": ".pipeline",
     "project_tuple": ".project",
     "register_parallel_source": ".sources",
@@ -70,7 +71,6 @@ __all__ = [
     "load_projected",
     "mutual_argmax",
     "pair_sentences",
-    "pipeline_extractor",
     "project",
     "project_tuple",
     "register_parallel_source",

@@ -11,7 +11,7 @@ between the two sentences. Links between pieces are then chosen by
   raises recall for words that argmax leaves out.
 
 Words are mapped to pieces by the project's one tokenisation helper,
-:func:`molora_adapters.oie.tokenization.tokenize_words`: spaced scripts as pre-split words, unspaced
+:func:`molora_adapters.data.tokenization.tokenize_words`: spaced scripts as pre-split words, unspaced
 scripts (one word per character) as their joined text with pieces mapped back through character
 offsets. A piece covering several characters (``"作为"``) covers all of their words; two words are
 aligned when any of their pieces are linked.
@@ -177,7 +177,7 @@ class EncoderAligner:
     @torch.inference_mode()
     def encode(self, sentences: list[Sentence]) -> list[EncodedSentence]:
         """Encode sentences (batched); see :class:`EncodedSentence`."""
-        from ...oie.tokenization import tokenize_words
+        from ..tokenization import tokenize_words
 
         out: list[EncodedSentence] = []
         pad = self.tokenizer.pad_token_id

@@ -17,6 +17,10 @@ import sys
 from .pairing import PairingConfig
 from .sources import PARALLEL_SOURCES, load_parallel_source
 
+# The OIE layer's Re-OIE2016 source, by path: `molora project --help` lists it without importing the OIE stack.
+if "reoie2016" not in PARALLEL_SOURCES:
+    PARALLEL_SOURCES.register_lazy("reoie2016", "molora_adapters.oie.projection:load_reoie2016_parallel")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``molora project`` options to ``parser``."""
@@ -50,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``molora project``; returns 0 on success, 2 on bad input."""
+    from ...oie.projection import evaluation_sentences, pipeline_extractor
     from .pipeline import ProjectConfig, project
 
     try:
@@ -87,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
     extractor = None
     if args.silver_model:
         from ...utils.cli import check_model_path
-        from .silver import pipeline_extractor
 
         check_model_path(args.silver_model, "--silver-model")  # one line, status 2 (see molora_adapters.cli)
 
@@ -99,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"molora project: error: `--silver-model` could not load: {e}", file=sys.stderr)
             return 2
     try:
-        report = project(units, config, extractor=extractor, source_name=args.source)
+        report = project(
+            units,
+            config,
+            extractor=extractor,
+            evaluation_sentences=evaluation_sentences,
+            source_name=args.source,
+        )
     except KeyboardInterrupt:
         print("molora project: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130

@@ -18,7 +18,7 @@ import datasets
 
 from ...utils.io import atomic_write_bytes
 from ..llm.loader import accepted_files, load_llm_augmented, load_record_files
-from ..llm.shards import MANIFEST, read_jsonl
+from ..shards import MANIFEST, read_jsonl
 
 __all__ = ["VENDORED_PROJECTED", "export_projected", "leaked_source_ids", "load_projected"]
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..llm.languages import get_language
 
-__all__ = ["EVALUATION_SETS", "eval_overlap", "evaluation_shingles", "find_leaks", "shingles"]
+__all__ = ["EvaluationSentences", "eval_overlap", "evaluation_shingles", "find_leaks", "shingles"]
 
 
 def _norm(text: str) -> str:
@@ -56,39 +56,27 @@ def find_leaks(
     return [(i, s) for i, s in enumerate(sentences) if shingles(s, language, n) & index]
 
 
-# Evaluation sentences per language, as (benchmark, split) pairs of the shipped gold sets.
-EVALUATION_SETS: dict[str, list[tuple[str, str]]] = {
-    "en": [
-        ("benchie", "test"),
-        ("carb", "dev"),
-        ("carb", "test"),
-        ("reoie2016", "test"),
-        ("oie2016", "dev"),
-        ("oie2016", "test"),
-    ],
-    "de": [("benchie", "test")],
-    "zh": [("benchie", "test"), ("carb", "test")],
-    "es": [("carb", "test"), ("reoie2016", "test")],
-    "pt": [("carb", "test"), ("reoie2016", "test")],
-    "hi": [("carb", "test")],
-    "te": [("carb", "test")],
-}
+EvaluationSentences = Callable[[str], Iterable[str]]
+"""``language -> evaluation sentences`` of that language (e.g.
+:func:`molora_adapters.oie.projection.evaluation_sentences`, which ``molora project`` passes)."""
 
 
 @functools.cache
-def evaluation_shingles(language: str, n: int | None = None) -> frozenset[str]:
-    """Shingles of every shipped evaluation sentence of ``language`` (see :data:`EVALUATION_SETS`)."""
-    from ...oie.benchmarks.gold import load_benchmark
-
-    n = n or (12 if get_language(language).unspaced else 8)
+def evaluation_shingles(evaluation_sentences: EvaluationSentences, language: str, n: int) -> frozenset[str]:
+    """Shingles of every evaluation sentence of ``language`` (cached per callable, language and ``n``)."""
     out: set[str] = set()
-    for name, split in EVALUATION_SETS.get(language, []):
-        for r in load_benchmark(name, language, split=split):
-            out |= shingles(r["sentence"], language, n)
+    for sentence in evaluation_sentences(language):
+        out |= shingles(sentence, language, n)
     return frozenset(out)
 
 
-def eval_overlap(sentence: str, language: str) -> bool:
-    """Whether ``sentence`` collides with a shipped evaluation sentence of its language."""
+def eval_overlap(sentence: str, language: str, evaluation_sentences: EvaluationSentences) -> bool:
+    """Whether ``sentence`` collides with an evaluation sentence of its language.
+
+    Args:
+        sentence (`str`): a candidate training sentence.
+        language (`str`): its language code.
+        evaluation_sentences (`Callable[[str], Iterable[str]]`): ``language -> evaluation sentences``.
+    """
     n = 12 if get_language(language).unspaced else 8
-    return bool(shingles(sentence, language, n) & evaluation_shingles(language, n))
+    return bool(shingles(sentence, language, n) & evaluation_shingles(evaluation_sentences, language, n))

@@ -1,7 +1,7 @@
 """``project``: sentence pairing, word alignment and tuple projection, written as resumable shards.
 
 The output directory has exactly the layout of ``molora annotate`` (see
-:mod:`molora_adapters.data.llm.shards`), so ``load_training_corpus("llm-augmented", path=OUT)`` and
+:mod:`molora_adapters.data.shards`), so ``load_training_corpus("llm-augmented", path=OUT)`` and
 ``--llm-data OUT`` read it unchanged; ``load_training_corpus("projected", path=OUT)`` is the same loader
 under this feature's name. An *item* is one (parallel unit, target language); shard ``k`` holds items
 ``[k * shard_size, (k + 1) * shard_size)`` of the deterministic item list, is written atomically and
@@ -17,21 +17,18 @@ record missing a tuple would teach the tagger that the tuple is not there), or w
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import shards
 from ..llm.languages import parse_language_list
-from ..llm.pipeline import _check_run_file
-from ..llm.shards import STATS_FILE, accepted_path, read_manifest, rejects_path, write_json, write_jsonl
 from ..schema import OIERecord
 from .align import AlignMethod, EncodedSentence, EncoderAligner
-from .leaks import eval_overlap
+from .leaks import EvaluationSentences, eval_overlap
 from .pairing import PairingConfig, pair_sentences
 from .project import ProjectionReject, RejectReason, project_tuple
 from .sources import ParallelUnit
@@ -62,7 +59,8 @@ class ProjectConfig:
         keep_partial (`bool`, *optional*, defaults to `False`): accept pairs where only some tuples project.
         silver_model (`str`, *optional*): name recorded for silver tuples (the extractor's model).
         leak_check (`bool`, *optional*, defaults to `True`): reject pairs whose English sentence or
-            translation collides with a shipped evaluation sentence (``eval_overlap``, see :mod:`.leaks`).
+            translation collides with an evaluation sentence (``eval_overlap``, see :mod:`.leaks`; the sentences come
+            from the `evaluation_sentences` argument of :func:`project`).
             Turn off only to project an evaluation set itself (Re-OIE2016, for measuring).
         progress (`bool`, *optional*, defaults to `True`): show a tqdm progress bar.
     """
@@ -132,14 +130,12 @@ class ProjectReport:
     skipped_shards: int = 0
 
     def summary(self) -> str:
-        rej = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items())) or "none"
-        pairing = ", ".join(f"{k}={v}" for k, v in sorted(self.pairing.items())) or "none"
-        tup = ", ".join(f"{k}={v}" for k, v in sorted(self.tuples.items())) or "none"
         return (
             f"items {self.items} (unit x language; shards reused {self.skipped_shards})\n"
-            f"pairing: {pairing}\n"
-            f"pairs {self.pairs}: accepted {self.accepted}, rejected {sum(self.rejected.values())} ({rej})\n"
-            f"tuples: {tup}"
+            f"pairing: {shards.format_counts(self.pairing)}\n"
+            f"pairs {self.pairs}: accepted {self.accepted}, rejected {sum(self.rejected.values())} "
+            f"({shards.format_counts(self.rejected)})\n"
+            f"tuples: {shards.format_counts(self.tuples)}"
         )
 
 
@@ -150,8 +146,10 @@ class _Projector:
         aligner: EncoderAligner,
         extractor: SilverExtractor | None,
         source_name: str,
+        evaluation_sentences: EvaluationSentences | None,
     ) -> None:
         self.config, self.aligner, self.extractor, self.source_name = config, aligner, extractor, source_name
+        self.evaluation_sentences = evaluation_sentences
         self._unit_id: str | None = None
         self._unit_cache: tuple[list[EncodedSentence], list[list[dict[str, Any]]], str] | None = None
 
@@ -218,8 +216,12 @@ class _Projector:
                 "tuple_scores": [],
                 "dropped": [],
             }
-            if cfg.leak_check:
-                hit = [(x.text, x.language) for x in (src, tgt) if eval_overlap(x.text, x.language)]
+            if self.evaluation_sentences is not None:
+                hit = [
+                    (x.text, x.language)
+                    for x in (src, tgt)
+                    if eval_overlap(x.text, x.language, self.evaluation_sentences)
+                ]
                 if hit:
                     detail = f"{hit[0][1]} sentence collides with an evaluation sentence: {hit[0][0][:80]!r}"
                     rejects.append(
@@ -282,6 +284,7 @@ def project(
     *,
     aligner: EncoderAligner | None = None,
     extractor: SilverExtractor | None = None,
+    evaluation_sentences: EvaluationSentences | None = None,
     source_name: str = "",
 ) -> ProjectReport:
     """Project English tuples onto ``config.languages``; resumable (see module docstring).
@@ -291,7 +294,11 @@ def project(
         config (`ProjectConfig`): run settings.
         aligner (`EncoderAligner`, *optional*): built from ``config`` when omitted (and only if a shard
             needs it).
-        extractor (`SilverExtractor`, *optional*): English model for units without gold tuples.
+        extractor (`SilverExtractor`, *optional*): English model for units without gold tuples (e.g.
+            :func:`molora_adapters.oie.projection.pipeline_extractor`).
+        evaluation_sentences (`Callable[[str], Iterable[str]]`, *optional*): ``language -> evaluation sentences``
+            for the leak check; required when ``config.leak_check`` (e.g.
+            :func:`molora_adapters.oie.projection.evaluation_sentences`, the shipped gold sets).
         source_name (`str`, *optional*): source name, recorded in ``run.json`` and ``meta``.
 
     Returns:
@@ -303,11 +310,15 @@ def project(
     missing = sorted({lang for u in units for lang in config.languages if lang not in u.targets})
     if missing:
         raise ValueError(f"`languages` {missing} are missing from the source's units.")
-    with _run_lock(out):
-        _check_run_file(out, {"source": source_name, **config.settings()})
+    if config.leak_check and evaluation_sentences is None:
+        raise ValueError(
+            "`leak_check` needs `evaluation_sentences` (language -> evaluation sentences), e.g. "
+            "`molora_adapters.oie.projection.evaluation_sentences`; or set `leak_check=False`."
+        )
+    with shards.run_lock(out, "molora project"):
+        shards.check_run_file(out, {"source": source_name, **config.settings()})
         items = [(u, lang) for u in units for lang in config.languages]
         report = ProjectReport(items=len(items))
-        n_shards = (len(items) + config.shard_size - 1) // config.shard_size
         from tqdm.auto import tqdm
 
         bar = tqdm(
@@ -315,18 +326,22 @@ def project(
         )
         worker: _Projector | None = None
         try:
-            for shard in range(n_shards):
-                chunk = items[shard * config.shard_size : (shard + 1) * config.shard_size]
-                ids_hash = _ids_hash([f"{u.id}:{lang}" for u, lang in chunk])
-                entry = read_manifest(out)["shards"].get(f"{shard:05d}")
-                if entry and entry["complete"] and entry["ids_sha256"] == ids_hash:
+            for shard in shards.plan_shards(items, config.shard_size, lambda x: f"{x[0].id}:{x[1]}"):
+                chunk = shard.items
+                if shards.finished_shard(out, shard):
                     report.skipped_shards += 1
                     bar.update(len(chunk))
                     continue
                 if worker is None:
                     if aligner is None:
                         aligner = EncoderAligner(config.encoder, layer=config.layer, method=config.method)
-                    worker = _Projector(config, aligner, extractor, source_name)
+                    worker = _Projector(
+                        config,
+                        aligner,
+                        extractor,
+                        source_name,
+                        evaluation_sentences if config.leak_check else None,
+                    )
                 acc, rej, pairing, tuples = [], [], Counter(), Counter()
                 for u, lang in chunk:
                     a, r, p, t = worker.process(u, lang)
@@ -335,13 +350,13 @@ def project(
                     pairing.update(p)
                     tuples.update(t)
                     bar.update(1)
-                _write_shard(out, shard, ids_hash, acc, rej, pairing, tuples)
+                _write_shard(out, shard, acc, rej, pairing, tuples)
         finally:
             bar.close()
         totals: Counter[str] = Counter()
         pairing_total: Counter[str] = Counter()
         tuple_total: Counter[str] = Counter()
-        for e in read_manifest(out)["shards"].values():
+        for e in shards.read_manifest(out)["shards"].values():
             totals.update(e["counts"])
             pairing_total.update(e.get("pairing", {}))
             tuple_total.update(e.get("tuples", {}))
@@ -350,49 +365,27 @@ def project(
         report.pairs = report.accepted + sum(totals.values())
         report.pairing = dict(pairing_total)
         report.tuples = dict(tuple_total)
-        write_json(out / STATS_FILE, asdict(report))
+        shards.write_json(out / shards.STATS_FILE, asdict(report))
         return report
-
-
-def _ids_hash(ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
-
-
-@contextlib.contextmanager
-def _run_lock(out: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``OUT_DIR/.lock`` (dropped by the kernel if the process dies)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no locking
-        yield
-        return
-    with open(out / ".lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise RuntimeError(f"Another `molora project` run is writing {str(out)!r}.") from None
-        yield
 
 
 def _write_shard(
     out: Path,
-    shard: int,
-    ids_hash: str,
+    shard: shards.Shard,
     accepted: list[dict],
     rejects: list[dict],
     pairing: Counter,
     tuples: Counter,
 ) -> None:
     counts = Counter(["accepted"] * len(accepted) + [r["reason"] for r in rejects])
-    write_jsonl(accepted_path(out, shard), accepted)
-    write_jsonl(rejects_path(out, shard), rejects)
-    manifest = read_manifest(out)
-    manifest["shards"][f"{shard:05d}"] = {
-        "ids_sha256": ids_hash,
-        "items": sum(counts.values()),
-        "counts": dict(counts),
-        "pairing": dict(pairing),
-        "tuples": dict(tuples),
-        "complete": True,
-    }
-    write_json(out / "manifest.json", manifest)
+    shards.write_shard(
+        out,
+        shard,
+        accepted,
+        rejects,
+        items=sum(counts.values()),
+        counts=dict(counts),
+        pairing=dict(pairing),
+        tuples=dict(tuples),
+        complete=True,
+    )

@@ -13,7 +13,9 @@ name           what                                                             
                copy vendored for X-STA)
 ``reoie2016``  Re-OIE2016 en with its es/pt translations (vendored gold, one     gold
                unit of 595 sentences); an *evaluation* set: use it to measure
-               projection, never to train
+               projection, never to train. Registered by
+               :mod:`molora_adapters.oie.projection` (the OIE layer owns the
+               gold sets), which ``molora project`` imports
 =============  ===============================================================  ======================
 """
 
@@ -117,53 +119,4 @@ def load_xquad(languages: list[str], path: str | None = None, **_: Any) -> list[
             },
         )
         for pid, text in english.items()
-    ]
-
-
-def _gold_tuples(record: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for e in record["extractions"]:
-        out.append(
-            {
-                k: e[k]
-                for k in (
-                    "arg0",
-                    "relation",
-                    "args",
-                    "context",
-                    "confidence",
-                    "arg0_pos",
-                    "relation_pos",
-                    "args_pos",
-                )
-            }
-        )
-    return out
-
-
-@register_parallel_source("reoie2016")
-def load_reoie2016_parallel(languages: list[str], path: str | None = None, **_: Any) -> list[ParallelUnit]:
-    """Re-OIE2016 en gold with its es / pt translations as one unit (see module docstring).
-
-    Args:
-        languages (`list[str]`): ``es`` and/or ``pt``.
-        path (`str`, *optional*): unused (the vendored gold files are read).
-    """
-    from ...oie.benchmarks.gold import load_benchmark
-
-    bad = sorted(set(languages) - {"es", "pt"})
-    if bad:
-        raise ValueError(f"`languages` {bad} are not in Re-OIE2016; it has es and pt translations.")
-    en = load_benchmark("reoie2016", "en")
-    source = [Sentence.from_words(r["words"], "en") for r in en]
-    return [
-        ParallelUnit(
-            id="reoie2016",
-            source=source,
-            targets={
-                lang: [Sentence.from_words(r["words"], lang) for r in load_benchmark("reoie2016", lang)]
-                for lang in languages
-            },
-            gold=[_gold_tuples(r) for r in en],
-        )
     ]

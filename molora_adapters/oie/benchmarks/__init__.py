@@ -1,6 +1,7 @@
 """OIE benchmarks as plugins: CaRB, BenchIE and (Re-)OIE2016 scorers with the official tools' semantics,
-shipped gold sets with a `datasets` loader registry, readers/writers for system outputs, `evaluate`
-metrics and the ``molora evaluate`` command.
+shipped gold sets with a `datasets` loader registry, `evaluate` metrics and the ``molora evaluate`` command.
+The readers and writers of system outputs live in :mod:`molora_adapters.oie.formats` (re-exported here).
+Public names load their module on first access.
 """
 
 from ...utils.lazy import lazy_exports
@@ -8,40 +9,40 @@ from ...utils.lazy import lazy_exports
 _LAZY = {
     "BENCHMARK_LOADERS": ".gold",
     "DEFAULT_TEST_SETS": ".leakage",
-    "ExtractionRow": ".rows",
-    "FORMAT_ALIASES": ".readers",
+    "ExtractionRow": "..formats.rows",
+    "FORMAT_ALIASES": "..formats.readers",
     "GOLD_SETS": ".gold",
-    "LineResult": ".writers",
-    "OUTPUT_FORMATS": ".writers",
-    "PREDICTION_READERS": ".readers",
+    "LineResult": "..formats.writers",
+    "OUTPUT_FORMATS": "..formats.writers",
+    "PREDICTION_READERS": "..formats.readers",
     "SCORERS": ".api",
     "align_translations": ".leakage",
-    "format_benchie": ".writers",
-    "format_tabbed": ".writers",
+    "format_benchie": "..formats.writers",
+    "format_tabbed": "..formats.writers",
     "gold_path": ".gold",
     "leak_free_few_shot": ".leakage",
     "load_benchmark": ".gold",
     "match_tuples": ".carb",
-    "normalize_key": ".rows",
+    "normalize_key": "..formats.rows",
     "parse_benchie_gold": ".benchie",
-    "read_benchie": ".readers",
+    "read_benchie": "..formats.readers",
     "read_carb_gold": ".gold",
-    "read_jsonl": ".readers",
-    "read_openie4": ".readers",
-    "read_predictions": ".readers",
-    "read_tabbed": ".readers",
+    "read_jsonl": "..formats.readers",
+    "read_openie4": "..formats.readers",
+    "read_predictions": "..formats.readers",
+    "read_tabbed": "..formats.readers",
     "register_benchmark": ".gold",
-    "register_prediction_reader": ".readers",
+    "register_prediction_reader": "..formats.readers",
     "register_scorer": ".api",
     "reoie2016_english_originals": ".leakage",
-    "resolve_format": ".readers",
-    "rows_from_extractions": ".readers",
+    "resolve_format": "..formats.readers",
+    "rows_from_extractions": "..formats.readers",
     "score": ".api",
     "score_extractions": ".api",
-    "write_benchie": ".writers",
-    "write_jsonl": ".writers",
-    "write_results": ".writers",
-    "write_tabbed": ".writers",
+    "write_benchie": "..formats.writers",
+    "write_jsonl": "..formats.writers",
+    "write_results": "..formats.writers",
+    "write_tabbed": "..formats.writers",
 }
 
 __all__ = [

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..formats.rows import ExtractionRow
 from .carb import _Prepared, carb_match, f1, group_sentences, trapezoid_auc
-from .rows import ExtractionRow
 
 
 def reference_carb_curve(

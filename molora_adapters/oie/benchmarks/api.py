@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 
 from ...registry import Registry
+from ..formats.readers import read_predictions, rows_from_extractions
+from ..formats.rows import ExtractionRow, normalize_key
 from .benchie import BenchieGold, benchie_score, parse_benchie_gold
 from .carb import carb_curve
 from .gold import gold_path, read_carb_gold
 from .lexical import lexical_score, read_oie2016_gold, read_reoie2016_gold
-from .readers import read_predictions, rows_from_extractions
-from .rows import ExtractionRow, normalize_key
 
 Scorer = Callable[..., dict]
 SCORERS: Registry[Scorer] = Registry("benchmark scorer")

@@ -23,8 +23,8 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .readers import _lines
-from .rows import ExtractionRow, char_tokenize, normalize_key
+from ..formats.readers import iter_lines
+from ..formats.rows import ExtractionRow, char_tokenize, normalize_key
 
 
 @dataclass
@@ -110,7 +110,7 @@ def parse_benchie_gold(path: str | os.PathLike) -> BenchieGold:
     sent_ids: list[str] = []
     sentences: dict[str, str] = {}
     entries: list[tuple[object, str]] = []
-    for n, raw_line in _lines(path):
+    for n, raw_line in iter_lines(path):
         line = raw_line.strip()
         where = f"{path_s}:{n}"
         # official: sentences and annotations are collected in two independent passes

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .rows import ExtractionRow, normalize_key
+from ..formats.rows import ExtractionRow, normalize_key
 
 BE_FORMS = ("be", "is", "am", "are", "was", "were", "been", "being")
 # official: substring test on the raw gold relation ("unsaid" counts as "said").

@@ -13,7 +13,7 @@ import os
 import sys
 
 from ...utils.io import atomic_write_text
-from .readers import format_choices
+from ..formats.readers import format_choices
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,9 +18,9 @@ import datasets
 from ...data.schema import OIERecord, OIETuple, records_to_dataset
 from ...registry import Registry
 from ...utils.io import open_text
+from ..formats.readers import iter_lines
+from ..formats.rows import ExtractionRow
 from .benchie import benchie_records, parse_benchie_gold
-from .readers import _lines
-from .rows import ExtractionRow
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "benchmarks"
 
@@ -100,7 +100,7 @@ def read_carb_gold(path: str | os.PathLike, *, with_context: bool = False):
         ``list[ExtractionRow]``, or ``(rows, contexts)`` with ``with_context=True``.
     """
     rows, contexts = [], []
-    for n, line in _lines(path):
+    for n, line in iter_lines(path):
         if not line.strip():
             continue  # (the official readers crash on blank lines)
         where = f"{os.fspath(path)}:{n}"
@@ -241,7 +241,7 @@ def _load_reoie2016(lang: str, split: str, variant: str, path) -> datasets.Datas
 @register_benchmark("oie2016")
 def _load_oie2016(lang: str, split: str, variant: str, path) -> datasets.Dataset:
     groups: dict[str, list[tuple[list[str], int]]] = {}
-    for n, line in _lines(path):
+    for n, line in iter_lines(path):
         data = line.strip().split("\t")
         if len(data) < 3:
             raise ValueError(f"{os.fspath(path)}:{n}: expected `sentence<TAB>head<TAB>predicate<TAB>arg...`.")

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...utils.io import open_text
+from ..formats.readers import iter_lines
+from ..formats.rows import ExtractionRow
 from .carb import f1 as _f1
 from .carb import group_sentences, trapezoid_auc
-from .readers import _lines
-from .rows import ExtractionRow
 
 LEXICAL_THRESHOLD = 0.5
 
@@ -62,7 +62,7 @@ def read_oie2016_gold(path: str | os.PathLike) -> list[ExtractionRow]:
         path (`str` or `os.PathLike`): ``OIE2016_{dev,test}.txt``.
     """
     rows = []
-    for n, line in _lines(path):
+    for n, line in iter_lines(path):
         if not line.strip():
             continue  # (the official readers crash on blank lines)
         where = f"{os.fspath(path)}:{n}"

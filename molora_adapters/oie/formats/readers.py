@@ -60,7 +60,7 @@ def register_prediction_reader(name: str, reader: PredictionReader | None = None
     return PREDICTION_READERS.register(name, reader, overwrite=overwrite)
 
 
-def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """``(line_number, line)`` for every line; line endings are split the way Python's text mode does."""
     with open_text(path, newline="") as f:
         text = f.read()
@@ -85,7 +85,7 @@ def read_tabbed(path: str | os.PathLike) -> list[ExtractionRow]:
         path (`str` or `os.PathLike`): the file to read.
     """
     rows = []
-    for n, line in _lines(path):
+    for n, line in iter_lines(path):
         if not line.strip():
             continue
         where = f"{os.fspath(path)}:{n}"
@@ -119,7 +119,7 @@ def read_openie4(path: str | os.PathLike) -> list[ExtractionRow]:
         path (`str` or `os.PathLike`): the file to read.
     """
     rows = []
-    for n, line in _lines(path):
+    for n, line in iter_lines(path):
         if not line.strip():
             continue
         where = f"{os.fspath(path)}:{n}"
@@ -143,7 +143,7 @@ def read_benchie(path: str | os.PathLike) -> list[ExtractionRow]:
         path (`str` or `os.PathLike`): the file to read.
     """
     rows = []
-    for n, line in _lines(path):
+    for n, line in iter_lines(path):
         if not line.strip():
             continue
         where = f"{os.fspath(path)}:{n}"
@@ -169,7 +169,7 @@ def read_jsonl(path: str | os.PathLike) -> list[ExtractionRow]:
         path (`str` or `os.PathLike`): the file to read.
     """
     rows: list[ExtractionRow] = []
-    for n, line in _lines(path):
+    for n, line in iter_lines(path):
         if not line.strip():
             continue
         where = f"{os.fspath(path)}:{n}"
@@ -237,7 +237,7 @@ def _row(sentence: str, ext: Any, where: str, sent_id: str | None = None) -> Ext
 
 def _record_sent_id(record: Any) -> str | None:
     """A record's BenchIE sentence id: ``sent_id``, else the ``sent_id`` in its JSON ``meta`` (as
-    :func:`~.gold.load_benchmark` writes it)."""
+    :func:`~molora_adapters.oie.benchmarks.gold.load_benchmark` writes it)."""
     sid = _get(record, "sent_id")
     if sid is None:
         meta = _get(record, "meta")

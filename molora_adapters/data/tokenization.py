@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..data.alignment import is_unspaced, join_words, word_spaces
+from .alignment import is_unspaced, join_words, word_spaces
 
 __all__ = ["WordEncoding", "encode_words", "tokenize_words", "word_level_tags"]
 
