@@ -521,3 +521,8 @@ def register() -> None:
         if entry.adder_name:
             _install_head_adder(entry)
     _registered = True
+
+
+from . import _plugin  # noqa: E402  (at the end: registering needs this module complete)
+
+_plugin.register_if_pending(__name__)  # `adapters` may have been first imported by this module

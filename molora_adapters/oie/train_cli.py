@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..utils.cli import CommandError
 from .recipes import PRESETS
 
 
@@ -42,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the recipe, train it (and evaluate unless ``--no-eval``); bad input is one line with status 2."""
+    """Build the recipe, train it (and evaluate unless ``--no-eval``); bad input raises `CommandError` (one line,
+    status 2) before any training."""
     from .recipes import OIERecipe
 
     try:
@@ -52,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
             changes["eval"] = tuple(e.strip() for e in args.eval.split(",") if e.strip())
         recipe = recipe.replace(**{k: v for k, v in changes.items() if v is not None})
     except ValueError as err:
-        print(f"molora train: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+        raise CommandError(str(err).splitlines()[0]) from None
     from .evaluation import format_table
     from .recipes import run_recipe, train_recipe
     from .training_run import RecipeDataError
@@ -65,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         results = run_recipe(recipe, args.output_dir, resume=not args.no_resume, log=_log)
     except RecipeDataError as err:
-        print(f"molora train: {err}", file=sys.stderr)
-        return 2
+        raise CommandError(str(err)) from None
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
