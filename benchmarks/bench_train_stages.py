@@ -31,7 +31,12 @@ import torch
 
 from molora_adapters.mixture.config import DropoutSite
 from molora_adapters.mixture.router import ROUTERS_ATTR
-from molora_adapters.training import MT4CROSSOIE_STAGES, RowSparseAdamW, StreamSampler, autocast_bf16_available
+from molora_adapters.training import (
+    MT4CROSSOIE_STAGES,
+    RowSparseAdamW,
+    StreamSampler,
+    autocast_bf16_available,
+)
 from molora_adapters.training.callback import StageCallback
 from molora_adapters.training.targets import resolve_stage_parameters
 from molora_adapters.utils.attention import attention_autocast_dtype
@@ -54,7 +59,9 @@ def _build(path: str, seed: int):
     torch.manual_seed(seed)
     model = AutoAdapterModel.from_pretrained(path, attention_probs_dropout_prob=0.0)  # as the example on CPU
     model.add_oie_head("oie", n_arg_layers=2, d_feedforward=512, attention_probs_dropout=0.0)
-    lora = LoRAConfig(r=8, alpha=16, dropout=0.1, selfattn_lora=True, intermediate_lora=True, output_lora=True)
+    lora = LoRAConfig(
+        r=8, alpha=16, dropout=0.1, selfattn_lora=True, intermediate_lora=True, output_lora=True
+    )
     languages = {e: e for e in EXPERTS} | {"hi": "en", "te": "en"}
     name = model.add_adapter_mixture(
         list(EXPERTS), name="oie_mixture", top_k=2, granularity="token", languages=languages,
@@ -180,7 +187,9 @@ def run_stages(args, argv: list[str] | None, root: Path, data: Callable) -> int:
                 step_seconds[n].append(s)
                 seconds, samples = seconds + s, samples + int(batch["predicate_mask"].shape[0])
             rates[n].append(samples / seconds)
-        print(f"round {rnd + 1}/{rounds}: " + ", ".join(f"{n} {rates[n][-1]:.1f}" for n in SYSTEMS), flush=True)
+        print(
+            f"round {rnd + 1}/{rounds}: " + ", ".join(f"{n} {rates[n][-1]:.1f}" for n in SYSTEMS), flush=True
+        )
     med = {n: statistics.median(v) for n, v in rates.items()}
     floor, floor32 = med["floor"], med["floor, fp32"]
     stages = [
