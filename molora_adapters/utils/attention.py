@@ -47,10 +47,16 @@ def float32_attention_active(hidden_states: torch.Tensor) -> bool:
     """Whether an attention forward on ``hidden_states`` should compute SDPA in float32 (CPU bf16 autocast)."""
     return (
         hidden_states.device.type == "cpu"
-        and torch.is_autocast_enabled("cpu")
-        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and _cpu_autocast_dtype() == torch.bfloat16
         and _ATTENTION_DTYPE.get() is torch.float32
     )
+
+
+def _cpu_autocast_dtype() -> torch.dtype | None:
+    """The CPU autocast dtype, or `None` when CPU autocast is off (torch < 2.4 has only the CPU-named calls)."""
+    if hasattr(torch, "get_autocast_dtype"):
+        return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+    return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
 
 
 class Float32Attention(TorchFunctionMode):
