@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from molora_adapters.mixture.config import DropoutSite
+from molora_adapters.mixture import DropoutSite
 from molora_adapters.mixture.router import ROUTERS_ATTR
 from molora_adapters.training import (
     MT4CROSSOIE_STAGES,

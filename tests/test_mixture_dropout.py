@@ -8,8 +8,7 @@ import pytest
 import torch
 from adapters.methods.lora import LoRA
 
-from molora_adapters.mixture import MixtureConfig, expert_compute
-from molora_adapters.mixture.config import DropoutSite
+from molora_adapters.mixture import DropoutSite, MixtureConfig, expert_compute
 from tests.testing_common import model_output, padded_batch, tiny_mixture_model
 
 

@@ -379,7 +379,7 @@ def _mixture(layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, fuse_o
         gates = gates.index_select(-1, layout.expert_index)  # (..., E_present)
     gates = gates.to(dtype)  # the LoRA scalings are folded into the stacked B
 
-    if drops and not in_rank and h is None:  # h given: fused with the router, which reads the same x
+    if drops and not in_rank:  # (the router + A fusion is off then: the router reads the undropped x)
         expert_in = dropout(expert_in)
     if config.granularity is Granularity.TOKEN:
         units = expert_in.reshape(-1, 1, expert_in.shape[-1])  # (U = tokens, 1, D)
