@@ -300,6 +300,7 @@ def build_model(args, log):
         languages=languages,
         # one expert (a single LoRA): nothing to route, so no routing supervision
         language_loss_coef=args.language_loss_coef if len(args.experts) > 1 else 0.0,
+        dropout_site="rank",  # LoRA dropout on the rank activations: same dev F1, ~14% faster step (CHANGELOG)
         expert_config=LoRAConfig(
             r=r, alpha=2 * r, dropout=0.1, selfattn_lora=True, intermediate_lora=True, output_lora=True
         ),
