@@ -1,18 +1,24 @@
 """molora-adapters: Mixture-of-LoRA routing and disentangled stage tuning for AdapterHub `adapters`.
 
-Importing the package registers the plugin with `adapters` (idempotent, version-checked).
+Importing the package is light (no torch, no ``adapters``) and registers the plugin with ``adapters`` (idempotent,
+version-checked) as soon as ``adapters`` is imported, before or after this package (see :mod:`._plugin`). The public
+names below load :mod:`.mixture` on first access.
 """
 
-from ._integration import register as _register
-from ._integration import register_head_type as _register_head_type
-from .mixture import Granularity, Mixture, MixtureConfig, mixture_parameters, routing_statistics
+from __future__ import annotations
+
+import importlib
+
+from . import _plugin
 from .version import __version__
 
-# Declared by path: the OIE stack is imported only when a model adds an OIE head.
-_register_head_type(
-    "oie", "molora_adapters.oie.heads:OIEHead", adder="molora_adapters.oie.heads:add_oie_head"
-)
-_register()
+_LAZY = {
+    "Granularity": ".mixture",
+    "Mixture": ".mixture",
+    "MixtureConfig": ".mixture",
+    "mixture_parameters": ".mixture",
+    "routing_statistics": ".mixture",
+}
 
 __all__ = [
     "Granularity",
@@ -22,3 +28,18 @@ __all__ = [
     "mixture_parameters",
     "routing_statistics",
 ]
+
+_plugin.install()
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        _plugin.register_if_pending()
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

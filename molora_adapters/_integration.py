@@ -61,6 +61,7 @@ from ._patching import (
     patch,
     resolve,
 )
+from ._plugin import when_imported
 from .mixture.composition import Mixture
 from .mixture.config import MixtureConfig
 from .mixture.hub import MixtureHubMixin
@@ -425,7 +426,12 @@ SDPA_ATTENTION_CLASSES = (
     ("adapters.models.roberta.modeling_roberta", "RobertaSdpaSelfAttentionWithAdapters"),
     ("adapters.models.xlm_roberta.modeling_xlm_roberta", "XLMRobertaSdpaSelfAttentionWithAdapters"),
 )
-"""Self-attention classes that call ``F.scaled_dot_product_attention`` themselves (the default e5 encoder: BERT)."""
+"""Self-attention classes that call ``F.scaled_dot_product_attention`` themselves (the default e5 encoder: BERT);
+each is patched when ``adapters`` imports its module (``register``), so registering imports no model code."""
+
+
+def _patch_attention(module: str, cls: str) -> None:
+    patch(resolve(f"{module}:{cls}"), "forward", _make_float32_attention_forward)
 
 
 def _make_float32_attention_forward(original):
@@ -499,11 +505,6 @@ PATCHES: tuple[Patch, ...] = (
         "add_prediction_head_from_config",
         _make_add_prediction_head_from_config,
     ),
-    # 9. attention under CPU bf16 autocast
-    *(
-        Patch(resolve(f"{module}:{cls}"), "forward", _make_float32_attention_forward)
-        for module, cls in SDPA_ATTENTION_CLASSES
-    ),
 )
 """Every wrapped ``adapters`` attribute (X-STA's self-attention dispatch: :mod:`molora_adapters.xsta.seam`)."""
 
@@ -544,6 +545,9 @@ def register() -> None:
         patch(entry.owner, entry.name, entry.make, inherited=entry.inherited)
     for owner, name, value in MODEL_METHODS:
         add_method(owner, name, value, source=getattr(value, "__qualname__", None))
+    # 9. attention under CPU bf16 autocast
+    for module, cls in SDPA_ATTENTION_CLASSES:
+        when_imported(module, functools.partial(_patch_attention, module, cls))
 
     # 6. prediction heads declared by the package root and by plugins through `register_head_type`
     register_head_type("xsta_qa", "molora_adapters.xsta.head:XSTAQAHead")
@@ -551,3 +555,8 @@ def register() -> None:
         if entry.adder_name:
             _install_head_adder(entry)
     _registered = True
+
+
+from . import _plugin  # noqa: E402  (at the end: registering needs this module complete)
+
+_plugin.register_if_pending(__name__)  # `adapters` may have been first imported by this module

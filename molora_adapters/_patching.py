@@ -121,3 +121,8 @@ def resolve(path: str) -> Any:
     for attr in attrs.split("."):
         obj = getattr(obj, attr)
     return obj
+
+
+from . import _plugin  # noqa: E402  (at the end: registering needs this module complete)
+
+_plugin.register_if_pending(__name__)  # `adapters` may have been first imported by this module

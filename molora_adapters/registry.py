@@ -3,7 +3,8 @@
 Modelled on peft's ``register_peft_method``: names are validated, duplicates raise unless
 ``overwrite=True``, and lookups of unknown names list what is available. An entry can also be registered
 *lazily* by import path (:meth:`Registry.register_lazy`): the module is imported on first lookup, so that
-listing or using the other entries never imports it. :meth:`Registry.unregister` removes an entry.
+listing or using the other entries never imports it; that module may register the object itself on import (the
+object at the lazy path replaces the entry, anything else is a duplicate). :meth:`Registry.unregister` removes an entry.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+
+
+def _path_of(obj: object) -> str:
+    """``"module:qualname"`` of a function or class (what a lazy entry names), else ``""``."""
+    return f"{getattr(obj, '__module__', '')}:{getattr(obj, '__qualname__', '')}"
 
 
 class Registry(Generic[T]):
@@ -41,7 +47,10 @@ class Registry(Generic[T]):
         self._check_name(name)
 
         def _add(o: T) -> T:
-            taken = name in self._lazy or (name in self._items and self._items[name] is not o)
+            lazy = self._lazy.get(name)
+            taken = (lazy is not None and lazy != _path_of(o)) or (
+                name in self._items and self._items[name] is not o
+            )
             if taken and not overwrite:
                 raise ValueError(
                     f"A {self.kind} named `{name}` is already registered; pass `overwrite=True` to replace it."

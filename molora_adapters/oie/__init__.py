@@ -1,13 +1,35 @@
-"""Open Information Extraction: Multi2OIE heads for `adapters`, decoding, the extraction pipeline and CLI."""
+"""Open Information Extraction: Multi2OIE heads for `adapters`, decoding, the extraction pipeline and CLI.
 
-from .collator import DataCollatorForOIE
-from .decoding import build_extraction, confidence, decode_arguments, decode_predicates, repair_bio
-from .extraction import Extraction
-from .features import FeatureStats, build_oie_features
-from .formats import LineResult, write_results
-from .heads import OIE_HEAD_TYPE, OIEHead, OIEHeadConfig, OIEHeadOutput, add_oie_head, register_oie_head
-from .labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS
-from .pipeline import OIEPipeline
+Public names load their module on first access, so the command line imports torch only when it runs a model.
+"""
+
+from .. import _plugin
+from ..utils.lazy import lazy_exports
+
+_LAZY = {
+    "ARG_LABELS": ".labels",
+    "DataCollatorForOIE": ".collator",
+    "Extraction": ".extraction",
+    "FeatureStats": ".features",
+    "IGNORE_INDEX": ".labels",
+    "LineResult": ".formats",
+    "OIEHead": ".heads",
+    "OIEHeadConfig": ".heads",
+    "OIEHeadOutput": ".heads",
+    "OIEPipeline": ".pipeline",
+    "OIE_HEAD_TYPE": ".heads",
+    "OpenInformationExtractionPipeline": ".hf_pipeline",
+    "PRED_LABELS": ".labels",
+    "add_oie_head": ".heads",
+    "build_extraction": ".decoding",
+    "build_oie_features": ".features",
+    "confidence": ".decoding",
+    "decode_arguments": ".decoding",
+    "decode_predicates": ".decoding",
+    "register_oie_head": ".heads",
+    "repair_bio": ".decoding",
+    "write_results": ".formats",
+}
 
 __all__ = [
     "ARG_LABELS",
@@ -21,6 +43,7 @@ __all__ = [
     "OIEHeadOutput",
     "OIEPipeline",
     "OIE_HEAD_TYPE",
+    "OpenInformationExtractionPipeline",
     "PRED_LABELS",
     "add_oie_head",
     "build_extraction",
@@ -32,3 +55,9 @@ __all__ = [
     "repair_bio",
     "write_results",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+
+
+# `transformers.pipeline("open-information-extraction", ...)`, as soon as transformers' pipelines are imported
+_plugin.register_pipelines_when_imported("molora_adapters.oie.hf_pipeline")

@@ -6,9 +6,17 @@ Example::
     molora extract --model DIR --format tabbed --input sents.txt --output carb.tsv
     molora evaluate --benchmark carb --format tabbed carb.tsv
 
-Bad input never stops a run: a line that is empty or whitespace-only, is not valid UTF-8, or fails for
-any other reason gets an ``{"line": N, "error": ...}`` record in JSONL (and a message on stderr for the
-tab formats); very long lines are split into chunks with a warning (see :class:`OIEPipeline`).
+Bad arguments (a missing, empty or non-model ``--model`` directory, a missing or empty ``--input``, an unknown
+``--head``) stop the command before any work with one line on stderr and status 2; nothing is written. A bad line
+does not stop a run: a line that is empty or whitespace-only, is not valid UTF-8, or fails for any other reason gets
+an ``{"line": N, "error": ...}`` record in JSONL (and a message on stderr for the tab formats), and the command ends
+with status 1 and the count of failed lines. A failing batch is retried line by line, unless two lines in a row fail
+alone exactly as the batch did (a systematic error). Very long lines are split into chunks with a warning (see
+:class:`OIEPipeline`).
+
+Confidences: in the default ``multi2oie`` mode a tuple's confidence is a *score*, the sum of the predicate's and each
+argument's tag probability (range ``[0, 1 + n_args]``, so values above 1 are normal; Multi2OIE writes it to CaRB
+files, where only the ranking matters); ``--confidence-mode mean`` divides it by ``1 + n_args``, in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -21,7 +29,17 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 
+from ..utils.cli import (
+    CommandError,
+    check_input_file,
+    check_model_path,
+    check_output_file,
+    check_positive,
+    error_text,
+    retry_one_by_one,
+)
 from ..utils.io import read_lines  # noqa: F401  (re-exported: part of this module's API)
+from .decoding import CONFIDENCE_MODES, SPAN_SELECTORS
 from .formats.readers import FORMAT_ALIASES
 from .formats.writers import OUTPUT_FORMATS, LineResult, write_results
 
@@ -48,7 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="Output file, written atomically (default: stdout).")
     parser.add_argument("--batch-size", type=int, default=32, help="Encoder inputs per forward pass.")
     parser.add_argument("--lines-per-chunk", type=int, default=1024, help="Input lines processed at a time.")
-    parser.add_argument("--confidence-mode", choices=("multi2oie", "mean"), default="multi2oie")
+    parser.add_argument(
+        "--confidence-mode",
+        choices=CONFIDENCE_MODES,
+        default="multi2oie",
+        help="multi2oie (default): a score, the sum of the predicate's and each argument's tag probability, in "
+        "[0, 1 + number of arguments]; mean: that sum divided by 1 + number of arguments, in [0, 1].",
+    )
     parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
@@ -57,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--span-strategy",
-        choices=("merge", "best", "nearest", "merge_near"),
+        choices=SPAN_SELECTORS.names(),
         default="merge",
         help="Several spans of one argument role: merge them (Multi2OIE), keep the most probable, the nearest "
         "to the predicate, or the most probable plus pieces within 2 words (see oie.decoding).",
@@ -105,20 +129,19 @@ def extract_lines(
     def flush() -> Iterator[LineResult]:
         good = [(n, t) for n, t, err in buf if err is None]
         results: dict[int, LineResult] = {n: LineResult(n, error=err) for n, _, err in buf if err is not None}
+        texts, numbers = [t for _, t in good], [n for n, _ in good]
         try:
-            exts = _extract(
-                pipeline, [t for _, t in good], [n for n, _ in good], language=language, batch_size=batch_size
+            exts = _extract(pipeline, texts, numbers, language=language, batch_size=batch_size)
+        except Exception as batch_error:  # noqa: BLE001 - retry one by one so only the culprit line fails
+            exts = retry_one_by_one(
+                good, lambda nt: _extract(pipeline, [nt[1]], [nt[0]], language=language)[0], batch_error
             )
-            for (n, t), e in zip(good, exts, strict=True):
-                results[n] = LineResult(n, t, language, e)
-        except Exception:  # noqa: BLE001 - retry one by one so only the culprit line fails
-            for n, t in good:
-                try:
-                    results[n] = LineResult(
-                        n, t, language, _extract(pipeline, [t], [n], language=language)[0]
-                    )
-                except Exception as e:  # noqa: BLE001
-                    results[n] = LineResult(n, t, language, error=f"{type(e).__name__}: {e}")
+        for (n, t), e in zip(good, exts, strict=True):
+            results[n] = (
+                LineResult(n, t, language, error=error_text(e))
+                if isinstance(e, BaseException)
+                else LineResult(n, t, language, e)
+            )
         buf.clear()
         yield from (results[n] for n in sorted(results))
 
@@ -130,25 +153,48 @@ def extract_lines(
         yield from flush()
 
 
-def run(args: argparse.Namespace) -> int:
+def load_pipeline(args: argparse.Namespace):
+    """The :class:`OIEPipeline` named by the arguments; load errors become one :class:`CommandError` line."""
     from .pipeline import OIEPipeline
 
-    if args.batch_size < 1 or args.lines_per_chunk < 1:
-        raise SystemExit("`--batch-size` and `--lines-per-chunk` must be >= 1.")
-    pipe = OIEPipeline.from_pretrained(
-        args.model,
-        adapter=args.adapter,
-        head_name=args.head_name,
-        confidence_mode=args.confidence_mode,
-        min_args=args.min_args,
-        span_strategy=args.span_strategy,
-        precision=args.precision,
-        **(
-            {}
-            if args.max_predicates_per_chunk is None
-            else {"max_predicates_per_chunk": args.max_predicates_per_chunk}
-        ),
+    model = check_model_path(args.model)
+    if args.adapter is not None and not os.path.isdir(args.adapter):
+        raise CommandError(f"`--adapter` {args.adapter!r} does not exist; expected an adapter directory.")
+    options = (
+        {}
+        if args.max_predicates_per_chunk is None
+        else {"max_predicates_per_chunk": args.max_predicates_per_chunk}
     )
+    try:
+        return OIEPipeline.from_pretrained(
+            model,
+            adapter=args.adapter,
+            head_name=args.head_name,
+            confidence_mode=args.confidence_mode,
+            min_args=args.min_args,
+            span_strategy=args.span_strategy,
+            precision=args.precision,
+            **options,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        if args.head_name is not None and "head_name" in str(err):
+            raise CommandError(f"`--head` {args.head_name!r}: {str(err).partition('; ')[2] or err}") from err
+        raise CommandError(
+            f"`--model` {args.model!r} could not be loaded as an OIE model: {_first_line(err)}"
+        ) from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = error_text(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``molora extract``: 0 when every line was processed, 1 when some failed, 2 on bad arguments."""
+    check_positive(batch_size=args.batch_size, lines_per_chunk=args.lines_per_chunk)
+    check_input_file(args.input, what="one sentence per line")
+    check_output_file(args.output)
+    pipe = load_pipeline(args)
     device = args.device or ("cuda" if _cuda() else "cpu")
     pipe.model.to(device)
     source = open(args.input, "rb") if args.input else sys.stdin.buffer
@@ -194,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"molora extract: {errors} line(s) could not be processed (see error records).", file=sys.stderr
         )
-    return 0
+    return 1 if errors else 0
 
 
 def _cuda() -> bool:

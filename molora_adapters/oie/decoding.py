@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
+from ..registry import Registry
 from .extraction import Extraction, span_text
 from .labels import ARG_ROLES, OUTSIDE
 
 ConfidenceMode = Literal["multi2oie", "mean"]
 CONFIDENCE_MODES: tuple[str, ...] = ("multi2oie", "mean")
-SpanStrategy = Literal["merge", "best", "nearest", "merge_near"]
+SpanStrategy = str
+"""A name registered in :data:`SPAN_SELECTORS` (an open set: strategies can be registered)."""
 
 
 class SpanSelector:
@@ -121,8 +123,12 @@ class MergeNearSpans(SpanSelector):
         return [p for span in spans[lo : hi + 1] for p in span]
 
 
-SPAN_SELECTORS: dict[str, SpanSelector] = {}
-"""Registered span strategies by name (see :func:`register_span_strategy`)."""
+SPAN_SELECTORS: Registry[SpanSelector] = Registry("span strategy")
+"""Registered span strategies by name (see :func:`register_span_strategy`): ``best``, ``merge``, ``merge_near``,
+``nearest`` and any added."""
+
+SPAN_STRATEGIES = SPAN_SELECTORS
+"""The same registry, for membership tests and listing (``name in SPAN_STRATEGIES``, ``SPAN_STRATEGIES.names()``)."""
 
 
 def register_span_strategy(selector: SpanSelector, *, overwrite: bool = False) -> SpanSelector:
@@ -134,36 +140,11 @@ def register_span_strategy(selector: SpanSelector, *, overwrite: bool = False) -
     """
     if not isinstance(selector, SpanSelector):
         raise TypeError(f"`selector` must be a SpanSelector instance, got {type(selector).__name__}.")
-    name = getattr(selector, "name", None)
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"Span strategy name must be an identifier, got {name!r}.")
-    if name in SPAN_SELECTORS and not overwrite:
-        raise ValueError(
-            f"Span strategy `{name}` is already registered; pass `overwrite=True` to replace it."
-        )
-    SPAN_SELECTORS[name] = selector
-    return selector
+    return SPAN_SELECTORS.register(getattr(selector, "name", None), selector, overwrite=overwrite)
 
 
 for _selector in (MergeSpans(), BestSpan(), NearestSpan(), MergeNearSpans()):
     register_span_strategy(_selector)
-
-
-class _Names:
-    """Live view of the registered strategy names (``in`` / iteration / ``repr`` as a tuple)."""
-
-    def __contains__(self, name: object) -> bool:
-        return name in SPAN_SELECTORS
-
-    def __iter__(self):
-        return iter(tuple(SPAN_SELECTORS))
-
-    def __repr__(self) -> str:
-        return repr(tuple(SPAN_SELECTORS))
-
-
-SPAN_STRATEGIES = _Names()
-"""Names of the registered span strategies: ``merge``, ``best``, ``nearest``, ``merge_near`` and any added."""
 
 
 def repair_bio(tags: Sequence[str]) -> list[str]:
@@ -229,17 +210,17 @@ def decode_arguments(
     Args:
         tags (`Sequence[str]`): argument tags of the sentence, conditioned on ``predicate``.
         predicate (`Sequence[int]`, *optional*): word positions of the predicate.
-        strategy (`str`, *optional*, defaults to `"merge"`): a name in :data:`SPAN_STRATEGIES`.
+        strategy (`str`, *optional*, defaults to `"merge"`): a name in :data:`SPAN_SELECTORS`.
         probs (`Sequence[float]`, *optional*): per-word probability of the predicted tag.
     """
-    if strategy not in SPAN_STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {SPAN_STRATEGIES}, got {strategy!r}.")
+    if strategy not in SPAN_SELECTORS:
+        raise ValueError(f"`strategy` must be one of {SPAN_SELECTORS.names()}, got {strategy!r}.")
     pred = set(predicate)
     cleaned = [OUTSIDE if i in pred else t for i, t in enumerate(tags)]
     spans: dict[str, list[list[int]]] = {}
     for role, positions in bio_spans(cleaned):
         spans.setdefault(role, []).append(positions)
-    selector = SPAN_SELECTORS[strategy]
+    selector = SPAN_SELECTORS.get(strategy)
     return {
         role: group[0] if len(group) == 1 else selector.select(group, predicate, probs)
         for role, group in spans.items()

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from ..data.alignment import split_words
 from ..data.tokenization import tokenize_words, word_level_tags
 from ..utils.precision import PRECISIONS, Precision, autocast, resolve_precision
+from ..utils.quiet import inactive_adapters_once, warn_if_adapters_inactive
 from .decoding import (
     CONFIDENCE_MODES,
     SPAN_STRATEGIES,
@@ -137,7 +138,7 @@ class OIEPipeline:
         span_strategy (`str`, *optional*, defaults to `"merge"`): what to do with several spans of one
             argument role, a name in :data:`~molora_adapters.oie.decoding.SPAN_STRATEGIES` (``"merge"``,
             ``"best"``, ``"nearest"``, ``"merge_near"``; see :func:`~molora_adapters.oie.decoding.decode_arguments`).
-            The defaults of ``span_strategy`` and ``min_args`` were chosen on CaRB dev (see the README).
+            The defaults of ``span_strategy`` and ``min_args`` were chosen on CaRB dev (see benchmarks/README.md).
         argument_batch_size (`int`, *optional*, defaults to 256): predicates per argument-tagger pass (a
             batch of sentences can contain many more predicates than sentences).
         precision (`str`, *optional*, defaults to `"fp32"`): ``"bf16"`` runs the model under bf16 autocast,
@@ -175,7 +176,9 @@ class OIEPipeline:
         if min_args < 0:
             raise ValueError(f"`min_args` must be >= 0, got {min_args}.")
         if span_strategy not in SPAN_STRATEGIES:
-            raise ValueError(f"`span_strategy` must be one of {SPAN_STRATEGIES}, got {span_strategy!r}.")
+            raise ValueError(
+                f"`span_strategy` must be one of {SPAN_STRATEGIES.names()}, got {span_strategy!r}."
+            )
         self.span_strategy = span_strategy
         if argument_batch_size < 1:
             raise ValueError(f"`argument_batch_size` must be >= 1, got {argument_batch_size}.")
@@ -188,6 +191,7 @@ class OIEPipeline:
         self.model = model
         self.tokenizer = tokenizer
         self.head_name = find_oie_head(model, head_name)
+        warn_if_adapters_inactive(model, stacklevel=2)
         self.max_length = max_length or self._default_max_length()
         if self.max_length < tokenizer.num_special_tokens_to_add() + 1:
             raise ValueError(f"`max_length`={self.max_length} leaves no room for words.")
@@ -512,7 +516,8 @@ class OIEPipeline:
             with ThreadPoolExecutor(max_workers=1) as pool:
                 pending = None
                 for batch in tqdm(batches, desc="OIE extraction", unit="batch", disable=not show):
-                    results = self._forward([chunks[k] for k in batch])
+                    with inactive_adapters_once():  # said once, in __init__
+                        results = self._forward([chunks[k] for k in batch])
                     if pending is not None:
                         pending.result()  # re-raises a decoding error
                     pending = pool.submit(decode, batch, results)
@@ -545,21 +550,36 @@ class OIEPipeline:
             head_name (`str`, *optional*): OIE head to use.
             **kwargs: passed to :class:`OIEPipeline`.
         """
-        from adapters import AutoAdapterModel
-        from transformers import AutoTokenizer
-
-        from ..loading import is_staged_run, load_staged_model
         from ..models import resolve_model_name_or_path
+        from ..models.tokenizer import load_tokenizer
 
         path = resolve_model_name_or_path(model_name_or_path)
-        if is_staged_run(path):
-            # a staged run's output: its mixtures, active setup and head come back as at the end of training
-            model = load_staged_model(path)
-        else:
-            model = AutoAdapterModel.from_pretrained(path)  # saved OIE heads come back (the seam's head hook)
-        model.eval()
-        if adapter is not None:
-            name = model.load_adapter(adapter, with_head=True)
-            model.set_active_adapters(name)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = load_oie_model(path, adapter=adapter)
+        tokenizer = load_tokenizer(path)
         return cls(model, tokenizer, head_name=head_name, **kwargs)
+
+
+def load_oie_model(model_name_or_path: str, *, adapter: str | None = None):
+    """The model of :meth:`OIEPipeline.from_pretrained`, in eval mode: a directory saved with ``save_pretrained`` or
+    a staged run's output (its mixtures and active setup restored), plus an optional adapter loaded and activated.
+
+    Args:
+        model_name_or_path (`str`): directory or model id (``embedded:...`` ids are resolved).
+        adapter (`str`, *optional*): an adapter directory to load with its head and activate.
+    """
+    from adapters import AutoAdapterModel
+
+    from ..loading import is_staged_run, load_staged_model
+    from ..models import resolve_model_name_or_path
+
+    path = resolve_model_name_or_path(model_name_or_path)
+    if is_staged_run(path):
+        # a staged run's output: its mixtures, active setup and head come back as at the end of training
+        model = load_staged_model(path)
+    else:
+        model = AutoAdapterModel.from_pretrained(path)  # saved OIE heads come back (the seam's head hook)
+    model.eval()
+    if adapter is not None:
+        name = model.load_adapter(adapter, with_head=True)
+        model.set_active_adapters(name)
+    return model

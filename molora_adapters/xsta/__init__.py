@@ -1,37 +1,50 @@
 """X-STA (Cao et al., 2023, arXiv 2311.06758): cross-lingual extractive QA by Sharing, Teaching and Aligning.
 
-The core (config, GDKS layer, ATGC head, MGSA losses, model methods) imports only torch and ``adapters``; the data,
-metric, trainer and pipeline modules (``datasets``, ``transformers`` pipelines) load on first attribute access.
+Every public name loads its module on first attribute access: the core (config, GDKS layer, ATGC head, MGSA losses,
+model methods) needs torch and ``adapters``; the data, metric, trainer and pipeline modules also ``datasets`` and
+``transformers`` pipelines.
 """
 
-from __future__ import annotations
-
-import importlib
-
-from .config import SUPPORTED_MODEL_TYPES, XQUAD_LANGUAGES, XSTAConfig
-from .head import XSTA_HEAD_TYPE, XSTAHeadOutput, XSTAQAHead, register_xsta_head
-from .layer import GDKS_ATTR, KnowledgeSharing, PairState, gdks_attention, pair_languages
-from .losses import info_nce, pair_attention_entropy, span_cross_entropy
-from .model import XSTAModelMixin, active_xsta, xsta_parameters
+from .. import _plugin
+from ..utils.lazy import lazy_exports
 
 _LAZY = {
     "DataCollatorForXSTA": ".data",
+    "GDKS_ATTR": ".layer",
+    "KnowledgeSharing": ".layer",
     "PairBatchSampler": ".data",
+    "PairState": ".layer",
+    "QAInput": ".pipeline",
+    "SUPPORTED_MODEL_TYPES": ".config",
+    "XQUAD_LANGUAGES": ".config",
     "XQuADLoadReport": ".data",
-    "build_pair_features": ".data",
-    "build_features": ".data",
-    "load_xquad": ".data",
-    "make_pair_batch": ".data",
-    "split_articles": ".data",
-    "postprocess_predictions": ".data",
-    "squad_scores": ".metric",
-    "squad_exact_match": ".metric",
-    "squad_f1": ".metric",
+    "XSTAConfig": ".config",
+    "XSTAHeadOutput": ".head",
+    "XSTAModelMixin": ".model",
+    "XSTAQAHead": ".head",
+    "XSTAQuestionAnsweringHFPipeline": ".hf_pipeline",
+    "XSTAQuestionAnsweringPipeline": ".pipeline",
     "XSTATrainer": ".training",
     "XSTATrainerMixin": ".training",
-    "XSTAQuestionAnsweringPipeline": ".pipeline",
-    "QAInput": ".pipeline",
+    "XSTA_HEAD_TYPE": ".head",
+    "active_xsta": ".model",
+    "build_features": ".data",
+    "build_pair_features": ".data",
+    "gdks_attention": ".layer",
+    "info_nce": ".losses",
+    "load_xquad": ".data",
+    "make_pair_batch": ".data",
+    "pair_attention_entropy": ".losses",
+    "pair_languages": ".layer",
+    "postprocess_predictions": ".data",
     "predict_answers": ".pipeline",
+    "register_xsta_head": ".head",
+    "span_cross_entropy": ".losses",
+    "split_articles": ".data",
+    "squad_exact_match": ".metric",
+    "squad_f1": ".metric",
+    "squad_scores": ".metric",
+    "xsta_parameters": ".model",
 }
 
 __all__ = [
@@ -48,6 +61,7 @@ __all__ = [
     "XSTAHeadOutput",
     "XSTAModelMixin",
     "XSTAQAHead",
+    "XSTAQuestionAnsweringHFPipeline",
     "XSTAQuestionAnsweringPipeline",
     "XSTATrainer",
     "XSTATrainerMixin",
@@ -72,8 +86,8 @@ __all__ = [
     "xsta_parameters",
 ]
 
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# `transformers.pipeline("xsta-question-answering", ...)`, as soon as transformers' pipelines are imported
+_plugin.register_pipelines_when_imported("molora_adapters.xsta.hf_pipeline")

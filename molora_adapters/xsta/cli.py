@@ -9,7 +9,10 @@ Each input line is a JSON object with ``question``, ``context`` and ``language``
 and, for paired inference, ``source_question`` + ``source_context`` (the English parallel text). Each output line is
 ``{"line", "id", "answer", "paired"}``. Bad input never stops a run, as with ``molora extract``: a line that is empty,
 not valid UTF-8, not a JSON object, misses a field or fails for any other reason gets a ``{"line": N, "error": ...}``
-record; a failing batch is retried line by line so that only the culprit fails.
+record; a failing batch is retried line by line so that only the culprit fails (unless two lines in a row fail alone
+exactly as the batch did: a systematic error). The command ends with status 1 and the count when some line failed,
+and with one line and status 2, before any work and without writing, on bad arguments (a missing, empty or
+non-model --model directory, a missing or empty --input).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
+from ..utils import cli as checks
 from ..utils.io import read_lines
 
 
@@ -79,14 +83,14 @@ def answer_records(
                     results[n] = {"line": n, "error": str(e)}
         try:
             outs = pipeline([qa for _, qa in good]) if good else []
-            for (n, _), out in zip(good, outs, strict=True):
-                results[n] = {"line": n, **out}
-        except Exception:  # noqa: BLE001 - retry one by one so only the culprit line fails
-            for n, qa in good:
-                try:
-                    results[n] = {"line": n, **pipeline([qa])[0]}
-                except Exception as e:  # noqa: BLE001
-                    results[n] = {"line": n, "error": f"{type(e).__name__}: {e}"}
+        except Exception as batch_error:  # noqa: BLE001 - retry one by one so only the culprit line fails
+            outs = checks.retry_one_by_one(good, lambda item: pipeline([item[1]])[0], batch_error)
+        for (n, _), out in zip(good, outs, strict=True):
+            results[n] = (
+                {"line": n, "error": checks.error_text(out)}
+                if isinstance(out, BaseException)
+                else {"line": n, **out}
+            )
         buf.clear()
         yield from (results[n] for n in sorted(results))
 
@@ -106,18 +110,26 @@ def _write(results: Iterable[dict[str, Any]], out: TextIO) -> None:
 def load_pipeline(args: argparse.Namespace):
     """The model, tokenizer and pipeline named by the command-line arguments."""
     from adapters import AutoAdapterModel
-    from transformers import AutoTokenizer
 
     import molora_adapters  # noqa: F401
     from molora_adapters.models import resolve_model_name_or_path
+    from molora_adapters.models.tokenizer import load_tokenizer
 
     from .pipeline import XSTAQuestionAnsweringPipeline
 
-    path = resolve_model_name_or_path(args.model)
-    model = AutoAdapterModel.from_pretrained(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if args.xsta:
-        model.load_xsta(args.xsta, set_active=True)
+    path = resolve_model_name_or_path(checks.check_model_path(args.model))
+    if args.xsta and not os.path.isdir(args.xsta):
+        raise checks.CommandError(
+            f"`--xsta` {args.xsta!r} does not exist; expected a directory saved with `save_xsta`."
+        )
+    try:
+        model = AutoAdapterModel.from_pretrained(path)
+        tokenizer = load_tokenizer(path)
+        if args.xsta:
+            model.load_xsta(args.xsta, set_active=True)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        first = (checks.error_text(err).strip().splitlines() or [type(err).__name__])[0]
+        raise checks.CommandError(f"`--model` {args.model!r} could not be loaded: {first}") from err
     return XSTAQuestionAnsweringPipeline(
         model,
         tokenizer,
@@ -129,11 +141,16 @@ def load_pipeline(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1 or args.lines_per_chunk < 1:
-        raise SystemExit("`--batch-size` and `--lines-per-chunk` must be >= 1.")
+    """Run ``molora answer``: 0 when every line was answered, 1 when some failed, 2 on bad arguments."""
+    checks.check_positive(batch_size=args.batch_size, lines_per_chunk=args.lines_per_chunk)
+    checks.check_input_file(args.input, what="one JSON question per line")
+    checks.check_output_file(args.output)
     import torch
 
-    pipe = load_pipeline(args)
+    try:
+        pipe = load_pipeline(args)
+    except ValueError as err:  # e.g. an unknown --head or a model without an X-STA head
+        raise checks.CommandError(f"`--head` / `--model`: {err}") from err
     pipe.model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     source = open(args.input, "rb") if args.input else sys.stdin.buffer
     errors = 0
@@ -163,4 +180,4 @@ def run(args: argparse.Namespace) -> int:
             source.close()
     if errors:
         print(f"molora answer: {errors} line(s) could not be processed (see error records).", file=sys.stderr)
-    return 0
+    return 1 if errors else 0

@@ -7,19 +7,44 @@ relation and objects become contiguous target spans or a reject with its reason 
 The output has the layout and record schema of ``molora annotate`` (:mod:`.pipeline`).
 
 The ``projected`` corpus loader (:mod:`.corpus`: ``molora project`` output, or the vendored XQuAD projection) is
-registered lazily by :mod:`molora_adapters.data`; importing this package registers the ``xquad`` parallel source.
+registered lazily by :mod:`molora_adapters.data`; :mod:`.sources` registers the ``xquad`` parallel source.
 This package never imports the OIE layer: the silver extractor, the evaluation sentences of the leak check and the
 ``reoie2016`` gold source come from :mod:`molora_adapters.oie.projection`, which ``molora project`` passes in.
+Public names load their module on first access.
 """
 
-from .align import AlignMethod, EncodedSentence, EncoderAligner, WordAlignment, itermax, mutual_argmax
-from .corpus import VENDORED_PROJECTED, export_projected, load_projected
-from .leaks import eval_overlap, find_leaks
-from .pairing import PairingConfig, PairOutcome, pair_sentences
-from .pipeline import ProjectConfig, ProjectReport, SilverExtractor, project
-from .project import ProjectedTuple, ProjectionReject, RejectReason, project_tuple
-from .sentences import Sentence, split_sentences
-from .sources import PARALLEL_SOURCES, ParallelUnit, load_parallel_source, register_parallel_source
+from ...utils.lazy import lazy_exports
+
+_LAZY = {
+    "AlignMethod": ".align",
+    "EncodedSentence": ".align",
+    "EncoderAligner": ".align",
+    "PARALLEL_SOURCES": ".sources",
+    "PairOutcome": ".pairing",
+    "PairingConfig": ".pairing",
+    "ParallelUnit": ".sources",
+    "ProjectConfig": ".pipeline",
+    "ProjectReport": ".pipeline",
+    "ProjectedTuple": ".project",
+    "ProjectionReject": ".project",
+    "RejectReason": ".project",
+    "Sentence": ".sentences",
+    "SilverExtractor": ".pipeline",
+    "VENDORED_PROJECTED": ".corpus",
+    "WordAlignment": ".align",
+    "eval_overlap": ".leaks",
+    "export_projected": ".corpus",
+    "find_leaks": ".leaks",
+    "itermax": ".align",
+    "load_parallel_source": ".sources",
+    "load_projected": ".corpus",
+    "mutual_argmax": ".align",
+    "pair_sentences": ".pairing",
+    "project": ".pipeline",
+    "project_tuple": ".project",
+    "register_parallel_source": ".sources",
+    "split_sentences": ".sentences",
+}
 
 __all__ = [
     "AlignMethod",
@@ -51,3 +76,5 @@ __all__ = [
     "register_parallel_source",
     "split_sentences",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

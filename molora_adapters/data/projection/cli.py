@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ...oie.projection import evaluation_sentences, pipeline_extractor  # also registers `reoie2016`
 from .pairing import PairingConfig
-from .pipeline import ProjectConfig, project
 from .sources import PARALLEL_SOURCES, load_parallel_source
+
+# The OIE layer's Re-OIE2016 source, by path: `molora project --help` lists it without importing the OIE stack.
+if "reoie2016" not in PARALLEL_SOURCES:
+    PARALLEL_SOURCES.register_lazy("reoie2016", "molora_adapters.oie.projection:load_reoie2016_parallel")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``molora project``; returns 0 on success, 2 on bad input."""
+    from ...oie.projection import evaluation_sentences, pipeline_extractor
+    from .pipeline import ProjectConfig, project
+
     try:
         config = ProjectConfig(
             languages=args.langs,
@@ -86,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     extractor = None
     if args.silver_model:
+        from ...utils.cli import check_model_path
+
+        check_model_path(args.silver_model, "--silver-model")  # one line, status 2 (see molora_adapters.cli)
+
         try:
             extractor = pipeline_extractor(
                 args.silver_model, adapter=args.silver_adapter, min_confidence=args.silver_min_confidence

@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # imported when pairing runs, so that `molora project --help` stays light
+    import torch
 
 __all__ = ["PairOutcome", "PairingConfig", "pair_sentences", "pairing_counts"]
 
@@ -99,7 +101,8 @@ def pair_sentences(
         raise ValueError("`source_emb` / `target_emb` rows must match `source_lengths` / `target_lengths`.")
     sim = (source_emb @ target_emb.T).tolist() if n and m else [[] for _ in range(n)]  # (n, m)
 
-    norm = torch.nn.functional.normalize
+    from torch.nn.functional import normalize as norm
+
     # cosine of two consecutive sentences (sum of embeddings) against one of the other side
     src2 = (norm(source_emb[:-1] + source_emb[1:], dim=-1) @ target_emb.T).tolist() if n > 1 and m else []
     tgt2 = (norm(target_emb[:-1] + target_emb[1:], dim=-1) @ source_emb.T).tolist() if m > 1 and n else []

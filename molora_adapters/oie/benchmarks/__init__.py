@@ -1,36 +1,49 @@
 """OIE benchmarks as plugins: CaRB, BenchIE and (Re-)OIE2016 scorers with the official tools' semantics,
 shipped gold sets with a `datasets` loader registry, `evaluate` metrics and the ``molora evaluate`` command.
 The readers and writers of system outputs live in :mod:`molora_adapters.oie.formats` (re-exported here).
+Public names load their module on first access.
 """
 
-from ..formats.readers import (
-    FORMAT_ALIASES,
-    PREDICTION_READERS,
-    read_benchie,
-    read_jsonl,
-    read_openie4,
-    read_predictions,
-    read_tabbed,
-    register_prediction_reader,
-    resolve_format,
-    rows_from_extractions,
-)
-from ..formats.rows import ExtractionRow, normalize_key
-from ..formats.writers import (
-    OUTPUT_FORMATS,
-    LineResult,
-    format_benchie,
-    format_tabbed,
-    write_benchie,
-    write_jsonl,
-    write_results,
-    write_tabbed,
-)
-from .api import SCORERS, register_scorer, score, score_extractions
-from .benchie import parse_benchie_gold
-from .carb import match_tuples
-from .gold import BENCHMARK_LOADERS, GOLD_SETS, gold_path, load_benchmark, read_carb_gold, register_benchmark
-from .leakage import DEFAULT_TEST_SETS, align_translations, leak_free_few_shot, reoie2016_english_originals
+from ...utils.lazy import lazy_exports
+
+_LAZY = {
+    "BENCHMARK_LOADERS": ".gold",
+    "DEFAULT_TEST_SETS": ".leakage",
+    "ExtractionRow": "..formats.rows",
+    "FORMAT_ALIASES": "..formats.readers",
+    "GOLD_SETS": ".gold",
+    "LineResult": "..formats.writers",
+    "OUTPUT_FORMATS": "..formats.writers",
+    "PREDICTION_READERS": "..formats.readers",
+    "SCORERS": ".api",
+    "align_translations": ".leakage",
+    "format_benchie": "..formats.writers",
+    "format_tabbed": "..formats.writers",
+    "gold_path": ".gold",
+    "leak_free_few_shot": ".leakage",
+    "load_benchmark": ".gold",
+    "match_tuples": ".carb",
+    "normalize_key": "..formats.rows",
+    "parse_benchie_gold": ".benchie",
+    "read_benchie": "..formats.readers",
+    "read_carb_gold": ".gold",
+    "read_jsonl": "..formats.readers",
+    "read_openie4": "..formats.readers",
+    "read_predictions": "..formats.readers",
+    "read_tabbed": "..formats.readers",
+    "register_benchmark": ".gold",
+    "register_prediction_reader": "..formats.readers",
+    "register_scorer": ".api",
+    "reoie2016_english_originals": ".leakage",
+    "resolve_format": "..formats.readers",
+    "rows_from_extractions": "..formats.readers",
+    "score": ".api",
+    "score_extractions": ".api",
+    "write_benchie": "..formats.writers",
+    "write_jsonl": "..formats.writers",
+    "write_results": "..formats.writers",
+    "write_tabbed": "..formats.writers",
+}
 
 __all__ = [
     "BENCHMARK_LOADERS",
@@ -70,3 +83,5 @@ __all__ = [
     "write_results",
     "write_tabbed",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
