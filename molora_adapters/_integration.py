@@ -25,7 +25,10 @@ added method goes through a clash check, everything is idempotent and guarded by
    model never imports the OIE, data or LLM stacks;
 7. model methods (:data:`MODEL_METHODS`): :class:`~molora_adapters.mixture.model.MixtureModelMixin`,
    :class:`~molora_adapters.mixture.hub.MixtureHubMixin` and the X-STA methods (resolved by path on first call);
-8. adapters bug workarounds: :func:`relink_prefix_pools`.
+8. adapters bug workarounds: :func:`relink_prefix_pools`;
+9. attention under CPU bf16 autocast: the SDPA self-attention classes of BERT / RoBERTa / XLM-R
+   (:data:`SDPA_ATTENTION_CLASSES`) compute the attention product in float32
+   (:class:`~molora_adapters.utils.attention.Float32Attention`), the q/k/v linears staying in bf16.
 
 The X-STA part that patches self-attention lives in :mod:`molora_adapters.xsta.seam` under the same rule, and is
 installed only when a model gets an X-STA setup. Nothing else in the package modifies third-party objects.
@@ -58,12 +61,14 @@ from ._patching import (
     patch,
     resolve,
 )
+from ._plugin import when_imported
 from .mixture.composition import Mixture
 from .mixture.config import MixtureConfig
 from .mixture.hub import MixtureHubMixin
 from .mixture.layer import compose_mixture_lora, compose_mixture_unsupported, mixture_linear_output
 from .mixture.model import MixtureModelMixin
 from .mixture.router import ROUTERS_ATTR
+from .utils.attention import Float32Attention, float32_attention_active
 
 _registered = False
 
@@ -78,6 +83,7 @@ __all__ = [
     "HEAD_TYPES",
     "MODEL_METHODS",
     "PATCHES",
+    "SDPA_ATTENTION_CLASSES",
     "SUPPORTED_ADAPTERS_RANGE",
     "check_adapters_version",
     "ensure_layer_dispatch",
@@ -414,6 +420,31 @@ def relink_prefix_pools(model: torch.nn.Module) -> None:
             layer.set_pool(pool)
 
 
+# ---- 9. attention under CPU bf16 autocast --------------------------------------------------------------------------
+SDPA_ATTENTION_CLASSES = (
+    ("adapters.models.bert.modeling_bert", "BertSdpaSelfAttentionWithAdapters"),
+    ("adapters.models.roberta.modeling_roberta", "RobertaSdpaSelfAttentionWithAdapters"),
+    ("adapters.models.xlm_roberta.modeling_xlm_roberta", "XLMRobertaSdpaSelfAttentionWithAdapters"),
+)
+"""Self-attention classes that call ``F.scaled_dot_product_attention`` themselves (the default e5 encoder: BERT);
+each is patched when ``adapters`` imports its module (``register``), so registering imports no model code."""
+
+
+def _patch_attention(module: str, cls: str) -> None:
+    patch(resolve(f"{module}:{cls}"), "forward", _make_float32_attention_forward)
+
+
+def _make_float32_attention_forward(original):
+    @functools.wraps(original)
+    def forward(self, hidden_states, *args, **kwargs):
+        if not float32_attention_active(hidden_states):
+            return original(self, hidden_states, *args, **kwargs)
+        with Float32Attention():
+            return original(self, hidden_states, *args, **kwargs)
+
+    return forward
+
+
 class _SeamMethods:
     """Model methods the mixture API calls without importing this module."""
 
@@ -514,6 +545,9 @@ def register() -> None:
         patch(entry.owner, entry.name, entry.make, inherited=entry.inherited)
     for owner, name, value in MODEL_METHODS:
         add_method(owner, name, value, source=getattr(value, "__qualname__", None))
+    # 9. attention under CPU bf16 autocast
+    for module, cls in SDPA_ATTENTION_CLASSES:
+        when_imported(module, functools.partial(_patch_attention, module, cls))
 
     # 6. prediction heads declared by the package root and by plugins through `register_head_type`
     register_head_type("xsta_qa", "molora_adapters.xsta.head:XSTAQAHead")

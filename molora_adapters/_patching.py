@@ -29,6 +29,7 @@ __all__ = [
 
 SUPPORTED_ADAPTERS_RANGE = (Version("1.3.0"), Version("1.4.0"))
 MARK = "__molora_patched__"
+MAKERS = "__molora_makers__"  # the wrappers applied to an attribute, outermost last
 
 
 def _supported() -> str:
@@ -48,7 +49,7 @@ def check_adapters_version(version: str | None = None) -> None:
 
 
 def patch(owner: type, name: str, make: Callable[[Any], Any], *, inherited: bool = False) -> None:
-    """Replace ``owner.name`` by ``make(original)`` once (idempotent through :data:`MARK`).
+    """Replace ``owner.name`` by ``make(original)`` once (idempotent per ``make``, through :data:`MAKERS`).
 
     Args:
         owner (`type`): the ``adapters`` class.
@@ -66,10 +67,12 @@ def patch(owner: type, name: str, make: Callable[[Any], Any], *, inherited: bool
             f"molora_adapters wraps `{owner.__module__}.{owner.__qualname__}.{name}`, which adapters "
             f"{adapters.__version__} does not define; install a supported version ({_supported()})."
         )
-    if getattr(original, MARK, False):
+    makers = getattr(original, MAKERS, ())
+    if make in makers:
         return
     patched = make(original)
     setattr(patched, MARK, True)
+    setattr(patched, MAKERS, (*makers, make))  # several wrappers may stack on one attribute (seam + X-STA)
     setattr(owner, name, patched)
 
 

@@ -44,6 +44,7 @@ def test_recipe_file_round_trip(tmp_path):
         ({"eval": ["carb:xx"]}, "`eval`"),
         ({"granularity": "word"}, "`granularity`"),
         ({"experts": ["en", "en"]}, "`experts`"),
+        ({"dropout_site": "output"}, "`dropout_site`"),
         ({"eval": ["dev:de"], "projected_data": []}, "projected dev slice"),
     ],
 )

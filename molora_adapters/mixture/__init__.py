@@ -4,7 +4,7 @@ from .. import _plugin
 from .analysis import RoutingStatistics, collect_routing_statistics
 from .composition import Mixture
 from .compute import ExpertCompute, expert_compute
-from .config import Granularity, MixtureConfig
+from .config import DropoutSite, Granularity, MixtureConfig
 from .hub import MixtureHubMixin, download_mixture_expert
 from .layer import sparse_top_k_gates
 from .loading import MixtureRouterLoader
@@ -14,6 +14,7 @@ from .router import MixtureRouters, Router
 from .weights import clear_weight_cache
 
 __all__ = [
+    "DropoutSite",
     "ExpertCompute",
     "Granularity",
     "Mixture",

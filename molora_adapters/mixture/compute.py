@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -142,11 +142,12 @@ def sparse_experts(
     a_t: torch.Tensor,
     b_t: torch.Tensor,
     out: torch.Tensor | None = None,
+    rank_dropout: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Only the selected experts, grouped per expert: ``x`` ``(U, S, D)``, ``gates`` ``(U, E)`` with ``top_k``
     non-zeros per row, ``a_t`` ``(E, D, r)`` (the stacked ``A_e.T``), ``b_t`` ``(E, r, O)`` (the stacked ``B_e.T``);
     returns ``(U, S, O)``: the experts' sum, or ``out`` (``U S O`` elements, e.g. the frozen linear's output) with
-    the sum accumulated into it in place."""
+    the sum accumulated into it in place. ``rank_dropout``, when given, acts on the rank activations."""
     n_units, seq, d_in = x.shape
     n_exp = gates.shape[-1]
     vals, idx = gates.topk(top_k, dim=-1)  # (U, k): the selected experts (the others have gate 0)
@@ -163,6 +164,8 @@ def sparse_experts(
     x_pad = x.index_select(0, unit_of_slot)  # (E C, S, D)
     h = torch.bmm(x_pad.view(n_exp, cap * seq, d_in), a_t)  # (E, C S, r)
     h = h.view(n_exp * cap, seq, -1) * g_pad[:, None, None]  # (E C, S, r)
+    if rank_dropout is not None:
+        h = rank_dropout(h)
     y = torch.bmm(h.view(n_exp, cap * seq, -1), b_t)  # (E, C S, O)
     # each decision sums its k rows; padded rows are exact zeros added to decision 0
     into = x.new_zeros(n_units, seq, y.shape[-1]) if out is None else out.view(n_units, seq, -1)

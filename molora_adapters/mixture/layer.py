@@ -29,7 +29,7 @@ from adapters.context import ForwardContext
 from adapters.methods.lora import LoRAState
 
 from .compute import gated_rank_activations, sparse_experts
-from .config import Granularity, MixtureConfig
+from .config import DropoutSite, Granularity, MixtureConfig
 from .losses import language_supervision_loss, load_balancing_loss, router_z_loss
 from .router import Router, layer_key
 from .weights import clear_weight_cache, dense_weights, expert_modules, sparse_weights
@@ -347,6 +347,8 @@ def _mixture(layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, fuse_o
     k = 1 if config.granularity is Granularity.LANGUAGE else min(top_k, n_present)
     sparse = router.sparse_path(k, dtype)
     dropout = loras[0].lora_dropout
+    drops = isinstance(dropout, torch.nn.Dropout) and dropout.training and dropout.p > 0
+    in_rank = config.dropout_site is DropoutSite.RANK
     raw_logits = h = lora_a = lora_b = None
     if not sparse:
         if (
@@ -354,7 +356,7 @@ def _mixture(layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, fuse_o
             and state.hidden_states is None
             and router.weight.dtype == dtype
             and not (router.training and router.jitter_noise > 0)
-            and not (isinstance(dropout, torch.nn.Dropout) and dropout.training and dropout.p > 0)
+            and not (drops and not in_rank)
         ):
             # router and experts read the same x: one matmul against [router; A_cat] ``(E + R, D_in)``
             weight, lora_b = dense_weights(router, loras, dtype, with_router=True)
@@ -377,7 +379,8 @@ def _mixture(layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, fuse_o
         gates = gates.index_select(-1, layout.expert_index)  # (..., E_present)
     gates = gates.to(dtype)  # the LoRA scalings are folded into the stacked B
 
-    expert_in = dropout(expert_in) if h is None else expert_in
+    if drops and not in_rank:  # (the router + A fusion is off then: the router reads the undropped x)
+        expert_in = dropout(expert_in)
     if config.granularity is Granularity.TOKEN:
         units = expert_in.reshape(-1, 1, expert_in.shape[-1])  # (U = tokens, 1, D)
         h = h.reshape(-1, 1, h.shape[-1]) if h is not None else None  # (U, 1, R)
@@ -387,12 +390,14 @@ def _mixture(layer: LoRALinear, adapter_setup: Mixture, state: LoRAState, fuse_o
     if sparse:
         a_t, b_t = sparse_weights(router, loras, dtype)  # (E, D_in, r), (E, r, D_out)
         into = add_to if add_to is not None and _accumulate_in_place(add_to, units, b_t) else None
-        out = sparse_experts(units, flat_gates, k, a_t, b_t, into)
+        out = sparse_experts(units, flat_gates, k, a_t, b_t, into, dropout if drops and in_rank else None)
         out = out.reshape(*expert_in.shape[:-1], out.shape[-1])  # (..., D_out)
         if add_to is not None and into is None:
             out = add_to + out
         return _finish(state, out, add_to, last)
     h = gated_rank_activations(units, flat_gates, lora_a, router.rank, layout.rank_owner, h)  # (U, S, R)
+    if drops and in_rank:
+        h = dropout(h)
     h = h.reshape(*expert_in.shape[:-1], h.shape[-1])  # (..., R)
     return _finish(state, _b_matmul(h, lora_b.t(), add_to), add_to, last)
 

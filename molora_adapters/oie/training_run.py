@@ -166,6 +166,7 @@ def build_model(recipe: OIERecipe, log=None):  # noqa: F821
         languages=recipe.routed_languages(),
         # one expert (a single LoRA): nothing to route, so no routing supervision
         language_loss_coef=recipe.language_loss_coef if len(recipe.experts) > 1 else 0.0,
+        dropout_site=recipe.dropout_site,
         expert_config=LoRAConfig(
             r=r,
             alpha=2 * r,
