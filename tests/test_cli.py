@@ -147,6 +147,13 @@ def test_answer_bad_input_is_one_line_status_2(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_convert_embedded_unknown_model_is_one_line_status_2(tmp_path, capsys):
+    assert main(["convert-embedded", "no-such-model", "--cache-dir", str(tmp_path / "cache"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no-such-model" in err, err
+    assert not (tmp_path / "cache").exists()
+
+
 class _Failing:
     """A stand-in pipeline: fails on sentences containing `bad`, or on everything when `systematic`."""
 

