@@ -68,6 +68,13 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     yield from enumerate(io.StringIO(text, newline=None), start=1)
 
 
+def _tab_fields(path: str | os.PathLike) -> Iterator[tuple[str, list[str]]]:
+    """``(where, fields)`` of every non-blank line: stripped, then split on tabs (as the official readers do)."""
+    for n, line in iter_lines(path):
+        if line.strip():
+            yield f"{os.fspath(path)}:{n}", line.strip().split("\t")
+
+
 def _confidence(value: str, where: str) -> float:
     try:
         return float(value)
@@ -85,11 +92,7 @@ def read_tabbed(path: str | os.PathLike) -> list[ExtractionRow]:
         path (`str` or `os.PathLike`): the file to read.
     """
     rows = []
-    for n, line in iter_lines(path):
-        if not line.strip():
-            continue
-        where = f"{os.fspath(path)}:{n}"
-        data = line.strip().split("\t")
+    for where, data in _tab_fields(path):
         if len(data) < 3:
             raise ValueError(
                 f"{where}: expected `sentence<TAB>confidence<TAB>relation[<TAB>arg...]`, got {len(data)} field(s)."
@@ -119,11 +122,7 @@ def read_openie4(path: str | os.PathLike) -> list[ExtractionRow]:
         path (`str` or `os.PathLike`): the file to read.
     """
     rows = []
-    for n, line in iter_lines(path):
-        if not line.strip():
-            continue
-        where = f"{os.fspath(path)}:{n}"
-        data = line.strip().split("\t")
+    for where, data in _tab_fields(path):
         if len(data) < 6:
             raise ValueError(f"{where}: expected 6 tab-separated OpenIE-4 fields, got {len(data)}.")
         if not all(data[2:5]):
@@ -143,11 +142,7 @@ def read_benchie(path: str | os.PathLike) -> list[ExtractionRow]:
         path (`str` or `os.PathLike`): the file to read.
     """
     rows = []
-    for n, line in iter_lines(path):
-        if not line.strip():
-            continue
-        where = f"{os.fspath(path)}:{n}"
-        data = line.strip().split("\t")
+    for where, data in _tab_fields(path):
         if len(data) < 3:
             raise ValueError(
                 f"{where}: expected `sent_id<TAB>subject<TAB>relation<TAB>object`, got {len(data)} field(s)."
