@@ -281,3 +281,20 @@ def test_budgeted_stage_resumes_bitwise_from_a_trainable_only_checkpoint(tmp_pat
     )
     assert [h["global_step"] for h in resumed.stage_history] == [2, 6, 3]
     assert_same_parameters(full.model, resumed.model)
+
+
+def test_stages_without_adapters_do_not_log_inactive_adapters_every_step(tmp_path, caplog):
+    # stages 1-2 run the model with its mixture inactive on purpose; adapters would log it on every forward
+    plan = tuple(dataclasses.replace(s, max_steps=2) for s in MT4CROSSOIE_STAGES[:2])
+    trainer = _trainer(tmp_path / "run", stages=plan, save_strategy="no")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="adapters"):
+        trainer.train()
+    assert not [r for r in caplog.records if "none are activated" in r.getMessage()]
+    # outside the trainer, adapters' own message is untouched
+    model = mixture_model()
+    model.set_active_adapters(None)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="adapters"):
+        model(input_ids=torch.tensor([[1, 2, 3]]))
+    assert [r for r in caplog.records if "none are activated" in r.getMessage()]

@@ -28,6 +28,7 @@ from transformers.trainer_utils import TrainOutput, enable_full_determinism, set
 
 from .._integration import relink_prefix_pools
 from ..mixture.losses import routing_summary
+from ..utils.quiet import inactive_adapters_once
 from .callback import BudgetSchedule, StageCallback, StageClockCallback
 from .checkpointing import (
     check_fingerprint,
@@ -233,10 +234,13 @@ class DisentangledTuningMixin:
         for stage in self.stages[start:]:
             resolve_stage_parameters(self.model, stage)  # bad input fails before any training
         output = None
-        for index in range(start, len(self.stages)):
-            output = self._train_stage(
-                index, root, checkpoint if index == start else None, ignore_keys_for_eval
-            )
+        # stages that train no adapter run the model with its adapters inactive on purpose: adapters would log
+        # "none are activated" on every forward
+        with inactive_adapters_once():
+            for index in range(start, len(self.stages)):
+                output = self._train_stage(
+                    index, root, checkpoint if index == start else None, ignore_keys_for_eval
+                )
         self._stage_index = None
         if self.args.should_save:
             save_final_model(self._unwrapped(), root, stages=self.stages, fingerprint=self.plan_fingerprint)
