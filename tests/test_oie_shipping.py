@@ -86,6 +86,19 @@ def _write_run_files(root: Path, base: Path) -> None:
         (root / name).write_text(json.dumps(data), encoding="utf-8")
 
 
+def _save_run(model, run: Path) -> None:
+    """The final-model layout of a staged run (`save_final_model`) in ``run/train``, without the training code."""
+    from molora_adapters.loading import MANIFEST_NAME as STAGED_MANIFEST
+
+    model.save_pretrained(str(run / "train"))
+    (run / "train" / "heads").mkdir()
+    model.save_adapter_mixture(str(run / "train" / "mixtures" / "oie_mixture"), "oie_mixture")
+    model.save_head(str(run / "train" / "heads" / "oie"), "oie")
+    staged = {"active_adapters": model.active_adapters.to_dict(), "active_head": "oie", "heads": ["oie"],
+              "mixtures": ["oie_mixture"]}  # fmt: skip
+    (run / "train" / STAGED_MANIFEST).write_text(json.dumps(staged), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """``(run dir, base dir)``: a staged-run layout (``train/`` + run files) over a tiny saved base encoder."""
@@ -93,7 +106,6 @@ def tiny_run(tmp_path_factory):
     from transformers import BertModel
 
     import molora_adapters  # noqa: F401
-    from molora_adapters.loading import MANIFEST_NAME as STAGED_MANIFEST
     from molora_adapters.oie import add_oie_head
 
     root = tmp_path_factory.mktemp("shipping")
@@ -121,14 +133,7 @@ def tiny_run(tmp_path_factory):
         # a predicate-tag bias, so that random weights give tuples
         model.heads["oie"].pred_classifier.bias.copy_(torch.tensor([0.0, 0.3, 0.0]))
     model.active_head = "oie"
-    # the final-model layout of a staged run (`save_final_model`), without importing the training code
-    model.save_pretrained(str(run / "train"))
-    (run / "train" / "heads").mkdir()
-    model.save_adapter_mixture(str(run / "train" / "mixtures" / "oie_mixture"), "oie_mixture")
-    model.save_head(str(run / "train" / "heads" / "oie"), "oie")
-    staged = {"active_adapters": model.active_adapters.to_dict(), "active_head": "oie", "heads": ["oie"],
-              "mixtures": ["oie_mixture"]}  # fmt: skip
-    (run / "train" / STAGED_MANIFEST).write_text(json.dumps(staged), encoding="utf-8")
+    _save_run(model, run)
     _tokenizer().save_pretrained(str(run / "train"))
     _write_run_files(run, base_dir)
     return run, base_dir
@@ -394,3 +399,39 @@ def test_a_damaged_package_is_not_pushed(packages, tmp_path, hub):
         push_packaged_model_to_hub(pkg, "user/broken")
     assert "user/broken" not in hub.repos
     assert os.path.isdir(pkg)
+
+
+# ------------------------------------------------------------------------------------------------ real size
+@pytest.mark.slow
+def test_e5_small_int8_package_is_at_most_40_mb(embedded_e5_dir, tmp_path):
+    """The recipe's model shape on the embedded e5-small (6 experts, r=8, the default head), every encoder layer and
+    300 embedding rows changed: the int8 package fits the 40 MB target and stays close to the model."""
+    from adapters import AutoAdapterModel, LoRAConfig
+
+    torch.manual_seed(0)
+    model = AutoAdapterModel.from_pretrained(embedded_e5_dir)
+    model.add_oie_head("oie", n_arg_layers=2, d_feedforward=512)
+    experts = ["en", "de", "zh", "es", "ar", "hi"]
+    lora = LoRAConfig(r=8, alpha=16, selfattn_lora=True, intermediate_lora=True, output_lora=True)
+    model.add_adapter_mixture(experts, name="oie_mixture", top_k=2, expert_config=lora, set_active=True)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".loras." in name or "mixture_routers" in name:
+                p.add_(0.02 * torch.randn(p.shape, generator=g))
+            elif ".encoder.layer." in name:
+                p.add_(1e-3 * torch.randn(p.shape, generator=g))
+        rows = torch.randperm(model.config.vocab_size, generator=g)[:300]
+        model.bert.embeddings.word_embeddings.weight[rows] += 1e-3 * torch.randn(300, 384, generator=g)
+    model.active_head = "oie"
+    _save_run(model, tmp_path / "run")
+    (tmp_path / "run" / "recipe.json").write_text(json.dumps({"model": "embedded:multilingual-e5-small"}))
+    pkg = package_model(tmp_path / "run", tmp_path / "pkg", dtype="int8", progress=False)
+    manifest = json.loads((pkg / MANIFEST_NAME).read_text())
+    assert sum(m["size"] for m in manifest["files"].values()) <= 40e6
+    assert manifest["stats"]["changed_rows"] == {"bert.embeddings.word_embeddings.weight": 300}
+    ids = torch.tensor([[0, 1000, 2000, 3000, 5, 7, 44, 900, 12345, 2]])
+    with torch.no_grad():
+        a = model.eval()(input_ids=ids, return_dict=True).predicate_logits
+        b = load_packaged_model(pkg)(input_ids=ids, return_dict=True).predicate_logits
+    assert (a - b).abs().max() <= TOLERANCE["int8"] * a.abs().max()
