@@ -331,6 +331,25 @@ def test_package_model_command(tiny_run, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_package_model_ship_writes_the_default_model(tiny_run, tmp_path, monkeypatch, capsys):
+    from molora_adapters.oie.pipeline import OIEPipeline
+
+    run, _ = tiny_run
+    monkeypatch.setattr(
+        shipped_module, "SHIPPED_MODEL_DIR", tmp_path / "models" / "oie-multilingual-e5-small"
+    )
+    assert main(["package-model", str(run), "--ship", "--dtype", "fp32", "--quiet"]) == 0
+    manifest = json.loads((shipped_module.SHIPPED_MODEL_DIR / MANIFEST_NAME).read_text())
+    assert manifest["name"] == shipped_module.SHIPPED_MODEL_NAME
+    assert _as_dicts(OIEPipeline.from_pretrained().extract(SENTENCES)) == _as_dicts(
+        _reference(tiny_run).extract(SENTENCES)
+    )
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["package-model", str(run), "--out", str(tmp_path / "y"), "--dtype", "fp8"])
+    assert exc.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
 def test_model_card_comes_from_the_run_files(packages):
     from molora_adapters.oie.benchmarks.anchors import PUBLISHED_ANCHORS
     from molora_adapters.oie.shipping.card import data_licences
