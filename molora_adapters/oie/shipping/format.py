@@ -223,9 +223,18 @@ def encode_tensor(
 
 
 def decode_tensor(
-    name: str, entry: dict[str, Any], stored: dict[str, torch.Tensor], base: torch.Tensor | None
+    name: str,
+    entry: dict[str, Any],
+    stored: dict[str, torch.Tensor],
+    base: torch.Tensor | None,
+    *,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """Rebuild one float32 tensor from its manifest ``entry``, the ``stored`` safetensors tensors and the base.
+
+    Args:
+        inplace (`bool`, *optional*, defaults to `False`): write into ``base`` (a float32 tensor the caller owns)
+            instead of a copy; the loader does, which saves copying the 96M-value embedding matrix.
 
     Raises:
         PackageIntegrityError: the entry needs a base value that the base encoder lacks, or its shapes disagree.
@@ -248,7 +257,7 @@ def decode_tensor(
                 f"`{name}` is stored relative to the base encoder, which has "
                 f"{'no such tensor' if base is None else f'shape {tuple(base.shape)}'}; expected shape {shape}."
             )
-        out = base.to(torch.float32).clone()
+        out = base if inplace and base.dtype == torch.float32 else base.to(torch.float32).clone()
         if encoding == "delta":
             out += values
         else:

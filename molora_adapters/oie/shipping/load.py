@@ -125,7 +125,8 @@ def load_packaged_model(directory: str | os.PathLike, *, verify: bool = True) ->
         file = entry["file"]
         if file not in stored:
             stored[file] = load_file(str(directory / file))
-        state[name] = decode_tensor(name, entry, stored[file], state.get(name))
+        # in place: the base tensors were just read from disk and are ours
+        state[name] = decode_tensor(name, entry, stored[file], state.get(name), inplace=True)
     model_class = ADAPTER_MODEL_MAPPING[type(config)]
     model, info = model_class.from_pretrained(None, config=config, state_dict=state, output_loading_info=True)
     if info["missing_keys"]:
