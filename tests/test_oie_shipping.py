@@ -233,6 +233,13 @@ def test_int8_codec_error_is_bounded_by_half_a_step_per_row():
     entry, stored = encode_tensor("b", narrow, None, "int8")
     assert entry["axis"] == 1 and stored["b::scale"].shape == (8,)
     assert encode_tensor("same", base, base, "int8") is None
+    # min_row_change: rows changed by at most the tolerance keep their base value
+    small = trained.clone()
+    small[3] = base[3] + 1e-4
+    entry, stored = encode_tensor("w", small, base, "fp32", min_row_change=1e-3)
+    assert entry["rows"] == 5 and stored["w::rows"].tolist() == [4, 5, 6, 7, 8]
+    out = decode_tensor("w", entry, stored, base)
+    assert torch.equal(out[3], base[3]) and torch.equal(out[4:9], small[4:9])
 
 
 # ------------------------------------------------------------------------------------------------ integrity

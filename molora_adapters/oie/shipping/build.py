@@ -119,6 +119,7 @@ def package_model(
     dtype: PackageDtype = "fp16",
     base: str | None = None,
     name: str | None = None,
+    min_row_change: float = 0.0,
     model_card: bool = True,
     card_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
@@ -135,6 +136,9 @@ def package_model(
         base (`str`, *optional*): the base encoder the run was trained from; defaults to the run's
             ``recipe.json`` ``model``.
         name (`str`, *optional*): the model's name, recorded in the manifest and the card.
+        min_row_change (`float`, *optional*, defaults to 0.0): changed embedding rows whose largest absolute change is
+            at most this are left at their base value (lossy, smaller; see
+            :func:`~molora_adapters.oie.shipping.format.encode_tensor`). 0 keeps every changed row.
         model_card (`bool`, *optional*, defaults to `True`): write ``README.md`` from the run's ``results.json``,
             ``training.json`` and ``recipe.json`` (see :func:`~molora_adapters.oie.shipping.card.model_card`).
         card_kwargs (`dict`, *optional*): passed to the card writer (e.g. ``license``).
@@ -150,6 +154,8 @@ def package_model(
 
     if dtype not in DTYPES:
         raise ValueError(f"`dtype` must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+    if not min_row_change >= 0:
+        raise ValueError(f"`min_row_change` must be >= 0, got {min_row_change!r}.")
     model_dir, root = find_run(run_dir)
     base = base or _run_base(root)
     if base is None:
@@ -167,7 +173,7 @@ def package_model(
     rows: dict[str, int] = {}
     unchanged = 0
     for key, tensor in tqdm(state.items(), desc="packaging", unit="tensor", disable=not progress):
-        encoded = encode_tensor(key, tensor, base_sd.get(key), dtype)
+        encoded = encode_tensor(key, tensor, base_sd.get(key), dtype, min_row_change=min_row_change)
         if encoded is None:
             unchanged += 1
             continue
@@ -192,6 +198,7 @@ def package_model(
         "version": __version__,
         "name": name,
         "dtype": dtype,
+        "min_row_change": min_row_change,
         "base": base_info,
         "model_prefix": prefix,
         "tokenizer": {"from_base": True, "sha256": sha256_file(base_dir / "tokenizer.json")}

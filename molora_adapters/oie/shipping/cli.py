@@ -39,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base", help="the base encoder the run was trained from (default: the run's recipe.json `model`)."
     )
+    parser.add_argument(
+        "--min-row-change",
+        type=float,
+        default=0.0,
+        help="leave changed embedding rows whose largest change is at most this at their base value (lossy; "
+        "default 0: keep every changed row).",
+    )
     parser.add_argument("--name", help="the model's name in the manifest and card.")
     parser.add_argument("--license", help="the card's licence id (default: derived from the training data).")
     parser.add_argument("--no-card", action="store_true", help="do not write README.md (the model card).")
@@ -67,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             base=args.base,
             name=name,
+            min_row_change=args.min_row_change,
             model_card=not args.no_card,
             card_kwargs={"license": args.license} if args.license else None,
             progress=not args.quiet,

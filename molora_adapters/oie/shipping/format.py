@@ -164,6 +164,7 @@ def encode_tensor(
     dtype: PackageDtype,
     *,
     max_row_fraction: float = 0.5,
+    min_row_change: float = 0.0,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
     """Encode one trained tensor against its base value.
 
@@ -174,6 +175,9 @@ def encode_tensor(
         dtype (`str`): ``"fp32"``, ``"fp16"`` or ``"int8"``.
         max_row_fraction (`float`, *optional*, defaults to 0.5): a 2-D tensor of the base with at most this share
             of changed rows stores only those rows (indices and values).
+        min_row_change (`float`, *optional*, defaults to 0.0): in such a row-stored tensor (in practice the word
+            embeddings), rows whose largest absolute change is at most this keep their base value (lossy: a size knob
+            to measure on dev data; 0 keeps every changed row).
 
     Returns:
         `None` when the tensor equals its base (nothing to store); else ``(entry, tensors)``: the manifest entry
@@ -194,6 +198,11 @@ def encode_tensor(
             changed = (tensor != base).any(dim=1).nonzero().squeeze(1)  # (n_changed,)
             if changed.numel() <= max_row_fraction * tensor.shape[0]:
                 rows = changed
+                if min_row_change > 0:
+                    change = (tensor.index_select(0, rows) - base.index_select(0, rows)).abs().amax(dim=1)
+                    rows = rows[change > min_row_change]
+                    if rows.numel() == 0:
+                        return None
     storage = storage_for(name, tensor, dtype)
     delta = base is not None and storage != "fp32"  # fp32 keeps trained values: an exact round trip
     values = tensor - base if delta else tensor
