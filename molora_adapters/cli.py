@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "annotate": ("molora_adapters.data.llm.cli", "Build multilingual training data with an LLM."),
     "project": ("molora_adapters.data.projection.cli", "Project English tuples onto parallel translations."),
     "train": ("molora_adapters.oie.train_cli", "Train an OIE model from a recipe (preset or JSON)."),
+    "package-model": (
+        "molora_adapters.oie.shipping.cli",
+        "Package a trained OIE model compactly (what differs from its base encoder).",
+    ),
 }
 
 

@@ -266,6 +266,7 @@ def test_inactive_adapters_are_reported_once_not_per_batch(tiny_tokenizer, multi
     [
         "molora_adapters.oie",
         "molora_adapters.oie.benchmarks",
+        "molora_adapters.oie.shipping",
         "molora_adapters.xsta",
         "molora_adapters.data.projection",
     ],

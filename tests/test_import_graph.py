@@ -48,6 +48,10 @@ LAYERS: list[tuple[str, int]] = [
     ("molora_adapters.loading", 4),
     # 5: the OIE core: labels, extraction records, formats, heads, decoding, features
     ("molora_adapters.oie", 5),
+    # 5: loading a packaged model (the shipped one); 6: building it (its card reads the published anchors)
+    ("molora_adapters.oie.shipping", 5),
+    ("molora_adapters.oie.shipping.build", 6),
+    ("molora_adapters.oie.shipping.card", 6),
     # 6: inference and scoring
     ("molora_adapters.oie.pipeline", 6),
     ("molora_adapters.oie.benchmarks", 6),

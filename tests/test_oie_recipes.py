@@ -4,6 +4,7 @@ and the training summary after a resume; no training here (the example's end-to-
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -177,6 +178,7 @@ def test_training_summary_counts_the_stages_finished_before_a_resume(tmp_path):
     assert [s["name"] for s in summary["stages"]] == ["embeddings", "backbone"]
     assert summary["train_seconds"] == 50.0 and summary["wall_seconds"] == 56.0
     assert summary["samples"] == 600 and summary["samples_per_second"] == 12.0
+    assert summary["machine"]["cpu_count"] == os.cpu_count()  # for the model card (issue 22)
     assert json.loads((tmp_path / "training.json").read_text()) == summary
 
 

@@ -2,6 +2,7 @@
 
 Example::
 
+    molora extract < in.txt > out.jsonl                  # the shipped model
     molora extract --model DIR --lang zh < in.txt > out.jsonl
     molora extract --model DIR --format tabbed --input sents.txt --output carb.tsv
     molora evaluate --benchmark carb --format tabbed carb.tsv
@@ -48,7 +49,10 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", required=True, help="Directory of a model saved with an OIE head (or a model id)."
+        "--model",
+        default=None,
+        help="Directory of a model saved with an OIE head, a `molora package-model` directory, or a model id "
+        "(default: the shipped model, molora/oie-multilingual-e5-small).",
     )
     parser.add_argument("--adapter", help="Adapter directory to load (with its head) and activate.")
     parser.add_argument("--head", dest="head_name", help="OIE head to use when the model has several.")
@@ -156,8 +160,20 @@ def extract_lines(
 def load_pipeline(args: argparse.Namespace):
     """The :class:`OIEPipeline` named by the arguments; load errors become one :class:`CommandError` line."""
     from .pipeline import OIEPipeline
+    from .shipping.shipped import (
+        SHIPPED_MODEL_NAME,
+        ShippedModelMissingError,
+        is_shipped_name,
+        shipped_model_path,
+    )
 
-    model = check_model_path(args.model)
+    if is_shipped_name(args.model):
+        try:
+            model = str(shipped_model_path())
+        except ShippedModelMissingError as err:
+            raise CommandError(str(err)) from None
+    else:
+        model = check_model_path(args.model)
     if args.adapter is not None and not os.path.isdir(args.adapter):
         raise CommandError(f"`--adapter` {args.adapter!r} does not exist; expected an adapter directory.")
     options = (
@@ -180,7 +196,7 @@ def load_pipeline(args: argparse.Namespace):
         if args.head_name is not None and "head_name" in str(err):
             raise CommandError(f"`--head` {args.head_name!r}: {str(err).partition('; ')[2] or err}") from err
         raise CommandError(
-            f"`--model` {args.model!r} could not be loaded as an OIE model: {_first_line(err)}"
+            f"`--model` {args.model or SHIPPED_MODEL_NAME!r} could not be loaded as an OIE model: {_first_line(err)}"
         ) from err
 
 

@@ -564,49 +564,69 @@ class OIEPipeline:
     @classmethod
     def from_pretrained(
         cls,
-        model_name_or_path: str,
+        model_name_or_path: str | None = None,
         *,
         adapter: str | None = None,
         head_name: str | None = None,
         **kwargs: Any,
     ) -> OIEPipeline:
-        """Load a model saved with ``model.save_pretrained``, or the output of a staged run (`StagedTrainer`, with
-        its mixtures and active setup), with the tokenizer files in the same directory.
+        """Load the shipped model, a packaged model (``molora package-model``, local or on the Hub), a model saved
+        with ``model.save_pretrained``, or the output of a staged run (`StagedTrainer`, with its mixtures and active
+        setup), with the tokenizer files in the same directory (a packaged model names its base encoder's).
 
         Args:
-            model_name_or_path (`str`): directory or model id (``embedded:...`` ids are resolved).
+            model_name_or_path (`str`, *optional*): directory or model id (``embedded:...`` ids are resolved); `None`
+                or :data:`~molora_adapters.oie.shipping.SHIPPED_MODEL_NAME` (``"molora/oie-multilingual-e5-small"``)
+                load the model that ships with the package.
             adapter (`str`, *optional*): an adapter directory to load with its head and activate.
             head_name (`str`, *optional*): OIE head to use.
             **kwargs: passed to :class:`OIEPipeline`.
+
+        Raises:
+            ShippedModelMissingError: the shipped model was asked for and this build has none.
+            PackageIntegrityError: a packaged model's file is damaged or its base encoder differs.
         """
         from ..models import resolve_model_name_or_path
         from ..models.tokenizer import load_tokenizer
+        from .shipping.load import find_packaged_model, load_packaged_tokenizer
 
-        path = resolve_model_name_or_path(model_name_or_path)
-        model = load_oie_model(path, adapter=adapter)
-        tokenizer = load_tokenizer(path)
+        package = find_packaged_model(model_name_or_path)
+        if package is not None:
+            model = load_oie_model(str(package), adapter=adapter)
+            tokenizer = load_packaged_tokenizer(package)
+        else:
+            path = resolve_model_name_or_path(model_name_or_path)
+            model = load_oie_model(path, adapter=adapter)
+            tokenizer = load_tokenizer(path)
         return cls(model, tokenizer, head_name=head_name, **kwargs)
 
 
-def load_oie_model(model_name_or_path: str, *, adapter: str | None = None):
-    """The model of :meth:`OIEPipeline.from_pretrained`, in eval mode: a directory saved with ``save_pretrained`` or
-    a staged run's output (its mixtures and active setup restored), plus an optional adapter loaded and activated.
+def load_oie_model(model_name_or_path: str | None = None, *, adapter: str | None = None):
+    """The model of :meth:`OIEPipeline.from_pretrained`, in eval mode: the shipped or a packaged model, a directory
+    saved with ``save_pretrained`` or a staged run's output (its mixtures and active setup restored), plus an optional
+    adapter loaded and activated.
 
     Args:
-        model_name_or_path (`str`): directory or model id (``embedded:...`` ids are resolved).
+        model_name_or_path (`str`, *optional*): directory or model id (``embedded:...`` ids are resolved); `None`:
+            the shipped model.
         adapter (`str`, *optional*): an adapter directory to load with its head and activate.
     """
     from adapters import AutoAdapterModel
 
     from ..loading import is_staged_run, load_staged_model
     from ..models import resolve_model_name_or_path
+    from .shipping.load import find_packaged_model, load_packaged_model
 
-    path = resolve_model_name_or_path(model_name_or_path)
-    if is_staged_run(path):
-        # a staged run's output: its mixtures, active setup and head come back as at the end of training
-        model = load_staged_model(path)
+    package = find_packaged_model(model_name_or_path)
+    if package is not None:
+        model = load_packaged_model(package)
     else:
-        model = AutoAdapterModel.from_pretrained(path)  # saved OIE heads come back (the seam's head hook)
+        path = resolve_model_name_or_path(model_name_or_path)
+        if is_staged_run(path):
+            # a staged run's output: its mixtures, active setup and head come back as at the end of training
+            model = load_staged_model(path)
+        else:
+            model = AutoAdapterModel.from_pretrained(path)  # saved OIE heads come back (the seam's head hook)
     model.eval()
     if adapter is not None:
         name = model.load_adapter(adapter, with_head=True)

@@ -216,9 +216,32 @@ def training_summary(trainer, features, out: Path, time_budget: float | None) ->
         "samples_per_second": round(samples / seconds, 2) if seconds else 0.0,
         "stages": stages,
         "time_budget": time_budget,
+        "machine": machine_info(),
     }
     atomic_write_text(path, json.dumps(summary, indent=2))
     return summary
+
+
+def machine_info() -> dict[str, Any]:
+    """Where a run trained: platform, CPU model and count, torch threads, accelerator (for the model card)."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(terse=True),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "accelerator": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        "torch": torch.__version__,
+    }
 
 
 def train(recipe: OIERecipe, out: Path, *, resume: bool = True, log=None):  # noqa: F821
