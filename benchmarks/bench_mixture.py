@@ -332,12 +332,13 @@ def run_targets(args, device, batch, expert_counts=(TARGET_EXPERTS,), naive: boo
 STEADY_SHAPE, STEADY_EXPERTS, STEADY_LIMIT = "small-encoder", 16, 1.10
 
 
-def _usage() -> tuple[int, int, float]:
-    """(minor page faults, involuntary context switches, system CPU seconds) of this process so far."""
+def _usage() -> tuple[int, int, float, float]:
+    """(minor page faults, involuntary context switches, system CPU seconds, user CPU seconds) of this process so
+    far (all threads)."""
     import resource
 
     u = resource.getrusage(resource.RUSAGE_SELF)
-    return u.ru_minflt, u.ru_nivcsw, u.ru_stime
+    return u.ru_minflt, u.ru_nivcsw, u.ru_stime, u.ru_utime
 
 
 def _cache_entries(model) -> dict[tuple[int, str], int]:
@@ -353,7 +354,8 @@ def run_steady_forward(args, device, batch, rounds: int, runs: int) -> dict:
     """Issue 26's steady-cost check: the mixture forward at E=16 (small encoder, top-2, r=8, float32) against one
     LoRA, ``runs`` times, each on freshly built models with one warm-up round and then ``rounds`` forward-only
     rotation rounds (base, one LoRA, mixture). Per round and system it records the seconds, the minor page faults,
-    the involuntary context switches (a busy neighbour shows there), the system CPU seconds and, for the mixture,
+    the involuntary context switches (a busy neighbour shows there), the system and user CPU seconds (page faults
+    are system time) and, for the mixture,
     how many cached expert stacks were rebuilt and which expert paths its routers took. Target: the ratio of the
     medians <= 1.10x in every run."""
     arch, dims = TARGET_SHAPES[STEADY_SHAPE]
@@ -366,7 +368,13 @@ def run_steady_forward(args, device, batch, rounds: int, runs: int) -> dict:
         )
         model = systems["single_lora"][0]
         rec = {
-            n: {"seconds": [], "minor_faults": [], "involuntary_switches": [], "system_cpu_s": []}
+            n: {
+                "seconds": [],
+                "minor_faults": [],
+                "involuntary_switches": [],
+                "system_cpu_s": [],
+                "user_cpu_s": [],
+            }
             for n in names
         }
         rebuilds = []
@@ -376,16 +384,17 @@ def run_steady_forward(args, device, batch, rounds: int, runs: int) -> dict:
                 _, activate, extra, ctx, _ = systems[name]
                 activate()
                 before_cache = _cache_entries(model)
-                f0, s0, c0 = _usage()
+                f0, s0, c0, u0 = _usage()
                 with ctx():
                     elapsed = _run_once(model, batch, extra, False, device)
-                f1, s1, c1 = _usage()
+                f1, s1, c1, u1 = _usage()
                 if round_ and i:
                     r = rec[name]
                     r["seconds"].append(elapsed)
                     r["minor_faults"].append(f1 - f0)
                     r["involuntary_switches"].append(s1 - s0)
                     r["system_cpu_s"].append(round(c1 - c0, 4))
+                    r["user_cpu_s"].append(round(u1 - u0, 4))
                     if name.startswith("mixture"):
                         after = _cache_entries(model)
                         rebuilds.append(sum(1 for k, v in after.items() if before_cache.get(k) != v))
@@ -415,8 +424,8 @@ def _steady_table(steady: dict) -> str:
         f"median of {steady['rounds']} rotation rounds per run (target <= {STEADY_LIMIT:.2f}x in every run)",
         "",
         "| run | mixture / 1 LoRA | base / 1 LoRA | per-round ratios | minor faults per round (1 LoRA; mixture) "
-        "| invol. switches per round (1 LoRA; mixture) | met |",
-        "|---|---|---|---|---|---|---|",
+        "| kernel ms per forward, median (1 LoRA; mixture) | invol. switches per round (1 LoRA; mixture) | met |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     mix = f"mixture_E{steady['experts']}"
     for i, r in enumerate(steady["runs"], 1):
@@ -425,6 +434,8 @@ def _steady_table(steady: dict) -> str:
             f"| {i} | {r['ratio']:.3f}x | {r['base_vs_single_lora']:.3f}x | "
             f"{' '.join(f'{x:.2f}' for x in r['round_ratios'])} | "
             f"{s['single_lora']['minor_faults']}; {s[mix]['minor_faults']} | "
+            f"{statistics.median(s['single_lora']['system_cpu_s']) * 1e3:.1f}; "
+            f"{statistics.median(s[mix]['system_cpu_s']) * 1e3:.1f} | "
             f"{s['single_lora']['involuntary_switches']}; {s[mix]['involuntary_switches']} | "
             f"{'yes' if r['ratio'] <= STEADY_LIMIT else '**no**'} |"
         )
