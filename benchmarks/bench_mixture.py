@@ -358,6 +358,9 @@ def run_steady_forward(args, device, batch, rounds: int, runs: int) -> dict:
     are system time) and, for the mixture,
     how many cached expert stacks were rebuilt and which expert paths its routers took. Target: the ratio of the
     medians <= 1.10x in every run."""
+    import logging
+
+    logging.getLogger("adapters").setLevel(logging.ERROR)  # "none are activated" on every base forward
     arch, dims = TARGET_SHAPES[STEADY_SHAPE]
     cfg = _hf_config(arch, dims, 30522)
     names = ["base", "single_lora", f"mixture_E{STEADY_EXPERTS}"]
