@@ -45,6 +45,7 @@ from molora_adapters.training import (
 from molora_adapters.training.callback import StageCallback
 from molora_adapters.training.targets import resolve_stage_parameters
 from molora_adapters.utils.attention import attention_autocast_dtype
+from molora_adapters.utils.memory import malloc_settings, minor_page_faults
 
 EXPERTS = ("en", "de", "zh", "es", "pt", "ar")
 STAGES = ("embeddings", "backbone", "mixture")
@@ -213,12 +214,15 @@ def run_stages(args, argv: list[str] | None, root: Path, data: Callable) -> int:
         system.step(batches[0])
     rates: dict[str, list[float]] = {n: [] for n in SYSTEMS}
     step_seconds: dict[str, list[float]] = {n: [] for n in SYSTEMS}
+    faults: dict[str, list[int]] = {n: [] for n in SYSTEMS}  # minor page faults per step
     for rnd in range(rounds):
         names = SYSTEMS[rnd % len(SYSTEMS) :] + SYSTEMS[: rnd % len(SYSTEMS)]  # rotating start
         for n in names:
             seconds = samples = 0.0
             for batch in batches[1 + rnd * args.steps : 1 + (rnd + 1) * args.steps]:
+                before = minor_page_faults()
                 s = systems[n].step(batch)
+                faults[n].append(minor_page_faults() - before)
                 step_seconds[n].append(s)
                 seconds, samples = seconds + s, samples + int(batch["predicate_mask"].shape[0])
             rates[n].append(samples / seconds)
@@ -247,11 +251,13 @@ def run_stages(args, argv: list[str] | None, root: Path, data: Callable) -> int:
             statistics.median(step_seconds["mixture, input dropout"]) / single, 3
         ),
         "stage_systems_samples_per_second": {n: round(v, 2) for n, v in med.items()},
+        "stage_systems_minor_page_faults_per_step": {n: v for n, v in faults.items()},
         "stages_meta": {
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
             "load_average_at_start": load_at_start,
             "threads": torch.get_num_threads(),
             "bf16_autocast": autocast_bf16_available("cpu"),
+            "malloc": malloc_settings() or "glibc defaults",
             "rounds": rounds,
             "steps_per_round": args.steps,
             "batch_size": args.batch_size,
