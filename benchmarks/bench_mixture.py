@@ -49,6 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import molora_adapters  # noqa: E402,F401  (registers the plugin)
 from molora_adapters.mixture.compute import expert_compute, use_sparse  # noqa: E402
 from molora_adapters.mixture.reference import use_reference_forward  # noqa: E402
+from molora_adapters.mixture.weights import _CACHE_ATTR  # noqa: E402
+from molora_adapters.utils.memory import malloc_settings, retain_freed_memory  # noqa: E402
 
 TOP_K = 2
 TARGET_EXPERTS, TARGET_RANK = 6, 8
@@ -327,6 +329,127 @@ def run_targets(args, device, batch, expert_counts=(TARGET_EXPERTS,), naive: boo
     return out
 
 
+STEADY_SHAPE, STEADY_EXPERTS, STEADY_LIMIT = "small-encoder", 16, 1.10
+
+
+def _usage() -> tuple[int, int, float, float]:
+    """(minor page faults, involuntary context switches, system CPU seconds, user CPU seconds) of this process so
+    far (all threads)."""
+    import resource
+
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_minflt, u.ru_nivcsw, u.ru_stime, u.ru_utime
+
+
+def _cache_entries(model) -> dict[tuple[int, str], int]:
+    """``(id(router), cache key) -> id(cached stacks)`` over the model (a rebuild replaces the stacks object)."""
+    return {
+        (id(m), key): id(entry[2])
+        for m in model.modules()
+        for key, entry in m.__dict__.get(_CACHE_ATTR, {}).items()
+    }
+
+
+def run_steady_forward(args, device, batch, rounds: int, runs: int) -> dict:
+    """Issue 26's steady-cost check: the mixture forward at E=16 (small encoder, top-2, r=8, float32) against one
+    LoRA, ``runs`` times, each on freshly built models with one warm-up round and then ``rounds`` forward-only
+    rotation rounds (base, one LoRA, mixture). Per round and system it records the seconds, the minor page faults,
+    the involuntary context switches (a busy neighbour shows there), the system and user CPU seconds (page faults
+    are system time) and, for the mixture,
+    how many cached expert stacks were rebuilt and which expert paths its routers took. Target: the ratio of the
+    medians <= 1.10x in every run."""
+    import logging
+
+    logging.getLogger("adapters").setLevel(logging.ERROR)  # "none are activated" on every base forward
+    arch, dims = TARGET_SHAPES[STEADY_SHAPE]
+    cfg = _hf_config(arch, dims, 30522)
+    names = ["base", "single_lora", f"mixture_E{STEADY_EXPERTS}"]
+    out = {"shape": STEADY_SHAPE, "dims": dims, "experts": STEADY_EXPERTS, "rounds": rounds, "runs": []}
+    for run in range(runs):
+        systems = _adapters_systems(
+            cfg, arch, device, torch.float32, TARGET_RANK, [STEADY_EXPERTS], naive=False
+        )
+        model = systems["single_lora"][0]
+        rec = {
+            n: {
+                "seconds": [],
+                "minor_faults": [],
+                "involuntary_switches": [],
+                "system_cpu_s": [],
+                "user_cpu_s": [],
+            }
+            for n in names
+        }
+        rebuilds = []
+        for round_ in tqdm(range(rounds + 1), desc=f"E={STEADY_EXPERTS} forward, run {run + 1}", leave=False):
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            for i, name in enumerate([order[-1], *order]):  # the first run only warms up the kind of work
+                _, activate, extra, ctx, _ = systems[name]
+                activate()
+                before_cache = _cache_entries(model)
+                f0, s0, c0, u0 = _usage()
+                with ctx():
+                    elapsed = _run_once(model, batch, extra, False, device)
+                f1, s1, c1, u1 = _usage()
+                if round_ and i:
+                    r = rec[name]
+                    r["seconds"].append(elapsed)
+                    r["minor_faults"].append(f1 - f0)
+                    r["involuntary_switches"].append(s1 - s0)
+                    r["system_cpu_s"].append(round(c1 - c0, 4))
+                    r["user_cpu_s"].append(round(u1 - u0, 4))
+                    if name.startswith("mixture"):
+                        after = _cache_entries(model)
+                        rebuilds.append(sum(1 for k, v in after.items() if before_cache.get(k) != v))
+        med = {n: statistics.median(rec[n]["seconds"]) for n in names}
+        mixture, single = rec[names[2]]["seconds"], rec["single_lora"]["seconds"]
+        routers = [m for m in model.modules() if hasattr(m, "_sparse") and hasattr(m, "present_experts")]
+        paths = sorted({("sparse" if v else "dense") for m in routers for v in m._sparse.values()})
+        out["runs"].append(
+            {
+                "median_s": med,
+                "ratio": med[names[2]] / med["single_lora"],
+                "base_vs_single_lora": med["base"] / med["single_lora"],
+                "round_ratios": [m / s for m, s in zip(mixture, single, strict=True)],
+                "systems": rec,
+                "mixture_cache_rebuilds_per_round": rebuilds,
+                "mixture_paths": paths,
+            }
+        )
+        del systems, model
+    out["met"] = all(r["ratio"] <= STEADY_LIMIT for r in out["runs"])
+    return out
+
+
+def _steady_table(steady: dict) -> str:
+    lines = [
+        f"Issue 26 steady-cost check: {steady['shape']}, E={steady['experts']} top-{TOP_K} forward / one LoRA, "
+        f"median of {steady['rounds']} rotation rounds per run (target <= {STEADY_LIMIT:.2f}x in every run)",
+        "",
+        "| run | mixture / 1 LoRA | base / 1 LoRA | per-round ratios | minor faults per round (1 LoRA; mixture) "
+        "| kernel ms per forward, median (1 LoRA; mixture) | invol. switches per round (1 LoRA; mixture) | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    mix = f"mixture_E{steady['experts']}"
+    for i, r in enumerate(steady["runs"], 1):
+        s = r["systems"]
+        lines.append(
+            f"| {i} | {r['ratio']:.3f}x | {r['base_vs_single_lora']:.3f}x | "
+            f"{' '.join(f'{x:.2f}' for x in r['round_ratios'])} | "
+            f"{s['single_lora']['minor_faults']}; {s[mix]['minor_faults']} | "
+            f"{statistics.median(s['single_lora']['system_cpu_s']) * 1e3:.1f}; "
+            f"{statistics.median(s[mix]['system_cpu_s']) * 1e3:.1f} | "
+            f"{s['single_lora']['involuntary_switches']}; {s[mix]['involuntary_switches']} | "
+            f"{'yes' if r['ratio'] <= STEADY_LIMIT else '**no**'} |"
+        )
+    within = sum(r["ratio"] <= STEADY_LIMIT for r in steady["runs"])
+    lines += [
+        "",
+        f"{within} of {len(steady['runs'])} runs within the target: {'met' if steady['met'] else '**not met**'}",
+    ]
+    return "\n".join(lines)
+
+
 def check_targets(report: dict) -> list[dict]:
     """The issue's targets against the ``targets`` part: E=6 forward <= 1.05x and train step <= 1.10x one LoRA,
     E=16 forward <= 1.10x, and at least 2x faster than X-LoRA (forward and train step) where X-LoRA ran."""
@@ -466,6 +589,8 @@ def apply_switch(report: dict) -> None:
 
 def _tables(report: dict) -> str:
     lines = []
+    if report.get("steady_forward"):
+        lines += [_steady_table(report["steady_forward"]), ""]
     if report.get("kernels"):
         lines += [
             "Kernels: one adapted linear 384 -> 384, 1024 tokens, top-2, alone (dense vs sparse)",
@@ -596,7 +721,7 @@ def plot(report: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["all", "kernels", "targets", "grid"], default="all")
+    parser.add_argument("--part", choices=["all", "kernels", "targets", "grid", "e16-forward"], default="all")
     parser.add_argument(
         "--threads",
         type=int,
@@ -605,7 +730,25 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=None, help="default 16 (targets) / 8 (grid)")
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="rotation rounds after the warm-up (default 3; e16-forward: 9)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="e16-forward: run the check this many times, each on freshly built models (issue 26: 3)",
+    )
+    parser.add_argument(
+        "--malloc",
+        choices=["retain", "default"],
+        default="retain",
+        help="retain (default): glibc keeps freed memory (molora_adapters.utils.memory.retain_freed_memory), so "
+        "forwards do not page-fault their activations afresh; default: glibc's adaptive thresholds",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="targets at batch 8 (no bert-base), grid on 4-layer shapes"
     )
@@ -647,6 +790,10 @@ def main(argv=None) -> int:
         print(f"wrote {path} and {path.with_suffix('.png')}")
         return 0
     started = time.monotonic()
+    if args.malloc == "retain":
+        retain_freed_memory()
+    if args.repeats is None:
+        args.repeats = 9 if args.part == "e16-forward" else 3
     if args.committed:
         args.quick = True  # 4-layer grid shapes
         if args.budget_min is None:
@@ -677,9 +824,14 @@ def main(argv=None) -> int:
         ),
         "batch_targets": [bs_t, args.seq_len],
         "batch_grid": [bs_g, args.seq_len],
+        "malloc": malloc_settings() or "glibc defaults",
     }
     report["errors"] = {}
-    if args.committed:  # the targets first: they are what the run is for
+    if args.part == "e16-forward":
+        report["steady_forward"] = run_steady_forward(
+            args, device, make_batch(args.batch_size or 16, 30000), args.repeats, args.repeat
+        )
+    elif args.committed:  # the targets first: they are what the run is for
         if args.part in ("all", "targets"):
             quick, args.quick = args.quick, False  # all three shapes
             report["targets"] = run_targets(
@@ -708,7 +860,11 @@ def main(argv=None) -> int:
         args.out
         or Path(__file__).parent
         / "results"
-        / f"bench_mixture_{tag}{'_quick' if args.quick and not args.committed else ''}.json"
+        / (
+            f"bench_mixture_{tag}_e16_forward.json"
+            if args.part == "e16-forward"
+            else f"bench_mixture_{tag}{'_quick' if args.quick and not args.committed else ''}.json"
+        )
     )
     from molora_adapters.utils.io import atomic_write_text
 

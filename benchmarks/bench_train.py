@@ -161,8 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 avoids spin-waits on a crowded machine)"
     )
+    p.add_argument(
+        "--malloc",
+        choices=["default", "retain"],
+        default="default",
+        help="default: glibc's adaptive thresholds (the example's setting); retain: glibc keeps freed memory "
+        "(molora_adapters.utils.memory.retain_freed_memory; every system of the run alike)",
+    )
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_train.json"))
     args = p.parse_args(argv)
+    if args.malloc == "retain":
+        from molora_adapters.utils.memory import retain_freed_memory
+
+        retain_freed_memory()
     if args.part == "stages":
         from bench_train_stages import run_stages
 

@@ -7,12 +7,15 @@ own, as the example's stages do:
 - ``<stage>``: the stage with this code (attention in float32 under CPU bf16 autocast; stage 3 with the experts'
   LoRA dropout in rank space, ``MixtureConfig.dropout_site="rank"``, as the example sets it);
 - ``<stage>, before``: the same with the changes of issue 26 switched off (``attention_autocast_dtype(None)``,
-  ``dropout_site="input"``);
+  ``dropout_site="input"``; for stage 1, :class:`RowSparseAdamW` as it was before: its dense parameters updated by
+  the AdamW loop, not fused, and the clipping norm through squared copies of the gradients);
 - ``mixture, input dropout``: stage 3 with the attention change only;
 - ``single LoRA``: stage 3's configuration with one LoRA (r=8, dropout 0.1, q/v/intermediate/output) for the mixture;
 - ``floor``, ``floor, fp32``: the encoder's forward and backward on the same batches with no adapters and no weight
   gradients (the gradient flows down to the embeddings' output, as every stage's does), under the run's bf16
   autocast (where the CPU has bf16 units) and in float32.
+
+Every other optimiser is the Trainer's default, ``adamw_torch_fused`` (``fused=True``), as in the example's stages.
 
 A sample is one (sentence, predicate) example. Figures are medians over rounds of samples per second (wall clock).
 """
@@ -42,6 +45,7 @@ from molora_adapters.training import (
 from molora_adapters.training.callback import StageCallback
 from molora_adapters.training.targets import resolve_stage_parameters
 from molora_adapters.utils.attention import attention_autocast_dtype
+from molora_adapters.utils.memory import malloc_settings, minor_page_faults
 
 EXPERTS = ("en", "de", "zh", "es", "pt", "ar")
 STAGES = ("embeddings", "backbone", "mixture")
@@ -74,6 +78,34 @@ def _build(path: str, seed: int):
     return model, name
 
 
+class _RowSparseAdamWBefore(RowSparseAdamW):
+    """:class:`RowSparseAdamW` before issue 26, for the ``embeddings, before`` system: no ``fused`` (the trainer
+    removed it), and the clipping norm summed from squared float copies of the gradients (the previous code)."""
+
+    @torch.no_grad()
+    def clip_gradients(self, max_norm: float) -> torch.Tensor:
+        squares = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    p.grad = p.grad.coalesce()
+                    squares.append(p.grad._values().float().pow(2).sum())
+                else:
+                    squares.append(p.grad.float().pow(2).sum())
+        total = torch.stack(squares).sum().sqrt() if squares else torch.zeros(())
+        scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    if p.grad.is_sparse:
+                        p.grad._values().mul_(scale.to(p.grad.dtype))
+                    else:
+                        p.grad.mul_(scale.to(p.grad.dtype))
+        return total
+
+
 class _System:
     """One timed configuration: what is active and trainable, its optimiser, its switches."""
 
@@ -104,10 +136,12 @@ class _System:
         params = [p for n, p in model.named_parameters() if n in self.trainable]
         if not params:
             self.opt = None
-        elif self.sparse:  # the example's stage 1: row-sparse embedding updates
-            self.opt = RowSparseAdamW(params, lr=1e-6, weight_decay=0.01, max_grad_norm=1.0)
-        else:
-            self.opt = torch.optim.AdamW(params, lr=1e-6, weight_decay=0.01)
+        elif self.sparse and self.before:  # stage 1 before issue 26: `fused` dropped, the old clipping
+            self.opt = _RowSparseAdamWBefore(params, lr=1e-6, weight_decay=0.01, max_grad_norm=1.0)
+        elif self.sparse:  # the example's stage 1: row-sparse embedding updates, dense parameters fused
+            self.opt = RowSparseAdamW(params, lr=1e-6, weight_decay=0.01, max_grad_norm=1.0, fused=True)
+        else:  # the Trainer's default optimiser (adamw_torch_fused)
+            self.opt = torch.optim.AdamW(params, lr=1e-6, weight_decay=0.01, fused=True)
 
     def _enter(self) -> None:
         model = self.model
@@ -180,12 +214,15 @@ def run_stages(args, argv: list[str] | None, root: Path, data: Callable) -> int:
         system.step(batches[0])
     rates: dict[str, list[float]] = {n: [] for n in SYSTEMS}
     step_seconds: dict[str, list[float]] = {n: [] for n in SYSTEMS}
+    faults: dict[str, list[int]] = {n: [] for n in SYSTEMS}  # minor page faults per step
     for rnd in range(rounds):
         names = SYSTEMS[rnd % len(SYSTEMS) :] + SYSTEMS[: rnd % len(SYSTEMS)]  # rotating start
         for n in names:
             seconds = samples = 0.0
             for batch in batches[1 + rnd * args.steps : 1 + (rnd + 1) * args.steps]:
+                before = minor_page_faults()
                 s = systems[n].step(batch)
+                faults[n].append(minor_page_faults() - before)
                 step_seconds[n].append(s)
                 seconds, samples = seconds + s, samples + int(batch["predicate_mask"].shape[0])
             rates[n].append(samples / seconds)
@@ -214,11 +251,13 @@ def run_stages(args, argv: list[str] | None, root: Path, data: Callable) -> int:
             statistics.median(step_seconds["mixture, input dropout"]) / single, 3
         ),
         "stage_systems_samples_per_second": {n: round(v, 2) for n, v in med.items()},
+        "stage_systems_minor_page_faults_per_step": {n: v for n, v in faults.items()},
         "stages_meta": {
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
             "load_average_at_start": load_at_start,
             "threads": torch.get_num_threads(),
             "bf16_autocast": autocast_bf16_available("cpu"),
+            "malloc": malloc_settings() or "glibc defaults",
             "rounds": rounds,
             "steps_per_round": args.steps,
             "batch_size": args.batch_size,

@@ -23,7 +23,16 @@ def _embedding_problem(seed: int = 0):
 
 
 def _run(
-    weight, batches, target, *, sparse: bool, betas=(0.0, 0.999), weight_decay=0.1, clip=None, shared=True
+    weight,
+    batches,
+    target,
+    *,
+    sparse: bool,
+    betas=(0.0, 0.999),
+    weight_decay=0.1,
+    clip=None,
+    shared=True,
+    **options,
 ):
     """AdamW steps on an embedding. ``shared``: its rows feed a shared linear layer (couples the rows); otherwise
     the loss is linear in the rows (a row's gradient does not depend on its value)."""
@@ -35,7 +44,7 @@ def _run(
     params = [emb.weight, *lin.parameters()] if shared else [emb.weight]
     groups = [{"params": [emb.weight], "weight_decay": weight_decay}]
     groups += [{"params": list(lin.parameters()), "weight_decay": 0.0}] if shared else []
-    kw = dict(lr=0.05, betas=betas, eps=1e-8)
+    kw = dict(lr=0.05, betas=betas, eps=1e-8, **options)
     opt = RowSparseAdamW(groups, max_grad_norm=clip, **kw) if sparse else torch.optim.AdamW(groups, **kw)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - 0.1 * s)  # a varying lr, as with schedules
     for ids in batches:
@@ -58,6 +67,40 @@ def test_row_sparse_adamw_equals_dense_adamw_without_momentum_or_decay(clip):
     sparse, sparse_lin = _run(weight, batches, target, sparse=True, weight_decay=0.0, clip=clip)
     torch.testing.assert_close(sparse, dense)
     torch.testing.assert_close(sparse_lin, dense_lin)
+
+
+@pytest.mark.parametrize("option", [{"fused": True}, {"foreach": True}])
+def test_row_sparse_adamw_fused_or_foreach_dense_update_equals_the_loop(option):
+    """``fused`` / ``foreach`` change only how the dense parameters' AdamW update runs: every parameter equals the
+    default loop's to float rounding (clipping on, momentum and weight decay on, rows coupled by a shared layer)."""
+    weight, batches, target = _embedding_problem()
+    kw = dict(sparse=True, betas=(0.9, 0.999), clip=0.5)
+    loop, loop_lin = _run(weight, batches, target, **kw)
+    other, other_lin = _run(weight, batches, target, **kw, **option)
+    torch.testing.assert_close(other, loop, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(other_lin, loop_lin, rtol=1e-5, atol=1e-6)
+
+
+def test_row_sparse_adamw_clipping_equals_clip_grad_norm():
+    """The global norm over sparse and dense gradients is the dense equivalent's, and the scaled gradients are
+    ``clip_grad_norm_``'s (duplicate sparse indices summed first)."""
+    g = torch.Generator().manual_seed(3)
+    emb = torch.nn.Parameter(torch.randn(10, 4, generator=g))
+    lin = torch.nn.Parameter(torch.randn(4, 4, generator=g))
+    rows = torch.tensor([[1, 3, 3, 7]])
+    values = torch.randn(4, 4, generator=g)
+    emb.grad = torch.sparse_coo_tensor(rows, values, (10, 4), check_invariants=True)
+    lin.grad = torch.randn(4, 4, generator=g) * 5
+    dense_emb = emb.grad.to_dense()
+    dense_lin = lin.grad.clone()
+    opt = RowSparseAdamW([emb, lin], max_grad_norm=1.0)
+    total = opt.clip_gradients(1.0)
+    ref_emb, ref_lin = dense_emb.clone().requires_grad_(), dense_lin.clone().requires_grad_()
+    ref_emb.grad, ref_lin.grad = dense_emb.clone(), dense_lin.clone()
+    ref_total = torch.nn.utils.clip_grad_norm_([ref_emb, ref_lin], 1.0)
+    torch.testing.assert_close(total, ref_total)
+    torch.testing.assert_close(emb.grad.to_dense(), ref_emb.grad)
+    torch.testing.assert_close(lin.grad, ref_lin.grad)
 
 
 def test_row_sparse_adamw_catches_up_moments_and_weight_decay_exactly():
@@ -151,13 +194,14 @@ def test_head_learning_rate_group_and_sparse_optimizer(tmp_path):
     trainer = StagedTrainer(
         model=model, args=training_args(tmp_path), stages=[stage], train_dataset=toy_dataset(8)
     )
-    groups = []
+    groups, fused = [], []
 
     class Peek(Recorder):
         def on_train_begin(self, args, state, control, optimizer=None, **kw):
             groups.extend(
                 (type(optimizer).__name__, g["initial_lr"], len(g["params"])) for g in optimizer.param_groups
             )
+            fused.extend(g.get("fused") for g in optimizer.param_groups)
 
     trainer.add_callback(Peek())
     before = model.get_input_embeddings().weight.detach().clone()
@@ -165,6 +209,9 @@ def test_head_learning_rate_group_and_sparse_optimizer(tmp_path):
     names = {n for n, _, _ in groups}
     assert names == {"RowSparseAdamW"} or names == {"AcceleratedOptimizer"}
     assert sorted({lr for _, lr, _ in groups}) == [1e-2, 1e-1]
+    # the Trainer's optimiser settings reach the dense parameters (transformers' default: adamw_torch_fused)
+    _, kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
+    assert set(fused) == {kwargs.get("fused")}
     after = model.get_input_embeddings().weight.detach()
     changed = (after != before).any(1)
     batch = StreamSampler(8, seed=13).positions(0, 4).tolist()  # the one batch of the stream (seed 13)

@@ -450,9 +450,7 @@ class DisentangledTuningMixin:
             head_names=heads,
             head_learning_rate=stage.head_learning_rate,
         )
-        if self._stage_sparse:
-            kwargs.pop("fused", None)
-            kwargs.pop("foreach", None)
+        if self._stage_sparse:  # the optimiser's `fused` / `foreach` settings go on to the dense parameters
             cls = RowSparseAdamW
             kwargs["max_grad_norm"] = self._stage_max_grad_norm
         self.optimizer = cls(groups, **kwargs)
