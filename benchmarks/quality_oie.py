@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import random
 import shutil
 import statistics
@@ -364,8 +363,6 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--seeds needs at least one seed and every budget must be > 0")
     out_root = Path(args.out)
     out_root.mkdir(parents=True, exist_ok=True)
-    # Stages 1-2 train with the mixture added but inactive: adapters would warn on every forward.
-    logging.getLogger("adapters.model_mixin").addFilter(lambda r: "none are activated" not in r.getMessage())
     points = []
     for i, budget in enumerate(budgets):
         names = systems if i == 0 else [s for s in systems if s in long_systems]

@@ -43,14 +43,28 @@ DEV = ("dev:en", "dev:de", "dev:zh", "dev:es", "dev:ar", "dev:hi")
 # predicate) examples per second (bench_train_stages.md) over 32 examples per step (a batch of 16 sentences holds
 # 32.3 on average in this stream: 59,372 examples in 1,840 steps). `full` trains what stages 1 and 2 train together:
 # stage 2's rate (the embedding update is row-sparse); `head` runs the frozen encoder forward only: at least stage 1's.
-STEPS_PER_SECOND = {"embeddings": 1.8625, "backbone": 1.5156, "mixture": 1.3875, "full": 1.5156, "head": 1.8625}
+STEPS_PER_SECOND = {
+    "embeddings": 1.8625,
+    "backbone": 1.5156,
+    "mixture": 1.3875,
+    "full": 1.5156,
+    "head": 1.8625,
+}
 BUDGET = 1200.0
 """Training seconds per candidate: between the quality benchmark's two points (600 s and 1,800 s)."""
 
 # name: (what it tests, parent whose finished stages it reuses (or None), `OIERecipe` changes on `mt4crossoie`)
 CANDIDATES: dict[str, tuple[str, str | None, dict]] = {
-    "default": ("the current plan: 20/40/40, stage lrs 5e-4 / 1e-4 / 5e-4, language loss .05, top-2, rank 8", None, {}),
-    "full_finetuning": ("reference: one stage, everything (the baseline to beat)", None, {"stages": ("full",)}),
+    "default": (
+        "the current plan: 20/40/40, stage lrs 5e-4 / 1e-4 / 5e-4, language loss .05, top-2, rank 8",
+        None,
+        {},
+    ),
+    "full_finetuning": (
+        "reference: one stage, everything (the baseline to beat)",
+        None,
+        {"stages": ("full",)},
+    ),
     "full_then_mixture": (
         "stages 1 and 2 merged (word embeddings train with the encoder), then the mixture: 60/40",
         None,
@@ -102,7 +116,9 @@ def seed_from_parent(name: str, out_root: Path, budget: float, seed: int, log) -
     parent_train = out_root / parent / "train"
     stage_dirs = sorted(parent_train.glob("stage-*"))[: int(n)]
     if len(stage_dirs) < int(n) or not all(read_stage_state(d) for d in stage_dirs):
-        raise SystemExit(f"{name}: run {parent} first (its first {n} stages are not finished in {parent_train})")
+        raise SystemExit(
+            f"{name}: run {parent} first (its first {n} stages are not finished in {parent_train})"
+        )
     child_train.mkdir(parents=True, exist_ok=True)
     for d in stage_dirs:
         shutil.copytree(d, child_train / d.name, ignore=shutil.ignore_patterns("checkpoint-*"))
@@ -116,7 +132,11 @@ def run_candidate(name: str, args, out_root: Path) -> dict:
     recipe = recipe_for(name, args.budget, args.seed)
     out = out_root / name
     done = out / "results.json"
-    if done.is_file() and (out / "recipe.json").is_file() and OIERecipe.from_json(out / "recipe.json") == recipe:
+    if (
+        done.is_file()
+        and (out / "recipe.json").is_file()
+        and OIERecipe.from_json(out / "recipe.json") == recipe
+    ):
         result = json.loads(done.read_text())
     else:
         seed_from_parent(name, out_root, args.budget, args.seed, print)
@@ -125,7 +145,9 @@ def run_candidate(name: str, args, out_root: Path) -> dict:
         result = run_recipe(recipe, out, resume=True, log=lambda m: print(f"   {m}", flush=True))
         result["wall_seconds"] = round(time.time() - t0, 1)
         atomic_write_text(done, json.dumps(result, indent=2))
-        for ckpt in (out / "train").glob("stage-*/checkpoint-*"):  # finished: keep stage outputs, drop checkpoints
+        for ckpt in (out / "train").glob(
+            "stage-*/checkpoint-*"
+        ):  # finished: keep stage outputs, drop checkpoints
             shutil.rmtree(ckpt, ignore_errors=True)
     f1 = {r["key"]: r["f1"] for r in result["results"]}
     empty = {r["key"]: r.get("empty_sentences") for r in result["results"]}
@@ -160,7 +182,8 @@ def report(rows: list[dict], args) -> None:
             "equivalent_seconds": args.budget,
             "steps_per_second": STEPS_PER_SECOND,
             "machine": args.machine,
-            "command": "python benchmarks/select_recipe.py" + (f" --budget {args.budget:g}" if args.budget != BUDGET else ""),
+            "command": "python benchmarks/select_recipe.py"
+            + (f" --budget {args.budget:g}" if args.budget != BUDGET else ""),
         },
         "candidates": rows,
         "best": best["name"] if best else None,
@@ -187,12 +210,18 @@ def report(rows: list[dict], args) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated: " + ",".join(CANDIDATES))
-    p.add_argument("--budget", type=float, default=BUDGET, help="training seconds (2 quiet cores) per candidate")
+    p.add_argument(
+        "--candidates", default=",".join(CANDIDATES), help="comma-separated: " + ",".join(CANDIDATES)
+    )
+    p.add_argument(
+        "--budget", type=float, default=BUDGET, help="training seconds (2 quiet cores) per candidate"
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", default=str(ROOT / "runs" / "select_recipe"))
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "select_recipe"))
-    p.add_argument("--machine", default="2 CPU cores (steps fixed in advance: the load does not change results)")
+    p.add_argument(
+        "--machine", default="2 CPU cores (steps fixed in advance: the load does not change results)"
+    )
     p.add_argument("--list", action="store_true", help="print the candidates and exit")
     args = p.parse_args(argv)
     names = [n for n in args.candidates.split(",") if n]

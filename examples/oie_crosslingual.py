@@ -137,8 +137,6 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # Stages 1-2 train with the mixture added but inactive: adapters would warn on every forward.
-    logging.getLogger("adapters.model_mixin").addFilter(lambda r: "none are activated" not in r.getMessage())
     start = time.time()
 
     def log(msg: str) -> None:

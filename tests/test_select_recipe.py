@@ -26,7 +26,7 @@ def test_candidates_get_equal_time_as_steps_and_only_dev_evaluations(search):
     for name in search.CANDIDATES:
         recipe = search.recipe_for(name, 1200, 42)
         assert all(e.startswith("dev:") for e in recipe.eval), name  # never a test set
-        seconds = sum(n / search.STEPS_PER_SECOND[k] for n, k in zip(recipe.max_steps, recipe.stages))
+        seconds = sum(n / search.STEPS_PER_SECOND[k] for n, k in zip(recipe.max_steps, recipe.stages, strict=True))
         assert seconds == pytest.approx(1200, rel=0.01), name
 
 
