@@ -196,7 +196,12 @@ def test_compact_keys_give_the_full_forms_scores(oie_model):
     torch.manual_seed(0)
     seq = torch.randn(4, 8, oie_model.config.hidden_size)
     pm = torch.tensor(
-        [[0, 1, 0, 0, 0, 0, 0, 0], [0, 0, 1, 1, 0, 1, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0, 0, 0]]
+        [
+            [0, 1, 0, 0, 0, 0, 0, 0],
+            [0, 0, 1, 1, 0, 1, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 1, 0, 0, 0, 0],
+        ]
     )
     am = torch.ones_like(pm)
     am[3, 5:] = 0  # padded row

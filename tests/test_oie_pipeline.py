@@ -450,7 +450,9 @@ def test_compact_argument_keys_keep_the_extractions(pipe, multilingual_sentences
     monkeypatch.setattr(head, "argument_logits", recorded)
     fast = pipe.extract(multilingual_sentences, batch_size=4)
     assert calls and all(calls)
-    monkeypatch.setattr(head, "argument_logits", lambda *a, **k: original(*a, **(k | {"compact_keys": False})))
+    monkeypatch.setattr(
+        head, "argument_logits", lambda *a, **k: original(*a, **(k | {"compact_keys": False}))
+    )
     full = pipe.extract(multilingual_sentences, batch_size=4)
     assert sum(map(len, full)) > 10
 

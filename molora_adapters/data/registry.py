@@ -48,7 +48,7 @@ def register_corpus_loader(name: str, loader: CorpusLoader | None = None, *, ove
     return CORPUS_LOADERS.register(name, loader, overwrite=overwrite)
 
 
-def load_training_corpus(name: str, path: str | None = None, **kwargs) -> "datasets.Dataset":
+def load_training_corpus(name: str, path: str | None = None, **kwargs) -> datasets.Dataset:
     """Load the corpus registered as ``name`` into the shared OIE schema.
 
     Args:

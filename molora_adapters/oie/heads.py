@@ -271,7 +271,9 @@ class OIEHead(PredictionHead):
         )  # (b, t, 2 * hidden + pos_emb_dim)
         has_pred = pred.any(dim=1, keepdim=True)
         key_mask = torch.where(has_pred, pred, valid)  # (b, t)
-        source, source_mask = _attended_positions(features, key_mask) if compact_keys else (features, key_mask)
+        source, source_mask = (
+            _attended_positions(features, key_mask) if compact_keys else (features, key_mask)
+        )
         x = features
         for block in self.arg_blocks:
             x = block(x, source, source_mask)
