@@ -54,6 +54,24 @@ assert molora_adapters.Mixture in ALLOWED_NESTINGS
     assert proc.returncode == 0, proc.stderr
 
 
+def test_extraction_imports_no_training_data_stack():
+    """`molora extract`'s imports (pipeline, CLI, formats) leave out `datasets`, pandas and pyarrow (cold start,
+    issue 22); the corpus registry still lists and loads every built-in loader."""
+    code = """
+import sys
+import molora_adapters.cli, molora_adapters.oie.cli, molora_adapters.oie.pipeline, molora_adapters.oie.formats
+heavy = [m for m in ("datasets", "pandas", "pyarrow") if m in sys.modules]
+assert not heavy, heavy
+from molora_adapters.data import CORPUS_LOADERS
+assert {"oie2016", "imojie", "lsoie-gpt", "lsoie", "openie4", "jsonl", "projected"} <= set(CORPUS_LOADERS.names())
+assert "datasets" not in sys.modules
+from molora_adapters.data.corpora import load_oie2016
+assert CORPUS_LOADERS.get("oie2016") is load_oie2016
+"""
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.mark.parametrize("first", ["molora_adapters.mixture", "molora_adapters._integration", "adapters"])
 def test_registration_whatever_is_imported_first(first):
     proc = _python(

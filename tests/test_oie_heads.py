@@ -185,3 +185,30 @@ def test_config_round_trips_and_unknown_keys_warn(caplog):
             **dataclasses.asdict(cfg), molora_version="0.0", head_type="oie", future_key=1
         )
     assert again == cfg and "future_key" in caplog.text
+
+
+def test_compact_keys_give_the_full_forms_scores(oie_model):
+    """`compact_keys=True` (keys and values at the attended positions only, issue 22) gives the full form's scores up
+    to float rounding: rows with predicates of different lengths, a padded row and a row with no predicate token
+    (which attends to all its tokens)."""
+    head: OIEHead = oie_model.heads["oie"]
+    head.eval()
+    torch.manual_seed(0)
+    seq = torch.randn(4, 8, oie_model.config.hidden_size)
+    pm = torch.tensor(
+        [
+            [0, 1, 0, 0, 0, 0, 0, 0],
+            [0, 0, 1, 1, 0, 1, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 1, 0, 0, 0, 0],
+        ]
+    )
+    am = torch.ones_like(pm)
+    am[3, 5:] = 0  # padded row
+    with torch.no_grad():
+        full = head.argument_logits(seq, pm, am)
+        compact = head.argument_logits(seq, pm, am, compact_keys=True)
+        torch.testing.assert_close(compact, full, rtol=1e-5, atol=1e-5)
+        # only predicate rows: the keys shrink to the longest predicate (3 sub-words), same scores
+        compact = head.argument_logits(seq[[0, 1, 3]], pm[[0, 1, 3]], am[[0, 1, 3]], compact_keys=True)
+        torch.testing.assert_close(compact, full[[0, 1, 3]], rtol=1e-5, atol=1e-5)

@@ -435,3 +435,30 @@ def test_silent_tagger_keeps_its_best_predicate_above_the_floor(pipe, multilingu
     assert all(r == [] for r in quiet)
     with pytest.raises(ValueError, match="`predicate_floor`"):
         OIEPipeline(pipe.model, pipe.tokenizer, predicate_floor=1.5)
+
+
+def test_compact_argument_keys_keep_the_extractions(pipe, multilingual_sentences, monkeypatch):
+    """The pipeline's argument passes use `compact_keys=True` (issue 22); on a fixed input set the extractions are
+    exactly those of the full form (same tuples, positions and texts; confidences equal to float rounding)."""
+    head = pipe.model.heads[pipe.head_name]
+    calls, original = [], head.argument_logits
+
+    def recorded(*args, **kwargs):
+        calls.append(kwargs.get("compact_keys", False))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(head, "argument_logits", recorded)
+    fast = pipe.extract(multilingual_sentences, batch_size=4)
+    assert calls and all(calls)
+    monkeypatch.setattr(
+        head, "argument_logits", lambda *a, **k: original(*a, **(k | {"compact_keys": False}))
+    )
+    full = pipe.extract(multilingual_sentences, batch_size=4)
+    assert sum(map(len, full)) > 10
+
+    def parts(result):
+        return [[e.to_dict() | {"confidence": None} for e in r] for r in result]
+
+    assert parts(fast) == parts(full)
+    conf = [e.confidence for r in fast for e in r], [e.confidence for r in full for e in r]
+    assert conf[0] == pytest.approx(conf[1], rel=1e-5, abs=1e-6)

@@ -1,17 +1,21 @@
 """Data: the shared OIE schema, corpus loaders and LLM-generated corpora.
 
-The ``llm-augmented``, ``openie4pp`` and ``projected`` loaders are registered by import path:
-:mod:`molora_adapters.data.llm` (backends, HTTP client, answer cache) and :mod:`molora_adapters.data.projection`
-(aligner, pairing) are imported only when one of them is used, or when imported directly.
+Every loader is registered by import path (:mod:`.registry`): a loader's module, :mod:`molora_adapters.data.llm`
+(backends, HTTP client, answer cache) and :mod:`molora_adapters.data.projection` (aligner, pairing) are imported
+only when it is used, or when imported directly. The schema (and with it ``datasets``, pandas and pyarrow) loads on
+first access to one of its names, so that inference, which imports :mod:`.alignment` and :mod:`.tokenization`, does
+not pay for it.
 """
 
-from . import corpora as _corpora  # noqa: F401  (registers the built-in loaders)
+from ..utils.lazy import lazy_exports
 from .registry import CORPUS_LOADERS, load_training_corpus, register_corpus_loader
-from .schema import OIE_FEATURES, OIERecord, OIETuple, records_to_dataset
 
-CORPUS_LOADERS.register_lazy("llm-augmented", "molora_adapters.data.llm.loader:load_llm_augmented")
-CORPUS_LOADERS.register_lazy("openie4pp", "molora_adapters.data.llm.loader:load_openie4pp")
-CORPUS_LOADERS.register_lazy("projected", "molora_adapters.data.projection:load_projected")
+_LAZY = {
+    "OIERecord": ".schema",
+    "OIETuple": ".schema",
+    "OIE_FEATURES": ".schema",
+    "records_to_dataset": ".schema",
+}
 
 __all__ = [
     "CORPUS_LOADERS",
@@ -22,3 +26,5 @@ __all__ = [
     "records_to_dataset",
     "register_corpus_loader",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

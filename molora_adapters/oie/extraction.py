@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..data.schema import OIETuple
+if TYPE_CHECKING:  # the schema imports `datasets`; extraction does not need it
+    from ..data.schema import OIETuple
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Extraction:
 
     def to_oie_tuple(self) -> OIETuple:
         """The extraction in the shared training schema."""
+        from ..data.schema import OIETuple
+
         return OIETuple(
             arg0=self.arg0,
             relation=self.relation,

@@ -401,6 +401,7 @@ class OIEPipeline:
                     out.sequence_output.index_select(0, rows_d),
                     pred_mask.long().to(device),
                     attention_mask.index_select(0, rows_d),
+                    compact_keys=True,  # keys / values at the predicate's sub-words only
                 )
             a_tags, a_probs = word_level_tags(
                 arg_logits.float().softmax(-1), word_tokens.index_select(0, rows).to(device), ARG_LABELS
