@@ -227,19 +227,24 @@ def time_pipeline(pipe, sentences: list[str], batch_size: int) -> tuple[float, l
     return time.perf_counter() - t0, out
 
 
+def load_pipelines(args):
+    """The pipeline of ``args.model_dir`` and, with ``--baseline-src``, a copy without the predicate floor (the same
+    work as a baseline that predates it; `None` otherwise)."""
+    pipe = load_pipeline(args.model_dir)
+    if not args.baseline_src:
+        return pipe, None
+    no_floor = copy.copy(pipe)
+    no_floor.predicate_floor = None
+    return pipe, no_floor
+
+
 # ---------------------------------------------------------------------------------------------------- worker
 def worker(args) -> int:
     """``--worker``: one arm in this process (the baseline checkout's pipeline), rounds on request from stdin."""
     import torch
 
     torch.set_num_threads(args.threads)
-    pipe = load_pipeline(args.model_dir)
-    no_floor = None
-    if (
-        args.baseline_src
-    ):  # the current code without the predicate floor: the same work as a baseline that predates it
-        no_floor = copy.copy(pipe)
-        no_floor.predicate_floor = None
+    pipe, no_floor = load_pipelines(args)
     sentences = load_sentences(args.sentences)
     pipe.extract(sentences[: args.batch_size], language="en", batch_size=args.batch_size)  # warm-up
     print(json.dumps({"ready": True}), flush=True)
@@ -444,13 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(info_path, encoding="utf-8") as f:
         model_info = json.load(f)
 
-    pipe = load_pipeline(args.model_dir)
-    no_floor = None
-    if (
-        args.baseline_src
-    ):  # the current code without the predicate floor: the same work as a baseline that predates it
-        no_floor = copy.copy(pipe)
-        no_floor.predicate_floor = None
+    pipe, no_floor = load_pipelines(args)
     sentences = load_sentences(args.sentences)
     batches = pipeline_batches(pipe, sentences, args.batch_size)
     pipe.extract(sentences[: args.batch_size], language="en", batch_size=args.batch_size)  # warm-up

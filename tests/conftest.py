@@ -130,8 +130,7 @@ def train_tiny_tokenizer(path: Path = TINY_TOKENIZER) -> None:
     tok.save(str(path))
 
 
-@pytest.fixture(scope="session")
-def tiny_tokenizer():
+def make_tiny_tokenizer():
     """An XLM-R-style Unigram tokenizer (vocabulary 1,000) trained on the shipped multilingual sentences."""
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
@@ -147,3 +146,9 @@ def tiny_tokenizer():
         sep_token="</s>",
         model_max_length=128,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """`make_tiny_tokenizer`, once per session."""
+    return make_tiny_tokenizer()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY_TOKENIZER, tiny_config
+from conftest import make_tiny_tokenizer, tiny_config
 
 from molora_adapters.cli import main
 from molora_adapters.oie.shipping import (
@@ -37,23 +37,6 @@ CHANGED_ROWS = list(range(10, 40))
 # max |logit difference| / max |logit| against the run's model (measured on this model: fp16 1.3e-4, int8 1.3e-2;
 # its "training" noise is larger than its weights, a harder case than real training's small changes)
 TOLERANCE = {"fp16": 1e-3, "int8": 3e-2}
-
-
-def _tokenizer():
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_file(str(TINY_TOKENIZER)),
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        cls_token="<s>",
-        sep_token="</s>",
-        model_max_length=128,
-    )
 
 
 def _write_run_files(root: Path, base: Path) -> None:
@@ -112,7 +95,7 @@ def tiny_run(tmp_path_factory):
     base_dir, run = root / "base", root / "run"
     torch.manual_seed(0)
     BertModel(tiny_config("bert", pad_token_id=1)).save_pretrained(str(base_dir))
-    _tokenizer().save_pretrained(str(base_dir))
+    make_tiny_tokenizer().save_pretrained(str(base_dir))
     model = AutoAdapterModel.from_pretrained(str(base_dir))
     add_oie_head(model, "oie", d_feedforward=64, n_arg_layers=1)
     model.add_adapter_mixture(
@@ -134,7 +117,7 @@ def tiny_run(tmp_path_factory):
         model.heads["oie"].pred_classifier.bias.copy_(torch.tensor([0.0, 0.3, 0.0]))
     model.active_head = "oie"
     _save_run(model, run)
-    _tokenizer().save_pretrained(str(run / "train"))
+    make_tiny_tokenizer().save_pretrained(str(run / "train"))
     _write_run_files(run, base_dir)
     return run, base_dir
 
