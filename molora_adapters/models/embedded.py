@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -34,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..registry import Registry
-from ..utils.io import atomic_directory, atomic_write_text, current_umask, file_lock
+from ..utils.io import atomic_directory, atomic_write_text, current_umask, file_lock, sha256_file_cached
 from ..version import __version__
 
 __all__ = [
@@ -205,22 +204,6 @@ def _same_file(a: os.PathLike, b: Path) -> bool:
         return False
 
 
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def _sha256_file(path: Path) -> str:
-    """sha256 of ``path``, memoised per process on (path, size, mtime)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_MEMO:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(chunk)
-        _SHA_MEMO[key] = digest.hexdigest()
-    return _SHA_MEMO[key]
-
-
 def _cache_problem(directory: Path, source_sha256: str, *, full: bool) -> str | None:
     """Why ``directory`` cannot be used as the conversion of ``source_sha256``, or `None` if it can."""
     manifest_path = directory / MANIFEST_NAME
@@ -247,7 +230,7 @@ def _cache_problem(directory: Path, source_sha256: str, *, full: bool) -> str | 
             return f"`{rel}` is missing"
         if size != meta.get("size"):
             return f"`{rel}` has {size} bytes, the manifest says {meta.get('size')}"
-        if (full or size <= _QUICK_HASH_LIMIT) and _sha256_file(path) != meta.get("sha256"):
+        if (full or size <= _QUICK_HASH_LIMIT) and sha256_file_cached(path) != meta.get("sha256"):
             return f"`{rel}` does not match its recorded sha256"
     return None
 
@@ -289,7 +272,7 @@ def embedded_model_path(
         located = SourceFile(Path(source), None, None)
         if not located.path.is_file():
             raise FileNotFoundError(f"`source` {str(located.path)!r} does not exist.")
-    source_sha = _sha256_file(located.path)
+    source_sha = sha256_file_cached(located.path)
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
     dirname = spec.name if source is None else f"{spec.name}-{source_sha[:12]}"
     target = root / "embedded" / dirname
@@ -351,7 +334,7 @@ def _convert_into(
             "converter": f"molora_adapters {__version__}",
             "pooler": f"not in the source; seeded init (numpy default_rng({POOLER_SEED})), untrained",
             "files": {
-                rel: {"size": (tmp / rel).stat().st_size, "sha256": _sha256_file(tmp / rel)} for rel in files
+                rel: {"size": (tmp / rel).stat().st_size, "sha256": sha256_file_cached(tmp / rel)} for rel in files
             },
         }
         # Written last: its presence with matching hashes is what marks the directory complete.

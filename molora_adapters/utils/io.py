@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import os
 import shutil
@@ -231,3 +232,25 @@ def read_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]
             yield n, None, "empty line" if not text else "whitespace-only line"
             continue
         yield n, text, None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_SHA256_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file_cached(path: str | os.PathLike) -> str:
+    """`sha256_file`, memoised per process on (resolved path, size, mtime): a large file is hashed once."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA256_MEMO:
+        _SHA256_MEMO[key] = sha256_file(path)
+    return _SHA256_MEMO[key]

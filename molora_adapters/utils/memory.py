@@ -60,23 +60,12 @@ def retain_freed_memory(
             At most 32 MiB (glibc's limit on 64-bit).
     """
     global _settings
-    if (
-        isinstance(trim_threshold, bool)
-        or not isinstance(trim_threshold, int)
-        or not 0 <= trim_threshold <= MAX_TRIM_THRESHOLD
+    for name, value, limit, unit in (
+        ("trim_threshold", trim_threshold, MAX_TRIM_THRESHOLD, "bytes"),
+        ("mmap_threshold", mmap_threshold, MAX_MMAP_THRESHOLD, "bytes; glibc's limit on 64-bit"),
     ):
-        raise ValueError(
-            f"`trim_threshold` must be an int in [0, {MAX_TRIM_THRESHOLD}] (bytes), got {trim_threshold!r}."
-        )
-    if (
-        isinstance(mmap_threshold, bool)
-        or not isinstance(mmap_threshold, int)
-        or not 0 <= mmap_threshold <= MAX_MMAP_THRESHOLD
-    ):
-        raise ValueError(
-            f"`mmap_threshold` must be an int in [0, {MAX_MMAP_THRESHOLD}] (bytes; glibc's limit on 64-bit), "
-            f"got {mmap_threshold!r}."
-        )
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+            raise ValueError(f"`{name}` must be an int in [0, {limit}] ({unit}), got {value!r}.")
     libc = _glibc()
     if libc is None:
         return False

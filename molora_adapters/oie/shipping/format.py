@@ -29,13 +29,14 @@ Integrity: the manifest holds the size and sha256 of every file loading reads; :
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+
+from ...utils.io import sha256_file
 
 __all__ = [
     "DTYPES",
@@ -72,15 +73,6 @@ class PackageIntegrityError(ValueError):
 def is_packaged_model(directory: str | os.PathLike) -> bool:
     """Whether ``directory`` holds a packaged model (its :data:`MANIFEST_NAME`)."""
     return (Path(directory) / MANIFEST_NAME).is_file()
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """The sha256 hex digest of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:

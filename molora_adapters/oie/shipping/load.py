@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from ...utils.io import sha256_file_cached
 from .format import (
     MANIFEST_NAME,
     PackageIntegrityError,
@@ -34,7 +35,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 BASE_WEIGHTS = "model.safetensors"
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
 
 
 def resolve_base(name_or_path: str) -> Path:
@@ -62,12 +62,7 @@ def base_weights_sha256(name_or_path: str, directory: Path) -> str:
             return files[BASE_WEIGHTS]["sha256"]
         except (OSError, ValueError, KeyError, TypeError):
             pass  # an unusual cache: hash the file itself
-    path = directory / BASE_WEIGHTS
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_MEMO:
-        _SHA_MEMO[key] = sha256_file(path)
-    return _SHA_MEMO[key]
+    return sha256_file_cached(directory / BASE_WEIGHTS)
 
 
 def _check_base(manifest: dict[str, Any]) -> Path:
