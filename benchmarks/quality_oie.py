@@ -1,10 +1,12 @@
 """Cross-lingual OIE quality: MT4CrossOIE against full fine-tuning, one LoRA, stages 1+2, a head-only control and
-ablations, at equal wall-clock training budgets.
+ablations, at equal training-time budgets.
 
 Every system is an `OIERecipe` preset (`molora_adapters/oie/recipes.py`: the one place where stages, budget split,
 learning rates, experts and data mix are defined), trained and evaluated in this process by `run_recipe` with the
-same data stream, seed and **training-time budget** (each stage fits its steps and learning-rate schedule to its
-share of the clock; checkpoint saves do not count). Systems:
+same data stream, seed and **training-time budget**. By default (``--clock steps``) a budget of N seconds is N
+seconds of training on 2 quiet cores, given to each stage as steps at its measured throughput (`step_budget.py`),
+so a busy machine changes the wall time but not the scores; ``--clock wall`` uses the recipe's own clock instead
+(each stage fits its steps and learning-rate schedule to its share; checkpoint saves do not count). Systems:
 
 - ``full_finetuning``: one stage, word embeddings + encoder + head (Multi2OIE-style);
 - ``single_lora``: one LoRA (a one-expert mixture) + head, encoder frozen;
@@ -20,7 +22,9 @@ share of the clock; checkpoint saves do not count). Systems:
     python benchmarks/quality_oie.py --budgets 600 --systems full_finetuning,mt4crossoie --seeds 42
     python benchmarks/quality_oie.py --dry-run --out /tmp/q  # aggregation only, on synthetic scores (no training)
 
-Each (budget, system, seed) run resumes if interrupted and is reused once finished (``--fresh`` redoes it).
+Each (budget, system, seed) run resumes if interrupted and is reused once finished (``--fresh`` redoes it). A
+finished run's results are also recorded in ``benchmarks/results/quality_oie_runs/`` (committed), so the comparison
+can be run in parts across sessions and machines: a recorded run of the same recipe is never trained again.
 Writes ``benchmarks/results/quality_oie.{md,json}`` and the learning-curve figure::
 
     {"systems": [...at the first budget...], "budgets": [{"budget_seconds": 600, "systems": [...]}, ...],
@@ -45,10 +49,18 @@ sys.path.insert(0, str(ROOT))
 from molora_adapters.oie.benchmarks.anchors import PUBLISHED_ANCHORS  # noqa: E402
 from molora_adapters.oie.evaluation import TEST_EVALUATIONS  # noqa: E402
 from molora_adapters.oie.recipes import PRESETS, OIERecipe  # noqa: E402
+from molora_adapters.utils.io import atomic_write_text  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from step_budget import steps_for_budget  # noqa: E402
 
 MAIN_SYSTEMS = ("full_finetuning", "single_lora", "stages_1_2", "stage3_head_only", "mt4crossoie")
 LONG_SYSTEMS = ("full_finetuning", "mt4crossoie")  # also run at the budgets after the first
 CONTRASTS = ("full_finetuning", "single_lora")  # mt4crossoie minus each, paired by seed
+CLOCKS = {
+    "steps": "steps per stage at the stages' measured rates on 2 quiet cores, fixed in advance",
+    "wall": "the stages' clock; saves excluded",
+}
 DEV_KEY = "dev:en"  # CaRB en dev: the learning curves (choices are made on dev, never on test)
 
 # Published anchors (F1, and AUC where published), keyed like our scores (also used by the model card).
@@ -68,7 +80,6 @@ def mean_non_en_f1(scores: dict[str, dict]) -> float:
 def recipe_for(name: str, seed: int, budget: float, args) -> OIERecipe:
     """The benchmark's recipe of one (system, seed, budget)."""
     changes = {
-        "time_budget": budget,
         "seed": seed,
         "batch_size": args.batch_size,
         "eval_max_sentences": args.eval_sentences,
@@ -78,7 +89,14 @@ def recipe_for(name: str, seed: int, budget: float, args) -> OIERecipe:
         changes["max_train_sentences"] = args.train_sentences
     if args.model:
         changes["model"] = args.model
-    return OIERecipe.from_preset(name, **changes)
+    if args.clock == "wall":
+        return OIERecipe.from_preset(name, time_budget=budget, **changes)
+    return steps_for_budget(OIERecipe.from_preset(name, **changes), budget)
+
+
+def record_path(records: Path, name: str, seed: int, budget: float) -> Path:
+    """Where a finished run's results are recorded (committed: the comparison can span sessions)."""
+    return records / f"budget{budget:g}" / f"{name}-seed{seed}.json"
 
 
 def run_one(name: str, seed: int, budget: float, args, out_root: Path) -> dict:
@@ -86,6 +104,15 @@ def run_one(name: str, seed: int, budget: float, args, out_root: Path) -> dict:
     from molora_adapters.oie.recipes import run_recipe
 
     recipe = recipe_for(name, seed, budget, args)
+    record = record_path(Path(args.records), name, seed, budget)
+    if not args.fresh and record.is_file():
+        data = json.loads(record.read_text())
+        if OIERecipe.from_dict(data["recipe"]) != recipe:
+            raise SystemExit(
+                f"{record} records a run of another recipe (changed flags?); pass --fresh to redo it"
+            )
+        print(f"== {budget:g} s {name} seed {seed}: recorded in {record}", flush=True)
+        return data
     out = out_root / f"budget{budget:g}" / f"{name}-seed{seed}"
     done, saved = out / "results.json", out / "recipe.json"
     if not args.fresh and saved.is_file():
@@ -93,16 +120,29 @@ def run_one(name: str, seed: int, budget: float, args, out_root: Path) -> dict:
             raise SystemExit(f"{out} holds a run of another recipe (changed flags?); pass --fresh to redo it")
         if done.is_file():
             print(f"== {budget:g} s {name} seed {seed}: reusing {done}", flush=True)
-            return {**json.loads(done.read_text()), "own_expert_share": own_expert_share(out)}
+            return _record(record, out, json.loads(done.read_text()))
     if args.fresh and out.exists():
         shutil.rmtree(out)
-    print(f"== {budget:g} s {name} seed {seed}", flush=True)
+    print(f"== {budget:g} s {name} seed {seed}: steps {recipe.stage_steps()}", flush=True)
     t0 = time.time()
     result = run_recipe(recipe, out, resume=True, log=lambda m: print(f"   {m}", flush=True))
     result["wall_seconds"] = round(time.time() - t0, 1)
     if not args.keep_checkpoints:  # a finished run's staged checkpoints are large; scores and tsv stay
         shutil.rmtree(out / "train", ignore_errors=True)
-    return {**result, "own_expert_share": own_expert_share(out)}
+    return _record(record, out, result)
+
+
+def _record(record: Path, out: Path, result: dict) -> dict:
+    """Write a finished run's record (results without local file paths, plus its own-expert shares); the routing
+    heatmap goes beside it."""
+    data = {k: v for k, v in result.items() if k != "files"}
+    data["own_expert_share"] = own_expert_share(out)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(record, json.dumps(data, indent=1) + "\n")
+    heatmap = out / "routing_heatmap.png"
+    if data["own_expert_share"] is not None and heatmap.is_file():
+        shutil.copyfile(heatmap, record.with_suffix(".routing.png"))
+    return data
 
 
 def own_expert_share(out: Path) -> dict[str, float] | None:
@@ -251,14 +291,12 @@ def plot_learning_curves(budgets: list[dict], path: Path) -> str | None:
     for point in budgets:
         for s in point["systems"]:
             if DEV_KEY in s["scores"]:
-                curves.setdefault(s["name"], []).append(
-                    (s["train_seconds"] or point["budget_seconds"], s["scores"][DEV_KEY]["f1"])
-                )
+                curves.setdefault(s["name"], []).append((point["budget_seconds"], s["scores"][DEV_KEY]["f1"]))
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, pts in sorted(curves.items()):
         xs, ys = zip(*sorted(pts), strict=True)
         ax.plot(xs, ys, marker="o", label=name)
-    ax.set_xlabel("training seconds (the budget's clock)")
+    ax.set_xlabel("training budget (seconds on 2 quiet cores)")
     ax.set_ylabel("CaRB en dev F1 (mean over seeds)")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -271,7 +309,7 @@ def plot_learning_curves(budgets: list[dict], path: Path) -> str | None:
 def report(budgets: list[dict], found: dict[str, dict], args) -> str:
     seconds = ", ".join(f"{b['budget_seconds']:g} s" for b in budgets)
     lines = [
-        f"Equal training-time budgets (the stages' clock; saves excluded): {seconds}; "
+        f"Equal training-time budgets ({CLOCKS[args.clock]}): {seconds}; "
         f"batch {args.batch_size} sentences; seeds {', '.join(map(str, args.seeds))} at the first budget. "
         "Cells: mean F1 / AUC over seeds. Every system trains on the same seeded stream of the recipe's data "
         "(all vendored English corpora, projected XQuAD without its dev slice, es/pt leak-free few-shot).",
@@ -342,7 +380,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", default=str(ROOT / "runs" / "quality_oie"))
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality_oie"))
-    p.add_argument("--machine", default="2 CPU cores shared with other jobs", help="recorded in the report")
+    p.add_argument("--machine", default="2 CPU cores", help="recorded in the report")
+    p.add_argument(
+        "--clock",
+        choices=("steps", "wall"),
+        default="steps",
+        help="steps: a budget is steps at the stages' measured 2-core rates (load-independent); wall: the clock",
+    )
+    p.add_argument(
+        "--records",
+        default=str(ROOT / "benchmarks" / "results" / "quality_oie_runs"),
+        help="finished runs' records (reused; commit them to continue in another session)",
+    )
     p.add_argument("--fresh", action="store_true", help="redo finished runs instead of reusing them")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep each finished run's train/")
     p.add_argument(
@@ -383,8 +432,6 @@ def main(argv: list[str] | None = None) -> int:
     found = contrasts(points[0]["systems"])
     text = report(points, found, args)
     print(text)
-    from molora_adapters.utils.io import atomic_write_text
-
     figure = plot_learning_curves(points, Path(f"{args.results}_learning_curves.png"))
     meta = {
         "budget_seconds": budgets[0],
@@ -394,12 +441,15 @@ def main(argv: list[str] | None = None) -> int:
         "train_sentences": args.train_sentences if args.train_sentences is not None else "all (recipe)",
         "eval_sentences": args.eval_sentences or "all",
         "machine": args.machine,
+        "clock": args.clock,
         "dry_run": args.dry_run,
         "learning_curves": figure,
         "command": "python benchmarks/quality_oie.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     atomic_write_text(Path(f"{args.results}.md"), text + "\n")
-    heatmap = out_root / f"budget{budgets[0]:g}" / f"mt4crossoie-seed{args.seeds[0]}" / "routing_heatmap.png"
+    heatmap = record_path(Path(args.records), "mt4crossoie", args.seeds[0], budgets[0]).with_suffix(
+        ".routing.png"
+    )
     if "mt4crossoie" in systems and heatmap.is_file():  # expert share per language per layer
         shutil.copyfile(heatmap, f"{args.results}_routing_heatmap.png")
     payload = {"systems": points[0]["systems"], "budgets": points, "contrasts": found, "meta": meta}

@@ -37,19 +37,11 @@ from molora_adapters.oie.recipes import OIERecipe  # noqa: E402
 from molora_adapters.training.checkpointing import read_stage_state  # noqa: E402
 from molora_adapters.utils.io import atomic_write_text  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from step_budget import STEPS_PER_SECOND, steps_for_budget  # noqa: E402
+
 DEV = ("dev:en", "dev:de", "dev:zh", "dev:es", "dev:ar", "dev:hi")
 
-# Training steps per second on 2 quiet cores: the default run's stages 1-3 at 59.6 / 48.5 / 44.4 (sentence,
-# predicate) examples per second (bench_train_stages.md) over 32 examples per step (a batch of 16 sentences holds
-# 32.3 on average in this stream: 59,372 examples in 1,840 steps). `full` trains what stages 1 and 2 train together:
-# stage 2's rate (the embedding update is row-sparse); `head` runs the frozen encoder forward only: at least stage 1's.
-STEPS_PER_SECOND = {
-    "embeddings": 1.8625,
-    "backbone": 1.5156,
-    "mixture": 1.3875,
-    "full": 1.5156,
-    "head": 1.8625,
-}
 BUDGET = 1200.0
 """Training seconds per candidate: between the quality benchmark's two points (600 s and 1,800 s)."""
 
@@ -93,12 +85,7 @@ CANDIDATES: dict[str, tuple[str, str | None, dict]] = {
 def recipe_for(name: str, budget: float, seed: int) -> OIERecipe:
     """The candidate's recipe, with per-stage steps equal to its share of ``budget`` seconds."""
     changes = dict(CANDIDATES[name][2])
-    base = OIERecipe.from_preset("mt4crossoie", eval=DEV, seed=seed, **changes)
-    steps = tuple(
-        max(1, round(budget * share * STEPS_PER_SECOND[kind]))
-        for kind, share in zip(base.stages, base.split, strict=True)
-    )
-    return base.replace(max_steps=steps)
+    return steps_for_budget(OIERecipe.from_preset("mt4crossoie", eval=DEV, seed=seed, **changes), budget)
 
 
 def seed_from_parent(name: str, out_root: Path, budget: float, seed: int, log) -> None:

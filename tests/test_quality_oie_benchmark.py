@@ -85,10 +85,41 @@ def test_dry_run_writes_budgets_seeds_contrasts_and_curves(bench, tmp_path):
     assert not list((tmp_path / "runs").iterdir())  # nothing trained
 
 
-def test_recipe_for_uses_the_presets_with_the_budget(bench):
+def _args(**kw):
     import argparse
 
-    args = argparse.Namespace(batch_size=16, eval_sentences=0, train_sentences=None, model=None)
-    recipe = bench.recipe_for("stage3_head_only", 43, 600.0, args)
-    assert recipe.time_budget == 600.0 and recipe.seed == 43 and recipe.stages[-1] == "head"
+    base = dict(batch_size=16, eval_sentences=0, train_sentences=None, model=None, clock="steps", fresh=False)
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_recipe_for_gives_the_budget_as_steps_at_the_measured_rates(bench):
+    from step_budget import STEPS_PER_SECOND, equivalent_seconds
+
+    recipe = bench.recipe_for("stage3_head_only", 43, 600.0, _args())
+    assert recipe.time_budget is None and recipe.seed == 43 and recipe.stages[-1] == "head"
+    # 20/40/40 of 600 s at each stage kind's steps per second
+    assert recipe.max_steps == tuple(
+        round(600 * share * STEPS_PER_SECOND[k])
+        for k, share in zip(recipe.stages, (0.2, 0.4, 0.4), strict=True)
+    )
+    assert equivalent_seconds(recipe) == pytest.approx(600, rel=0.01)
     assert "dev:en" in recipe.eval and recipe.projected_data == ("vendored",)
+    for name in bench.MAIN_SYSTEMS:
+        assert equivalent_seconds(bench.recipe_for(name, 42, 600.0, _args())) == pytest.approx(600, rel=0.01)
+    wall = bench.recipe_for("full_finetuning", 42, 600.0, _args(clock="wall"))
+    assert wall.time_budget == 600.0 and wall.max_steps is None
+
+
+def test_a_recorded_run_is_reused_and_a_changed_recipe_is_refused(bench, tmp_path):
+    args = _args(records=str(tmp_path / "records"))
+    recipe = bench.recipe_for("single_lora", 42, 600.0, args)
+    record = bench.record_path(tmp_path / "records", "single_lora", 42, 600.0)
+    assert record == tmp_path / "records" / "budget600" / "single_lora-seed42.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"recipe": recipe.to_dict(), "results": [], "own_expert_share": None}))
+    out_root = tmp_path / "runs"
+    assert bench.run_one("single_lora", 42, 600.0, args, out_root)["results"] == []
+    assert not out_root.exists()  # nothing trained
+    record.write_text(json.dumps({"recipe": recipe.replace(seed=7).to_dict()}))
+    with pytest.raises(SystemExit, match="records a run of another recipe"):
+        bench.run_one("single_lora", 42, 600.0, args, out_root)
