@@ -365,6 +365,46 @@ def test_model_card_comes_from_the_run_files(packages):
     assert "OIEPipeline.from_pretrained()" in card  # the shipped name by default
 
 
+def test_the_packages_own_scores_replace_the_runs_rows_in_the_card(tiny_run, tmp_path, capsys):
+    run, _ = tiny_run
+    own = {"benchmark": "CaRB en test", "key": "carb:en", "scorer": "carb", "lang": "en", "sentences": 641,
+           "precision": 0.6, "recall": 0.5, "f1": 0.5454, "auc": 0.33, "empty_sentences": 2}  # fmt: skip
+    extra = {
+        **own,
+        "benchmark": "BenchIE de",
+        "key": "benchie:de",
+        "scorer": "benchie",
+        "lang": "de",
+        "f1": 0.0612,
+    }
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps({"results": [own, extra], "meta": {"command": "python bench.py"}}))
+    out = tmp_path / "pkg"
+    argv = [
+        "package-model",
+        str(run),
+        "--out",
+        str(out),
+        "--dtype",
+        "int8",
+        "--quiet",
+        "--scores",
+        str(scores),
+    ]
+    assert main(argv) == 0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    values = {
+        r["metrics"][0]["value"] for r in yaml.safe_load(card.split("---\n")[1])["model-index"][0]["results"]
+    }
+    assert values == {0.5454, 0.0612, 0.1333, 0.4701}  # carb:en replaced, benchie:de added, the rest kept
+    assert "0.450" not in card and "Rows of 2 sets score this package itself (`python bench.py`)" in card
+    capsys.readouterr()
+    scores.write_text(json.dumps({"results": [{"key": "carb:en"}]}))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "`--scores`" in err and "'benchmark'" in err and len(err.strip().splitlines()) == 1
+
+
 # ------------------------------------------------------------------------------------------------ Hub
 @pytest.fixture
 def hub(tmp_path, monkeypatch):

@@ -80,6 +80,7 @@ def model_card(
     *,
     license: str | None = None,
     name: str | None = None,
+    scores: dict[str, Any] | None = None,
 ) -> str:
     """The card text of a packaged model built from the run in ``run_root``.
 
@@ -89,6 +90,9 @@ def model_card(
         license (`str`, *optional*): the card's licence id; default: ``cc-by-sa-4.0`` when the training data includes
             CC BY-SA data (the vendored projected XQuAD corpus), else ``mit``.
         name (`str`, *optional*): the model's name (default: the manifest's, else the shipped model's name).
+        scores (`dict`, *optional*): the package's own evaluation, ``{"rows": [...], "source": "how"}`` with rows in
+            ``results.json``'s shape: they replace the run's rows of the same ``key`` (the run scored the model
+            before packaging), and the card names their source.
     """
     from huggingface_hub import EvalResult, ModelCardData
 
@@ -107,6 +111,9 @@ def model_card(
     if license is None:
         license = "cc-by-sa-4.0" if any("CC BY-SA" in v for v in source_licences.values()) else "mit"
     rows = [r for r in results.get("results", []) if isinstance(r, dict)]
+    if scores:
+        own = {r["key"]: r for r in scores["rows"]}
+        rows = [own.pop(r["key"], r) for r in rows] + list(own.values())
     languages = sorted(
         {*recipe.get("experts", ()), *(recipe.get("expert_fallback") or {}), *(r["lang"] for r in rows)}
     )
@@ -168,7 +175,7 @@ def model_card(
         "```python\nfrom molora_adapters.oie import OIEPipeline\n\n"
         f"pipe = OIEPipeline.from_pretrained({loader})\n"
         'print(pipe("Barack Obama was born in Hawaii ."))\n```\n',
-        _scores_section(rows, results.get("decoding")),
+        _scores_section(rows, results.get("decoding"), scores),
         _training_section(recipe, training, sources, few_shot, data, source_licences),
         _package_section(manifest),
         _limitations_section(recipe),
@@ -176,7 +183,7 @@ def model_card(
     return "\n".join(parts).rstrip() + "\n"
 
 
-def _scores_section(rows: list[dict], decoding: dict | None) -> str:
+def _scores_section(rows: list[dict], decoding: dict | None, scores: dict[str, Any] | None = None) -> str:
     if not rows:
         return "## Scores\n\nNot recorded (the run has no `results.json`).\n"
     head = (
@@ -203,6 +210,12 @@ def _scores_section(rows: list[dict], decoding: dict | None) -> str:
         "## Scores\n\nScored by the project's scorers (official-equal CaRB, BenchIE and lexical Re-OIE2016), as "
         "`molora evaluate` computes them. Dev rows (CaRB en dev, the projected dev slices) are where checkpoints, "
         "decoding and thresholds were chosen; test rows are reported only.\n\n"
+        + (
+            f"Rows of {len(scores['rows'])} sets score this package itself (`{scores['source']}`); the others "
+            "score the trained model before packaging.\n\n"
+            if scores
+            else ""
+        )
         + head
         + "\n".join(lines)
         + "\n"

@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", help="the model's name in the manifest and card.")
     parser.add_argument("--license", help="the card's licence id (default: derived from the training data).")
+    parser.add_argument(
+        "--scores",
+        metavar="JSON",
+        help="the package's own evaluation (a JSON file with a `results` list in results.json's row shape, e.g. "
+        "benchmarks/results/shipped_model.json): its rows replace the run's rows of the same sets in the card.",
+    )
     parser.add_argument("--no-card", action="store_true", help="do not write README.md (the model card).")
     parser.add_argument("--push-to-hub", metavar="REPO", help="also push the package to this Hub repo.")
     parser.add_argument("--quiet", action="store_true", help="no progress bar.")
@@ -62,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         find_run(args.run_dir)
     except FileNotFoundError as err:
         raise CommandError(f"`RUN_DIR` {args.run_dir!r}: {err}") from None
+    card_kwargs: dict = {"license": args.license} if args.license else {}
+    if args.scores:
+        card_kwargs["scores"] = _read_scores(args.scores)
     out = SHIPPED_MODEL_DIR if args.ship else args.out
     name = args.name or (SHIPPED_MODEL_NAME if args.ship else None)
     from .build import package_model
@@ -76,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             name=name,
             min_row_change=args.min_row_change,
             model_card=not args.no_card,
-            card_kwargs={"license": args.license} if args.license else None,
+            card_kwargs=card_kwargs or None,
             progress=not args.quiet,
             log=lambda m: print(m, file=sys.stderr),
         )
@@ -90,3 +99,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"pushed to {args.push_to_hub}: {info.commit_url}", file=sys.stderr)
     print(path)
     return 0
+
+
+_ROW_KEYS = {"key", "benchmark", "scorer", "lang", "f1"}
+
+
+def _read_scores(path: str) -> dict:
+    """``--scores``: ``{"results": [row, ...], "meta": {...}}``; a bad file is one `CommandError` line."""
+    import json
+
+    try:
+        data = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, ValueError) as err:
+        raise CommandError(f"`--scores` {path!r}: cannot read it as JSON ({err})") from None
+    rows = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and _ROW_KEYS <= r.keys() for r in rows):
+        raise CommandError(
+            f"`--scores` {path!r}: expected a JSON object with a `results` list of rows with {sorted(_ROW_KEYS)} "
+            "(the shape benchmarks/quality_shipped.py writes)"
+        )
+    return {"rows": rows, "source": (data.get("meta") or {}).get("command") or path}
