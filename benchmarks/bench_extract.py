@@ -11,7 +11,9 @@ best round of each arm is reported, with every round listed):
 - **floor**: the encoder alone (``model.base_model``, the mixture active, no OIE head, no decoding) over exactly the
   batches the pipeline forms (its chunks, sorted by length, ``--batch-size`` per batch, padded to the batch's longest);
 - **pipeline**: ``OIEPipeline.extract`` on the CaRB en test sentences, loaded with ``OIEPipeline.from_pretrained``
-  from a saved staged-run directory with the default decoding options: the path ``molora extract`` takes;
+  from a saved staged-run directory with the default decoding options and precision (bf16 autocast on CPUs with
+  native bf16, else float32; the floor runs at the same precision): the path ``molora extract`` takes;
+- **pipeline_fp32**: the same pipeline in float32;
 - **baseline** (``--baseline-src PATH``, e.g. a ``git worktree`` of an older commit): the same pipeline from that
   checkout, in a subprocess, on the same model directory and sentences (old / new side by side), with a fourth arm,
   **pipeline_no_floor**, the current pipeline with ``predicate_floor=None``: the same work as a baseline that predates
@@ -24,7 +26,8 @@ A separate instrumented pass (not timed with the arms) gives per-phase wall-cloc
 argument tagger, decoding, formatting as JSONL), and contention-independent figures: encoder forwards and argument
 rows per sentence, and FLOPs per sentence of the encoder and of the argument tagger (``torch.utils.flop_counter``).
 
-The model is the shipped configuration: the embedded multilingual-e5-small with ``OIERecipe``'s default mixture (6 LoRA
+``--shipped`` measures the shipped trained model (``molora/oie-multilingual-e5-small``). Otherwise the model is the
+shipped configuration, untrained: the embedded multilingual-e5-small with ``OIERecipe``'s default mixture (6 LoRA
 experts en/de/zh/es/ar/hi, r=8 on q/v/intermediate/output, top-2 token routing) and OIE head (2 argument layers,
 feed-forward 512). It is untrained: the experts' B matrices get small random values (so the mixture changes the
 states), and the predicate tagger's ``O`` bias is set so that about ``--predicates-per-sentence`` (default 1.4)
@@ -186,9 +189,12 @@ def encoder_floor(pipe, batches) -> float:
     import torch
     from torch.nn.utils.rnn import pad_sequence
 
+    from molora_adapters.utils.precision import autocast, resolve_precision
+
     pad = pipe.tokenizer.pad_token_id or 0
+    precision = resolve_precision(pipe.precision, "cpu")  # the floor runs at the pipeline's precision
     t0 = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, "cpu"):
         for batch in batches:
             lengths = torch.tensor([len(c.input_ids) for c in batch])
             ids = pad_sequence(
@@ -425,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--predicates-per-sentence", type=float, default=1.4)
     p.add_argument("--baseline-src", default=None, help="another checkout to run side by side (old / new)")
     p.add_argument("--model-dir", default=None, help="where the bench model is built once and reused")
+    p.add_argument(
+        "--shipped",
+        action="store_true",
+        help="measure the shipped trained model (molora/oie-multilingual-e5-small) instead of the bench model",
+    )
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "bench_extract.json"))
     p.add_argument("--no-out", action="store_true", help="print the JSON only")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -436,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     args.model_dir = args.model_dir or os.path.join(
         os.path.expanduser("~"), ".cache", "molora_adapters", f"bench_extract_model_v{MODEL_FORMAT}"
     )
+    if args.shipped:
+        from molora_adapters.oie.shipping.shipped import SHIPPED_MODEL_NAME, shipped_model_path
+
+        args.model_dir = str(shipped_model_path())
     if args.worker:
         return worker(args)
 
@@ -443,18 +458,23 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     info_path = os.path.join(args.model_dir, "bench_model.json")
-    if not os.path.isfile(info_path):
-        print(f"building the bench model in {args.model_dir} ...", file=sys.stderr)
-        build_model_dir(args.model_dir, args.predicates_per_sentence)
-    with open(info_path, encoding="utf-8") as f:
-        model_info = json.load(f)
+    if args.shipped:
+        model_info = {"shipped": SHIPPED_MODEL_NAME, "trained": True}
+    else:
+        if not os.path.isfile(info_path):
+            print(f"building the bench model in {args.model_dir} ...", file=sys.stderr)
+            build_model_dir(args.model_dir, args.predicates_per_sentence)
+        with open(info_path, encoding="utf-8") as f:
+            model_info = json.load(f)
 
     pipe, no_floor = load_pipelines(args)
     sentences = load_sentences(args.sentences)
     batches = pipeline_batches(pipe, sentences, args.batch_size)
     pipe.extract(sentences[: args.batch_size], language="en", batch_size=args.batch_size)  # warm-up
     baseline = Baseline(args.baseline_src, args) if args.baseline_src else None
-    arms = ["floor", "pipeline"] + (["pipeline_no_floor", "baseline"] if baseline else [])
+    fp32 = copy.copy(pipe)  # the same pipeline in float32 (the default is bf16 where the CPU has it natively)
+    fp32.precision = "fp32"
+    arms = ["floor", "pipeline", "pipeline_fp32"] + (["pipeline_no_floor", "baseline"] if baseline else [])
     rounds: dict[str, list[float]] = {arm: [] for arm in arms}
     extractions = {}
     try:
@@ -463,10 +483,9 @@ def main(argv: list[str] | None = None) -> int:
             for arm in order:
                 if arm == "floor":
                     rounds["floor"].append(encoder_floor(pipe, batches))
-                elif arm in ("pipeline", "pipeline_no_floor"):
-                    seconds, out = time_pipeline(
-                        pipe if arm == "pipeline" else no_floor, sentences, args.batch_size
-                    )
+                elif arm in ("pipeline", "pipeline_fp32", "pipeline_no_floor"):
+                    which = {"pipeline": pipe, "pipeline_fp32": fp32, "pipeline_no_floor": no_floor}[arm]
+                    seconds, out = time_pipeline(which, sentences, args.batch_size)
                     rounds[arm].append(seconds)
                     extractions[arm] = sum(map(len, out))
                 else:
@@ -489,10 +508,15 @@ def main(argv: list[str] | None = None) -> int:
         cold["baseline"] = cold_start(args.baseline_src, args.model_dir, args.cold_runs, args.threads)
         imports["baseline"] = import_seconds(args.baseline_src)
 
+    from molora_adapters.utils.precision import resolve_precision
+
     n = len(sentences)
     best = {k: min(v) for k, v in rounds.items()}
     result = {
-        "command": "python benchmarks/bench_extract.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/bench_extract.py"
+        + (" --shipped" if args.shipped else "")
+        + (" --quick" if args.quick else ""),
+        "precision": {"pipeline": resolve_precision(pipe.precision, "cpu"), "pipeline_fp32": "fp32"},
         "sentences": n,
         "corpus": "CaRB en test (distinct sentences, in file order)",
         "batch_size": args.batch_size,

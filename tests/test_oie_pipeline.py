@@ -276,7 +276,7 @@ def test_language_routed_mixture_gets_language_ids(tiny_tokenizer, multilingual_
         ["en", "de"], granularity="language", expert_config=LoRAConfig(init_weights="bert")
     )
     model.set_active_adapters(model.get_adapter_mixture(name))
-    pipe = OIEPipeline(model, tiny_tokenizer, min_args=0)
+    pipe = OIEPipeline(model, tiny_tokenizer, min_args=0, precision="fp32")
     sentence = multilingual_sentences[5]
     pipe.extract([sentence], language="de")  # would raise without `language_ids`
     with pytest.raises(ValueError, match="language_ids"):
@@ -346,7 +346,7 @@ def test_hostile_line_has_bounded_cost(pipe, monkeypatch):
     `max_predicates_per_chunk` predicates per chunk get an argument pass, and a warning names the sentence."""
     assert pipe.max_predicates_per_chunk == DEFAULT_MAX_PREDICATES_PER_CHUNK == 32  # the documented default
     hostile = " ".join(["born"] * 300)  # 8 chunks of 128 sub-words, 17 predicates in each full chunk
-    capped = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, max_predicates_per_chunk=4)
+    capped = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, max_predicates_per_chunk=4, precision="fp32")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LongSentenceWarning)
         _, chunks = capped.preprocess(["Obama was born in Hawaii .", hostile], [None, None])
@@ -371,7 +371,7 @@ def test_hostile_line_has_bounded_cost(pipe, monkeypatch):
 
 
 def test_cli_warnings_name_the_input_line(pipe):
-    capped = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, max_predicates_per_chunk=4)
+    capped = OIEPipeline(pipe.model, pipe.tokenizer, min_args=0, max_predicates_per_chunk=4, precision="fp32")
     hostile = " ".join(["born"] * 100)
     lines = [(1, "Obama was born in Hawaii .", None), (2, None, "empty line"), (3, hostile, None)]
     with warnings.catch_warnings(record=True) as caught:

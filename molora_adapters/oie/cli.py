@@ -80,8 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
-        default="fp32",
-        help="float32 (default) or bf16 autocast (auto: where the CPU / GPU has native bf16).",
+        default="auto",
+        help="auto (default): bf16 autocast where the CPU / GPU has native bf16 (AMX, avx512_bf16), float32 "
+        "elsewhere; fp32: always float32; bf16: always bf16 autocast.",
     )
     parser.add_argument(
         "--span-strategy",
