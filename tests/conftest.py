@@ -130,6 +130,15 @@ def train_tiny_tokenizer(path: Path = TINY_TOKENIZER) -> None:
     tok.save(str(path))
 
 
+def load_script(relative_path: str):
+    """A repository script (``examples/...py``, ``benchmarks/...py``) imported as a module, for its functions."""
+    path = Path(__file__).resolve().parents[1] / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def make_tiny_tokenizer():
     """An XLM-R-style Unigram tokenizer (vocabulary 1,000) trained on the shipped multilingual sentences."""
     from tokenizers import Tokenizer

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "select_recipe.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def search():
-    spec = importlib.util.spec_from_file_location("select_recipe", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/select_recipe.py")
 
 
 def test_candidates_get_equal_time_as_steps_and_only_dev_evaluations(search):
@@ -26,7 +19,9 @@ def test_candidates_get_equal_time_as_steps_and_only_dev_evaluations(search):
     for name in search.CANDIDATES:
         recipe = search.recipe_for(name, 1200, 42)
         assert all(e.startswith("dev:") for e in recipe.eval), name  # never a test set
-        seconds = sum(n / search.STEPS_PER_SECOND[k] for n, k in zip(recipe.max_steps, recipe.stages, strict=True))
+        seconds = sum(
+            n / search.STEPS_PER_SECOND[k] for n, k in zip(recipe.max_steps, recipe.stages, strict=True)
+        )
         assert seconds == pytest.approx(1200, rel=0.01), name
 
 
