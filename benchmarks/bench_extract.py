@@ -447,20 +447,19 @@ def main(argv: list[str] | None = None) -> int:
     args.model_dir = args.model_dir or os.path.join(
         os.path.expanduser("~"), ".cache", "molora_adapters", f"bench_extract_model_v{MODEL_FORMAT}"
     )
-    if args.shipped:
-        from molora_adapters.oie.shipping.shipped import SHIPPED_MODEL_NAME, shipped_model_path
-
-        args.model_dir = str(shipped_model_path())
     if args.worker:
         return worker(args)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    info_path = os.path.join(args.model_dir, "bench_model.json")
-    if args.shipped:
+    if args.shipped:  # the baseline worker gets this directory through --model-dir
+        from molora_adapters.oie.shipping.shipped import SHIPPED_MODEL_NAME, shipped_model_path
+
+        args.model_dir = str(shipped_model_path())
         model_info = {"shipped": SHIPPED_MODEL_NAME, "trained": True}
     else:
+        info_path = os.path.join(args.model_dir, "bench_model.json")
         if not os.path.isfile(info_path):
             print(f"building the bench model in {args.model_dir} ...", file=sys.stderr)
             build_model_dir(args.model_dir, args.predicates_per_sentence)
