@@ -183,6 +183,37 @@ def test_only_what_differs_from_the_base_is_stored(packages):
     assert set(manifest["files"]) == {"config.json", *files}
 
 
+def test_an_inactive_mixture_is_left_out_and_the_output_is_unchanged(tiny_run, tmp_path):
+    """A run that never activated its mixture (full fine-tuning) ships without it, and extracts the same."""
+    import shutil
+
+    from molora_adapters.loading import MANIFEST_NAME as STAGED_MANIFEST
+    from molora_adapters.oie.pipeline import OIEPipeline
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run)
+    staged_file = run / "train" / STAGED_MANIFEST
+    staged = json.loads(staged_file.read_text())
+    staged["active_adapters"] = None
+    staged_file.write_text(json.dumps(staged), encoding="utf-8")
+    with pytest.warns(UserWarning, match="none is active"):  # the reference still carries the mixture
+        ref = OIEPipeline.from_pretrained(str(run / "train"))
+    assert ref.model.active_adapters is None and "oie_mixture" in ref.model.adapter_mixtures
+
+    out = package_model(run, tmp_path / "pkg", dtype="fp32", progress=False)
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert "mixture.safetensors" not in manifest["files"]
+    assert not any(".loras." in k or "mixture_routers" in k for k in manifest["tensors"])
+    assert manifest["setup"]["mixtures"] == []
+    config = json.loads((out / "config.json").read_text())
+    assert config["adapters"]["adapters"] == {} and config["adapters"]["mixtures"] == {}
+    pipe = OIEPipeline.from_pretrained(str(out))
+    assert not pipe.model.adapter_mixtures and not any(".loras." in k for k in pipe.model.state_dict())
+    for a, b in zip(_logits(ref.model, ref.tokenizer), _logits(pipe.model, pipe.tokenizer), strict=True):
+        assert torch.equal(a, b)
+    assert _as_dicts(pipe.extract(SENTENCES)) == _as_dicts(ref.extract(SENTENCES))
+
+
 @pytest.mark.parametrize("dtype", ["fp16", "int8"])
 def test_fp16_and_int8_stay_within_tolerance(tiny_run, packages, dtype):
     ref = _reference(tiny_run)

@@ -112,6 +112,25 @@ def _load_run_model(model_dir: Path):
     return AutoAdapterModel.from_pretrained(str(model_dir)).eval()
 
 
+def _drop_inactive_adapters(model) -> list[str]:
+    """Delete the mixtures and adapters the model's active setup does not use (a run that never trained its
+    mixture, e.g. full fine-tuning, ships without it). Returns the deleted names."""
+    active = getattr(model, "active_adapters", None)
+    used = set(active.flatten()) if active is not None else set()
+    if active is not None:
+        used |= {block.name for block in [active, *active] if hasattr(block, "name")}
+    dropped = []
+    for name in sorted(getattr(model, "adapter_mixtures", None) or {}):
+        if name not in used:
+            model.delete_adapter_mixture(name, delete_experts=True)
+            dropped.append(name)
+    for name in sorted(model.adapters_config.adapters):
+        if name not in used:
+            model.delete_adapter(name)
+            dropped.append(name)
+    return dropped
+
+
 def package_model(
     run_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -145,6 +164,8 @@ def package_model(
         progress (`bool`, *optional*, defaults to `True`): a progress bar over the tensors.
         log (`Callable[[str], None]`, *optional*): where to report what was stored.
 
+    Mixtures and adapters that the model's active setup does not use are left out (they do not change its output).
+
     Returns:
         `Path`: ``out_dir``.
     """
@@ -165,6 +186,7 @@ def package_model(
         )
     base_dir = resolve_base(base)
     model = _load_run_model(model_dir)
+    dropped = _drop_inactive_adapters(model)
     prefix = model.base_model_prefix
     base_sd = base_state_dict(base_dir, prefix)
     state = _unique_state(model, set(base_sd))
@@ -225,7 +247,12 @@ def package_model(
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         written = ["config.json"]
-        shutil.copyfile(model_dir / "config.json", tmp / "config.json")
+        if dropped:
+            config = model.config.to_dict()
+            config["adapters"] = model.adapters_config.to_dict()
+            atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+        else:
+            shutil.copyfile(model_dir / "config.json", tmp / "config.json")
         for file, content in files.items():
             if content:
                 (tmp / file).write_bytes(save(content, metadata={"format": "pt"}))
@@ -250,6 +277,7 @@ def package_model(
         log(
             f"packaged {len(tensors)} tensors ({unchanged} unchanged from `{base}`), {dtype}, "
             f"{size / 1e6:.1f} MB in {out_dir}"
+            + (f"; left out, not in the active setup: {', '.join(dropped)}" if dropped else "")
             + (f"; changed rows: {', '.join(f'{k} {v}' for k, v in rows.items())}" if rows else "")
         )
     return out_dir
