@@ -196,6 +196,8 @@ def test_an_inactive_mixture_is_left_out_and_the_output_is_unchanged(tiny_run, t
     staged = json.loads(staged_file.read_text())
     staged["active_adapters"] = None
     staged_file.write_text(json.dumps(staged), encoding="utf-8")
+    recipe = json.loads((run / "recipe.json").read_text())
+    (run / "recipe.json").write_text(json.dumps({**recipe, "stages": ["full"]}), encoding="utf-8")
     with pytest.warns(UserWarning, match="none is active"):  # the reference still carries the mixture
         ref = OIEPipeline.from_pretrained(str(run / "train"))
     assert ref.model.active_adapters is None and "oie_mixture" in ref.model.adapter_mixtures
@@ -212,6 +214,9 @@ def test_an_inactive_mixture_is_left_out_and_the_output_is_unchanged(tiny_run, t
     for a, b in zip(_logits(ref.model, ref.tokenizer), _logits(pipe.model, pipe.tokenizer), strict=True):
         assert torch.equal(a, b)
     assert _as_dicts(pipe.extract(SENTENCES)) == _as_dicts(ref.extract(SENTENCES))
+    card = (out / "README.md").read_text()
+    assert "(full fine-tuning: word embeddings, encoder and head in one stage)" in card
+    assert "mixture-of-lora" not in card and "routing" not in card and "experts" not in card
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "int8"])

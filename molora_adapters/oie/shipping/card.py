@@ -114,9 +114,9 @@ def model_card(
     if scores:
         own = {r["key"]: r for r in scores["rows"]}
         rows = [own.pop(r["key"], r) for r in rows] + list(own.values())
-    languages = sorted(
-        {*recipe.get("experts", ()), *(recipe.get("expert_fallback") or {}), *(r["lang"] for r in rows)}
-    )
+    mixture = "mixture" in recipe.get("stages", ())
+    routed = {*recipe.get("experts", ()), *(recipe.get("expert_fallback") or {})} if mixture else set()
+    languages = sorted({*routed, *(r["lang"] for r in rows)})
     base = manifest.get("base", {})
     eval_results = [
         EvalResult(
@@ -142,7 +142,7 @@ def model_card(
         metrics=["f1", "auc"],
         tags=[
             "open-information-extraction",
-            "mixture-of-lora",
+            *(["mixture-of-lora"] if mixture else []),
             "multilingual",
             "adapters",
             "molora-adapters",
@@ -158,11 +158,17 @@ def model_card(
         f"`{base.get('name_or_path', 'its base encoder')}`"
         + (f" ({base['original_model']})" if base.get("original_model") else "")
         + ", trained with molora-adapters"
-        + (f" (stages: {', '.join(recipe['stages'])}" if recipe.get("stages") else "")
+        + (
+            " (full fine-tuning: word embeddings, encoder and head in one stage"
+            if list(recipe.get("stages", ())) == ["full"]
+            else f" (stages: {', '.join(recipe['stages'])}"
+            if recipe.get("stages")
+            else ""
+        )
         + (
             f"; Mixture-of-LoRA experts {', '.join(recipe['experts'])}, top-{recipe.get('top_k')}, "
             f"{recipe.get('granularity')} routing)"
-            if recipe.get("experts") and "mixture" in recipe.get("stages", ())
+            if recipe.get("experts") and mixture
             else ")"
             if recipe.get("stages")
             else ""
@@ -270,6 +276,8 @@ def _training_section(recipe, training, sources, few_shot, data, licences) -> st
     if recipe:
         keys = ("model", "stages", "experts", "top_k", "granularity", "lora_rank", "max_steps", "time_budget",
                 "batch_size", "max_length", "seed")  # fmt: skip
+        if "mixture" not in recipe.get("stages", ()):  # the mixture's settings did not shape this model
+            keys = tuple(k for k in keys if k not in ("experts", "top_k", "granularity", "lora_rank"))
         shown = ", ".join(f"`{k}={recipe[k]}`" for k in keys if k in recipe)
         lines.append(f"Recipe (full plan in the run's `recipe.json`): {shown}.\n")
     return "\n".join(lines)
@@ -292,12 +300,17 @@ def _package_section(manifest: dict[str, Any]) -> str:
 
 
 def _limitations_section(recipe: dict[str, Any]) -> str:
-    fallback = recipe.get("expert_fallback") or {}
+    mixture = "mixture" in recipe.get("stages", ("mixture",))
+    fallback = (recipe.get("expert_fallback") or {}) if mixture else {}
     items = [
         "Sentences longer than the encoder's window are split into chunks of whole words; tuples never span chunks.",
         "Chinese and Japanese are split into characters (tagging is character level); other unspaced scripts "
         "(Thai, Khmer, ...) are split on whitespace only, so a sentence without spaces is one word.",
-        "Without a language code (`--lang`), routing uses only what the tokens tell the routers.",
+        *(
+            ["Without a language code (`--lang`), routing uses only what the tokens tell the routers."]
+            if mixture
+            else []
+        ),
         "The multilingual training data is projected from English silver tuples: it is noisy, and languages "
         "with few or no sentences are weaker.",
     ]
