@@ -10,7 +10,11 @@ from torch.overrides import TorchFunctionMode
 
 from molora_adapters import _integration
 from molora_adapters._patching import MAKERS, patch
-from molora_adapters.utils.attention import Float32Attention, attention_autocast_dtype
+from molora_adapters.utils.attention import (
+    Float32Attention,
+    attention_autocast_dtype,
+    scaled_dot_product_attention,
+)
 
 BF16 = torch.autocast("cpu", dtype=torch.bfloat16)
 
@@ -53,6 +57,43 @@ def test_mode_computes_float32_attention_exactly():
     ref.bfloat16().float().square().sum().backward()
     for g, r in zip(got, (q2.grad, k2.grad, v2.grad), strict=True):
         torch.testing.assert_close(g, r.bfloat16(), rtol=0, atol=0)
+
+
+def test_helper_runs_float32_when_a_backward_follows():
+    q, k, v, _ = _qkv(1)
+    keys = torch.ones(3, 1, 1, 7, dtype=torch.bool)
+    keys[1, ..., 5:] = False  # a boolean mask, as the OIE head passes
+    with BF16, _Record() as seen:
+        out = scaled_dot_product_attention(q, k, v, attn_mask=keys)
+    assert seen.sdpa == [torch.float32] and out.dtype == torch.bfloat16
+    out.float().square().sum().backward()
+    q2, k2, v2 = (t.detach().float().requires_grad_() for t in (q, k, v))
+    ref = F.scaled_dot_product_attention(q2, k2, v2, attn_mask=keys)
+    torch.testing.assert_close(out, ref.bfloat16(), rtol=0, atol=0)
+    ref.bfloat16().float().square().sum().backward()
+    for g, r in zip((q.grad, k.grad, v.grad), (q2.grad, k2.grad, v2.grad), strict=True):
+        torch.testing.assert_close(g, r.bfloat16(), rtol=0, atol=0)
+
+    with BF16, torch.no_grad(), _Record() as seen:  # inference: bf16's forward is the fast one
+        scaled_dot_product_attention(q, k, v, attn_mask=keys)
+    with BF16, attention_autocast_dtype(None), _Record() as off:
+        scaled_dot_product_attention(q, k, v, attn_mask=keys)
+    with _Record() as plain:  # no autocast: the plain call
+        scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=keys)
+    assert (seen.sdpa, off.sdpa, plain.sdpa) == ([torch.bfloat16], [torch.bfloat16], [torch.float32])
+
+
+def test_oie_head_attention_float32_in_training():
+    from molora_adapters.oie.heads import PredicateAttentionBlock
+
+    torch.manual_seed(0)
+    block = PredicateAttentionBlock(d_model=16, n_heads=2, d_feedforward=32, dropout=0.0, activation="gelu")
+    target, source = torch.randn(2, 5, 16), torch.randn(2, 6, 16)
+    key_mask = torch.tensor([[True] * 6, [True, True, False, False, False, False]])
+    with BF16, _Record() as seen:
+        out = block(target, source, key_mask)
+    assert seen.sdpa == [torch.float32]
+    torch.testing.assert_close(out.float(), block(target, source, key_mask), rtol=0.05, atol=0.05)
 
 
 def _run(model, ids, mask):

@@ -32,6 +32,7 @@ from adapters.heads import PredictionHead
 from torch import nn
 from transformers.utils import ModelOutput
 
+from ..utils.attention import scaled_dot_product_attention
 from ..utils.heads import register_custom_head_class
 from ..version import __version__
 from .labels import ARG_LABELS, IGNORE_INDEX, PRED_LABELS
@@ -173,7 +174,7 @@ class PredicateAttentionBlock(nn.Module):
             return x.view(b, x.shape[1], h, d // h).transpose(1, 2)
 
         # key_mask: (b, s) bool, True = may be attended -> (b, 1, 1, s) broadcast over heads and queries
-        attended = F.scaled_dot_product_attention(
+        attended = scaled_dot_product_attention(  # float32 under CPU bf16 autocast (its backward is far faster)
             split(self.query(target)),
             split(self.key(source)),
             split(self.value(source)),
