@@ -334,7 +334,8 @@ def _convert_into(
             "converter": f"molora_adapters {__version__}",
             "pooler": f"not in the source; seeded init (numpy default_rng({POOLER_SEED})), untrained",
             "files": {
-                rel: {"size": (tmp / rel).stat().st_size, "sha256": sha256_file_cached(tmp / rel)} for rel in files
+                rel: {"size": (tmp / rel).stat().st_size, "sha256": sha256_file_cached(tmp / rel)}
+                for rel in files
             },
         }
         # Written last: its presence with matching hashes is what marks the directory complete.
