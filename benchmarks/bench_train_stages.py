@@ -30,6 +30,7 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -268,7 +269,7 @@ def run_stages(args, argv: list[str] | None, root: Path, data: Callable) -> int:
             "rounds": rounds,
             "steps_per_round": args.steps,
             "batch_size": args.batch_size,
-            "command": "python benchmarks/bench_train.py " + " ".join(argv if argv is not None else []),
+            "command": "python benchmarks/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         },
     }
     lines = [
