@@ -114,7 +114,7 @@ def model_card(
     if scores:
         own = {r["key"]: r for r in scores["rows"]}
         rows = [own.pop(r["key"], r) for r in rows] + list(own.values())
-    mixture = "mixture" in recipe.get("stages", ())
+    mixture = _trains_mixture(recipe)
     routed = {*recipe.get("experts", ()), *(recipe.get("expert_fallback") or {})} if mixture else set()
     languages = sorted({*routed, *(r["lang"] for r in rows)})
     base = manifest.get("base", {})
@@ -299,8 +299,13 @@ def _package_section(manifest: dict[str, Any]) -> str:
     )
 
 
+def _trains_mixture(recipe: dict[str, Any]) -> bool:
+    """Whether the run trained a mixture (a recipe without ``stages`` is taken to be the default staged plan)."""
+    return "mixture" in recipe.get("stages", ("mixture",))
+
+
 def _limitations_section(recipe: dict[str, Any]) -> str:
-    mixture = "mixture" in recipe.get("stages", ("mixture",))
+    mixture = _trains_mixture(recipe)
     fallback = (recipe.get("expert_fallback") or {}) if mixture else {}
     items = [
         "Sentences longer than the encoder's window are split into chunks of whole words; tuples never span chunks.",
