@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     for ev in sets:  # one forward pass per set with no floor, one with floor 0 (the rescued silent chunks)
         langs = [ev["lang"]] * len(ev["sentences"])
         ev["words"], chunks = pipe.preprocess(ev["sentences"], langs)
-        ev["plain"], ev["rescued"] = _forward(pipe, chunks, None, args.batch_size), _forward(
-            pipe, chunks, 0.0, args.batch_size
+        ev["plain"], ev["rescued"] = (
+            _forward(pipe, chunks, None, args.batch_size),
+            _forward(pipe, chunks, 0.0, args.batch_size),
         )
         print(f"{ev['name']}: {len(ev['sentences'])} sentences, {len(chunks)} chunks", flush=True)
     forward_s = time.time() - t0
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         "best_floor": best_floor,
         "floor_grid": floor_grid,
         "forward_seconds": round(forward_s, 1),
-        "command": "python benchmarks/select_decoding.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/select_decoding.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     print(json.dumps({"best": best, "best_floor": best_floor}, indent=2))
     if args.out:
@@ -136,7 +138,12 @@ def _score_all(pipe, sets, floor: float | None) -> dict:
     for ev in sets:
         mixed = [  # a silent chunk keeps the fallback predicate when it clears the floor
             r
-            if (floor is not None and not p.predicates and r.predicates and r.pred_probs[r.predicates[0][0]] >= floor)
+            if (
+                floor is not None
+                and not p.predicates
+                and r.predicates
+                and r.pred_probs[r.predicates[0][0]] >= floor
+            )
             else p
             for p, r in zip(ev["plain"], ev["rescued"], strict=True)
         ]
