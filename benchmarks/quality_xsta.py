@@ -305,6 +305,7 @@ def score(model, tokenizer, examples, args, sources=None) -> dict[str, list[floa
         doc_stride=args.doc_stride,
         batch_size=args.eval_batch_size,
         max_query_length=args.max_query_length,
+        precision="fp32",  # the protocol's recorded runs were scored in float32
     )
     preds = predict_answers(pipe, examples, sources)
     refs = {e.id: [a[0] for a in e.answers] for e in examples}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_adapter_model
@@ -557,6 +558,81 @@ def test_pipeline_paired_and_source_free(tiny_tokenizer):
     assert all(o["answer"] and o["answer"] in ctx for o in out)
     with pytest.raises(ValueError, match="`context`"):
         pipe({"question": "q", "context": " ", "language": "de"})
+
+
+def test_pipeline_precision_bf16_matches_fp32(tiny_tokenizer):
+    """bf16 autocast scores agree with float32 to bf16 accuracy, paired and source-free; a bad value is refused."""
+    from molora_adapters.xsta import XSTAQuestionAnsweringPipeline
+    from molora_adapters.xsta.pipeline import QAInput
+
+    model = _model()
+    kw = dict(max_length=96, doc_stride=16, max_query_length=24)
+    ctx = "Die Hauptstadt von Frankreich ist Paris und sie ist sehr groß."
+    inputs = [
+        QAInput("Was ist die Hauptstadt?", ctx, "de"),
+        QAInput(
+            "Was ist die Hauptstadt?",
+            ctx,
+            "de",
+            source_question="What is the capital?",
+            source_context="The capital of France is Paris and it is very big.",
+        ),
+    ]
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        pipe = XSTAQuestionAnsweringPipeline(model, tiny_tokenizer, precision=precision, **kw)
+        scores[precision] = pipe._forward(pipe.preprocess(inputs))
+    for (s32, e32), (s16, e16) in zip(scores["fp32"], scores["bf16"], strict=True):
+        assert s16.dtype == s32.dtype == np.float32
+        scale = max(np.abs(s32).max(), np.abs(e32).max())
+        assert np.abs(s16 - s32).max() <= 0.05 * scale and np.abs(e16 - e32).max() <= 0.05 * scale
+    with pytest.raises(ValueError, match="`precision` must be one of"):
+        XSTAQuestionAnsweringPipeline(model, tiny_tokenizer, precision="fp16", **kw)
+
+
+def test_trainer_under_bf16_autocast(tmp_path, tiny_tokenizer):
+    """`TrainingArguments(bf16=True)` on CPU: every X-STA loss part stays finite and the parameters move."""
+    from transformers import TrainingArguments
+
+    from molora_adapters.xsta import DataCollatorForXSTA, XSTATrainer
+
+    model = _model()
+    model.train_xsta("xsta")
+    g = torch.Generator().manual_seed(0)
+
+    def feat(lang):
+        n = int(torch.randint(6, 12, (1,), generator=g))
+        ids = torch.randint(5, 900, (n,), generator=g).tolist()
+        return {
+            "input_ids": ids,
+            "attention_mask": [1] * n,
+            "start_positions": 1,
+            "end_positions": 2,
+            "language": lang,
+        }
+
+    items = [{"source": feat("en"), "target": feat(lang)} for lang in ("de", "zh") for _ in range(8)]
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    args = TrainingArguments(
+        str(tmp_path),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        bf16=True,
+        learning_rate=1e-3,
+    )
+    trainer = XSTATrainer(
+        model=model, args=args, train_dataset=items, data_collator=DataCollatorForXSTA(tiny_tokenizer)
+    )
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    parts = ("loss", "source_loss", "target_loss", "teacher_loss", "entropy_loss", "infonce_loss")
+    assert len(logged) == 3 and all(math.isfinite(h[k]) for h in logged for k in parts)
+    moved = [n for n, p in model.named_parameters() if n in before and not torch.equal(p, before[n])]
+    assert any("xsta_gdks" in n for n in moved) and any("heads.xsta" in n for n in moved)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
 def test_cli_answer_error_records(tmp_path, tiny_tokenizer):

@@ -27,7 +27,7 @@ TASK = "xsta-question-answering"
 """The task name under which the pipeline is registered."""
 
 # XSTAQuestionAnsweringPipeline options that `pipeline(TASK, ..., name=value)` passes through.
-XSTA_OPTIONS = ("head_name", "max_length", "doc_stride", "max_answer_length", "max_query_length")
+XSTA_OPTIONS = ("head_name", "max_length", "doc_stride", "max_answer_length", "max_query_length", "precision")
 
 
 class XSTAModel:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..utils.precision import PRECISIONS, Precision, autocast, resolve_precision
 from .data import DataCollatorForXSTA, QAExample, build_features, build_pair_features, postprocess_predictions
 from .model import active_xsta
 
@@ -72,6 +73,12 @@ class XSTAQuestionAnsweringPipeline:
         doc_stride (`int`, *optional*, defaults to 128): window overlap.
         batch_size (`int`, *optional*, defaults to 16): windows (pairs) per forward.
         max_answer_length (`int`, *optional*, defaults to 30): longest answer in tokens.
+        max_query_length (`int`, *optional*, defaults to 64): longest question in tokens (capped so that a window
+            keeps room for context).
+        precision (`str`, *optional*, defaults to `"auto"`): ``"bf16"`` runs the model under bf16 autocast,
+            ``"fp32"`` in float32; ``"auto"`` picks bf16 on CPUs with native bf16 (``avx512_bf16`` / AMX) and on
+            CUDA devices that support it, float32 elsewhere (as the OIE pipeline does). Scores are read in float32
+            either way; pass ``"fp32"`` for bit-stable outputs.
     """
 
     def __init__(
@@ -84,7 +91,10 @@ class XSTAQuestionAnsweringPipeline:
         batch_size: int = 16,
         max_answer_length: int = 30,
         max_query_length: int = 64,
+        precision: Precision = "auto",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
         if head_name is not None:
             model.active_head = head_name
         if active_xsta(model) is None:
@@ -96,6 +106,7 @@ class XSTAQuestionAnsweringPipeline:
         self.batch_size, self.max_answer_length = batch_size, max_answer_length
         self.max_query_length = min(max_query_length, max_length - doc_stride - 4)
         self.collator = DataCollatorForXSTA(tokenizer)
+        self.precision = precision
 
     def preprocess(self, inputs: Sequence[QAInput]) -> list[dict[str, Any]]:
         """Windows of every input: paired items where the source is given, single features otherwise."""
@@ -123,6 +134,7 @@ class XSTAQuestionAnsweringPipeline:
         """Start/end scores of every item (one language pair or language per forward)."""
         self.model.eval()
         device = next(self.model.parameters()).device
+        precision = resolve_precision(self.precision, device)
         out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
         groups: dict[tuple, list[int]] = {}
         for i, it in enumerate(items):
@@ -136,7 +148,8 @@ class XSTAQuestionAnsweringPipeline:
                 chunk = idx[s : s + self.batch_size]
                 batch = self.collator([items[i] for i in chunk])
                 batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-                res = self.model(**batch, return_dict=True)
+                with autocast(precision, device):
+                    res = self.model(**batch, return_dict=True)
                 starts, ends = res.start_logits.float().cpu().numpy(), res.end_logits.float().cpu().numpy()
                 for j, i in enumerate(chunk):
                     out[i] = (starts[j], ends[j])
