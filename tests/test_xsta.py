@@ -47,6 +47,24 @@ def _attn_module(model, layer):
     return model.base_model.encoder.layer[layer].attention.self
 
 
+def _pair_items(targets, per_target=8, seed=0):
+    """Random pair-training items: an ``en`` source and a ``target`` window of 6-11 tokens each, answer 1..2."""
+    g = torch.Generator().manual_seed(seed)
+
+    def feat(lang):
+        n = int(torch.randint(6, 12, (1,), generator=g))
+        ids = torch.randint(5, 900, (n,), generator=g).tolist()
+        return {
+            "input_ids": ids,
+            "attention_mask": [1] * n,
+            "start_positions": 1,
+            "end_positions": 2,
+            "language": lang,
+        }
+
+    return [{"source": feat("en"), "target": feat(lang)} for lang in targets for _ in range(per_target)]
+
+
 # ---- GDKS --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("model_type", ["bert", "xlm-roberta"])
 def test_gdks_target_loss_gives_no_gradient_to_source(model_type):
@@ -505,20 +523,7 @@ def test_trainer_with_lora_and_mixture(tmp_path, tiny_tokenizer):
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("xsta_gdks" in n for n in trainable) and any(".loras." in n for n in trainable)
     assert not any("encoder.layer.0.attention.self.query.weight" in n for n in trainable)
-    g = torch.Generator().manual_seed(0)
-
-    def feat(lang):
-        n = int(torch.randint(6, 12, (1,), generator=g))
-        ids = torch.randint(5, 900, (n,), generator=g).tolist()
-        return {
-            "input_ids": ids,
-            "attention_mask": [1] * n,
-            "start_positions": 1,
-            "end_positions": 2,
-            "language": lang,
-        }
-
-    items = [{"source": feat("en"), "target": feat(lang)} for lang in ("de", "zh") for _ in range(8)]
+    items = _pair_items(("de", "zh"))
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     args = TrainingArguments(
         str(tmp_path), max_steps=4, per_device_train_batch_size=4, logging_steps=2, report_to=[], use_cpu=True
@@ -598,20 +603,7 @@ def test_trainer_under_bf16_autocast(tmp_path, tiny_tokenizer):
 
     model = _model()
     model.train_xsta("xsta")
-    g = torch.Generator().manual_seed(0)
-
-    def feat(lang):
-        n = int(torch.randint(6, 12, (1,), generator=g))
-        ids = torch.randint(5, 900, (n,), generator=g).tolist()
-        return {
-            "input_ids": ids,
-            "attention_mask": [1] * n,
-            "start_positions": 1,
-            "end_positions": 2,
-            "language": lang,
-        }
-
-    items = [{"source": feat("en"), "target": feat(lang)} for lang in ("de", "zh") for _ in range(8)]
+    items = _pair_items(("de", "zh"))
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     args = TrainingArguments(
         str(tmp_path),

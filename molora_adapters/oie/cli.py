@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 
 from ..utils.cli import (
     CommandError,
+    add_precision_argument,
     check_input_file,
     check_model_path,
     check_output_file,
@@ -77,13 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="multi2oie (default): a score, the sum of the predicate's and each argument's tag probability, in "
         "[0, 1 + number of arguments]; mean: that sum divided by 1 + number of arguments, in [0, 1].",
     )
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "bf16", "fp32"),
-        default="auto",
-        help="auto (default): bf16 autocast where the CPU / GPU has native bf16 (AMX, avx512_bf16), float32 "
-        "elsewhere; fp32: always float32; bf16: always bf16 autocast.",
-    )
+    add_precision_argument(parser)
     parser.add_argument(
         "--span-strategy",
         choices=SPAN_SELECTORS.names(),

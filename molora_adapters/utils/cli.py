@@ -1,10 +1,12 @@
-"""Checks shared by the ``molora`` sub-commands: bad arguments become one :class:`CommandError` line, status 2.
+"""Checks and options shared by the ``molora`` sub-commands: bad arguments become one :class:`CommandError` line,
+status 2.
 
 Every check here runs before a command loads a model or writes anything, and imports nothing heavy.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -93,6 +95,17 @@ def check_output_file(path: str | None, flag: str = "--output") -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CommandError(f"`{flag}` {path!r}: directory {directory!r} does not exist.")
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--precision {auto,bf16,fp32}`` (default ``auto``), as the pipelines take it (`utils.precision`)."""
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="auto (default): bf16 autocast where the CPU / GPU has native bf16 (AMX, avx512_bf16), float32 "
+        "elsewhere; fp32: always float32 (bit-stable outputs); bf16: always bf16 autocast.",
+    )
 
 
 def check_positive(**values: int) -> None:

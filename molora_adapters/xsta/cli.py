@@ -43,13 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--doc-stride", type=int, default=128)
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "bf16", "fp32"),
-        default="auto",
-        help="auto (default): bf16 autocast where the CPU / GPU has native bf16 (AMX, avx512_bf16), float32 "
-        "elsewhere; fp32 for bit-stable outputs.",
-    )
+    checks.add_precision_argument(parser)
 
 
 def read_records(stream, language: str | None) -> Iterator[tuple[int, dict | None, str | None]]:
