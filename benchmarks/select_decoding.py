@@ -131,8 +131,7 @@ def _forward(pipe, chunks, floor, batch_size) -> list:
 
 def _score_all(pipe, sets, floor: float | None) -> dict:
     """Decode every set with the pipeline's options and ``floor``; per-set F1, empty sentences and the dev score."""
-    from molora_adapters.oie.benchmarks import score_extractions
-    from molora_adapters.oie.evaluation import score_projected
+    from molora_adapters.oie.evaluation import score_set
 
     f1, auc, empty = {}, {}, {}
     for ev in sets:
@@ -149,11 +148,7 @@ def _score_all(pipe, sets, floor: float | None) -> dict:
         ]
         langs = [ev["lang"]] * len(ev["sentences"])
         exts = pipe.postprocess(ev["sentences"], ev["words"], mixed, langs)
-        preds = list(zip(ev["sentences"], exts, strict=True))
-        if ev.get("records") is not None:
-            res = score_projected(preds, ev["records"])
-        else:
-            res = score_extractions("carb", preds, lang=ev["lang"], gold=ev["gold"])
+        res = score_set(ev, list(zip(ev["sentences"], exts, strict=True)))
         f1[ev["name"]], auc[ev["name"]] = round(res["f1"], 4), round(res["auc"], 4)
         empty[ev["name"]] = sum(1 for e in exts if not e)
     non_en = [v for k, v in f1.items() if k != "dev:en"]

@@ -141,7 +141,7 @@ def evaluate(
         ``(rows, curves)``: one row per set (``precision``, ``recall``, ``f1``, ``auc``, ``extractions`` and
         ``empty_sentences``, the sentences that got no tuple), and the PR curves by ``"scorer lang"``.
     """
-    from .benchmarks import score_extractions, write_tabbed
+    from .benchmarks import write_tabbed
 
     rows, curves, cache = [], {}, {}
     for ev in sets:
@@ -154,11 +154,7 @@ def evaluate(
         preds = [(s, exts) for s, exts in zip(ev["sentences"], extractions, strict=True)]
         if predictions_dir is not None:  # CaRB format, for `molora evaluate`
             write_tabbed(Path(predictions_dir) / f"{ev['name'].replace(':', '_')}.tsv", preds)
-        if ev.get("records") is not None:
-            res = score_projected(preds, ev["records"])
-        else:
-            kw = {"gold": ev["gold"]} if ev.get("gold") else {}
-            res = score_extractions(ev["scorer"], preds, lang=ev["lang"], sentences=ev["subset"], **kw)
+        res = score_set(ev, preds)
         rows.append(
             {
                 "benchmark": ev["what"],
@@ -174,6 +170,16 @@ def evaluate(
         if res.get("curve"):
             curves[f"{ev['scorer']} {ev['lang']}"] = res
     return rows, curves
+
+
+def score_set(ev: dict[str, Any], preds: Sequence[tuple[str, list]]) -> dict[str, Any]:
+    """Scores of ``preds`` (``(sentence, extractions)`` pairs) on one set of :func:`evaluation_sets`."""
+    from .benchmarks import score_extractions
+
+    if ev.get("records") is not None:
+        return score_projected(preds, ev["records"])
+    kw = {"gold": ev["gold"]} if ev.get("gold") else {}
+    return score_extractions(ev["scorer"], preds, lang=ev["lang"], sentences=ev["subset"], **kw)
 
 
 def score_projected(preds: Sequence[tuple[str, list]], records: Sequence[dict]) -> dict[str, Any]:

@@ -138,7 +138,7 @@ def load_pipeline(args: argparse.Namespace):
         max_length=args.max_length,
         doc_stride=args.doc_stride,
         batch_size=args.batch_size,
-        precision=getattr(args, "precision", "auto"),
+        precision=args.precision,
     )
 
 
