@@ -200,6 +200,96 @@ def test_alignment_is_language_aware():
     assert (tup.arg0, tup.args, tup.relation_pos) == ("该公司", ["一款新产品"], [8, 9, 10])
 
 
+def _words(text, language="de"):
+    return [w for w, _, _ in split_words(text, language)]
+
+
+def test_split_words_peels_punctuation_like_the_training_corpora():
+    # raw text splits as the PTB-tokenised and projected training data do: marks are their own words
+    assert _words('Die "Kormoran" war, wie (oft) gesagt: schnell.') == [
+        "Die",
+        '"',
+        "Kormoran",
+        '"',
+        "war",
+        ",",
+        "wie",
+        "(",
+        "oft",
+        ")",
+        "gesagt",
+        ":",
+        "schnell",
+        ".",
+    ]
+    assert _words("Er zahlte 15.7% oder $5 für 1,000 Ein- und Ausgänge!", "de")[2:] == [
+        "15.7",
+        "%",
+        "oder",
+        "$",
+        "5",
+        "für",
+        "1,000",
+        "Ein-",
+        "und",
+        "Ausgänge",
+        "!",
+    ]
+    # mid-sentence periods belong to abbreviations, initials and ordinals; final abbreviations keep theirs
+    assert _words("Dr. Jagan traf am 3. Mai J. Doe in Calif. bei U.S. Steel Inc.", "en") == [
+        "Dr.",
+        "Jagan",
+        "traf",
+        "am",
+        "3.",
+        "Mai",
+        "J.",
+        "Doe",
+        "in",
+        "Calif.",
+        "bei",
+        "U.S.",
+        "Steel",
+        "Inc.",
+    ]
+    assert _words("It 's .308 , he said ``ok '' ... -- done!!", "en") == [
+        "It",
+        "'s",
+        ".308",
+        ",",
+        "he",
+        "said",
+        "``",
+        "ok",
+        "''",
+        "...",
+        "--",
+        "done",
+        "!!",
+    ]
+    # offsets point into the text, so spans render from the original characters
+    text = "Sie sagte: „Ja.“"
+    assert [text[a:b] for _, a, b in split_words(text, "de")] == ["Sie", "sagte", ":", "„", "Ja", ".", "“"]
+
+
+def test_split_words_keeps_tokenised_benchmark_text():
+    tokenised = "Earlier this year , President Bush made a final `` take - it '' offer : $ 4.25 an hour ."
+    assert _words(tokenised, "en") == tokenised.split()
+
+
+def test_align_tuple_finds_spans_on_peeled_words():
+    words = _words("Die Beiträge von al-Muwaffaq sind ebenfalls wegweisend.")
+    tup, _ = align_tuple(
+        words,
+        {"arg0": "Die Beiträge von al-Muwaffaq", "relation": "sind", "args": ["ebenfalls wegweisend."]},
+        "de",
+    )
+    assert tup.args_pos == [[5, 6, 7]]
+    words = _words("He moved to Sacramento , Calif. in 1990 .", "en")
+    tup, _ = align_tuple(words, {"arg0": "He", "relation": "moved", "args": ["to Sacramento , Calif."]}, "en")
+    assert tup.args == ["to Sacramento , Calif."]
+
+
 def test_find_span_prefers_positions_outside_avoid_and_normalises():
     words = "the cat saw the cat".split()
     assert find_span(words, ["the", "cat"]) == [0, 1]

@@ -12,8 +12,10 @@ import torch
 from adapters import LoRAConfig
 from conftest import tiny_adapter_model
 
+from molora_adapters.data.alignment import split_words
 from molora_adapters.oie import Extraction, LineResult, OIEPipeline, add_oie_head, write_results
 from molora_adapters.oie.cli import extract_lines, read_lines
+from molora_adapters.oie.extraction import span_text
 from molora_adapters.oie.formats.writers import format_jsonl, format_tabbed
 from molora_adapters.oie.labels import PRED_LABELS
 from molora_adapters.oie.pipeline import (
@@ -318,9 +320,9 @@ def test_precision_and_decoding_options(pipe, multilingual_sentences):
     out = bf16.extract(sents)
     assert len(out) == len(sents) and sum(map(len, out)) > 0
     for i, exts in enumerate(out):
-        words = sents[i].split()
+        offsets = [(a, b) for _, a, b in split_words(sents[i])]
         for e in exts:  # tuples stay well formed under bf16
-            assert e.sentence_index == i and e.relation == " ".join(words[p] for p in e.relation_pos)
+            assert e.sentence_index == i and e.relation == span_text(sents[i], offsets, e.relation_pos)
     assert bf16.decoding_config() == {
         "span_strategy": "nearest",
         "min_args": 0,

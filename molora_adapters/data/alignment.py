@@ -1,7 +1,9 @@
 """Word splitting and alignment of text-only tuple parts to word positions.
 
-Sentences are split into *words*: on whitespace, except for Chinese and Japanese, which are split into
-characters (their corpora and BenchIE-zh gold are character-tokenised). Scripts written without spaces
+Sentences are split into *words*: on whitespace, with punctuation peeled off the edges of words
+(``"Australien."`` -> ``"Australien"``, ``"."``; abbreviations, initials and mid-sentence ordinals keep their
+period), except for Chinese and Japanese, which are split into characters (their corpora and BenchIE-zh gold
+are character-tokenised). Already tokenised text (CaRB, OIE2016) splits exactly as on whitespace. Scripts written without spaces
 (Chinese, Japanese, Thai, Lao, Khmer, Myanmar) are *tokenised* without spaces between their words
 (:func:`is_unspaced`, :func:`join_words`): sub-word tokenizers such as XLM-R's put a word-start marker
 ``"▁"`` on every pre-split word, which for single characters mostly becomes a lone ``"▁"`` piece. A text-only argument is
@@ -38,6 +40,55 @@ DROP_REASONS: tuple[str, ...] = (
 """Every reason a tuple can be dropped for (``eval_overlap``: its sentence is in an evaluation set)."""
 
 _WS = re.compile(r"\S+")
+
+ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr mt gen col lt sgt capt rev hon inc co corp ltd bros vs etc al fig no nos "
+    "vol pp ed eds approx ca cf e.g i.e u.s u.k u.n a.d b.c jan feb mar apr jun jul aug sep sept oct nov dec "
+    "z.b bzw nr dt sog usw vgl evtl ggf hl s.a u.a d.h sra sres srta núm pág aprox av "
+    "г гг т.е т.д др им св".split()
+)
+"""Words after which a period does not end a sentence (lower-cased, without the final period)."""
+
+
+def _peelable(char: str) -> bool:
+    # punctuation and symbols, but not dashes ("Ein- und Ausgang") or apostrophes ("'s", "students'")
+    cat = unicodedata.category(char)
+    return cat[0] in "PS" and cat != "Pd" and char not in "'’"
+
+
+def _peel(text: str, start: int, end: int, last: bool) -> list[tuple[str, int, int]]:
+    """Split the whitespace-free chunk ``text[start:end]`` into leading punctuation, the word and trailing
+    punctuation, each mark its own word. A period is peeled only off the last chunk of the text and not
+    off an abbreviation or initial there (mid-sentence periods belong to abbreviations: ``"Calif."``,
+    ``"am 3. Mai"``), and never from the front (``".308"``). A chunk without letters or digits
+    (``"..."``, ``"``"``, ``"--"``) stays one word."""
+    if not any(c.isalnum() for c in text[start:end]):
+        return [(text[start:end], start, end)]
+    lo, hi = start, end
+    lead: list[tuple[str, int, int]] = []
+    while _peelable(text[lo]) and text[lo] != ".":
+        k = lo + 1
+        while text[k] == text[lo]:  # a run of one mark ("``", "((") is one word
+            k += 1
+        lead.append((text[lo:k], lo, k))
+        lo = k
+    trail: list[tuple[str, int, int]] = []
+    while _peelable(text[hi - 1]):
+        k = hi - 1
+        while text[k - 1] == text[hi - 1]:
+            k -= 1
+        if text[k:hi] == ".":
+            core = text[lo:k]
+            if (
+                not last
+                or core.lower() in ABBREVIATIONS
+                or "." in core
+                or (len(core) == 1 and core.isalpha())
+            ):
+                break
+        trail.append((text[k:hi], k, hi))
+        hi = k
+    return [*lead, (text[lo:hi], lo, hi), *reversed(trail)]
 
 
 def is_char_level(language: str | None) -> bool:
@@ -162,11 +213,13 @@ def split_words(text: str, language: str | None = None) -> list[tuple[str, int, 
         text (`str`): a sentence or a span.
         language (`str`, *optional*): language code; ``zh`` / ``ja`` split into non-space characters. When
             it is ``None``, text that is mostly Chinese / Japanese (:func:`looks_char_level`) is split into
-            characters too, anything else on whitespace.
+            characters too, anything else on whitespace with punctuation peeled off each word's edges (see
+            the module docstring).
     """
     if is_char_level(language) or (language is None and looks_char_level(text)):
         return [(c, i, i + 1) for i, c in enumerate(text) if not c.isspace()]
-    return [(m.group(), m.start(), m.end()) for m in _WS.finditer(text)]
+    chunks = list(_WS.finditer(text))
+    return [w for k, m in enumerate(chunks) for w in _peel(text, m.start(), m.end(), k == len(chunks) - 1)]
 
 
 def _norm(word: str) -> str:

@@ -515,7 +515,8 @@ class OIEPipeline:
         Args:
             sentences (`str` or `Sequence[str]`): one sentence or many.
             language (`str` or `Sequence[str]`, *optional*): language code(s); ``zh`` / ``ja`` split
-                sentences into characters, anything else on whitespace; scripts without spaces are tokenised
+                sentences into characters, anything else on whitespace with punctuation peeled off the words
+                (:func:`~molora_adapters.data.alignment.split_words`); scripts without spaces are tokenised
                 as unspaced text (see :mod:`molora_adapters.data.tokenization`).
             batch_size (`int`, *optional*, defaults to 32): encoder inputs per forward pass.
 

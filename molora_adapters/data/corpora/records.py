@@ -69,12 +69,20 @@ def align_tuple(
     def split(t: str) -> list[str]:
         return [w for w, _, _ in split_words(t, language)]
 
+    def find(t: str, avoid: set[int]) -> list[int] | None:
+        # a span ending mid-sentence ("Calif.") keeps the period its sentence keeps there
+        span = split(t)
+        pos = find_span(words, span, avoid=avoid)
+        if pos is None and len(span) > 1 and span[-1] == "." and t.rstrip().endswith("."):
+            pos = find_span(words, [*span[:-2], span[-2] + "."], avoid=avoid)
+        return pos
+
     if not raw["relation"].strip():
         return None, "empty_relation"
     note = ""
     rel = raw.get("relation_pos")
     if rel is None:
-        rel = find_span(words, split(raw["relation"]))
+        rel = find(raw["relation"], set())
         if rel is None:
             return None, "relation_not_found"
     used = set(rel)
@@ -91,7 +99,7 @@ def align_tuple(
         if not text.strip():
             positions.append([])
             continue
-        pos = find_span(words, split(text), avoid=used)
+        pos = find(text, used)
         if pos is not None:
             positions.append(pos)
         elif k == 0:  # the subject is never split

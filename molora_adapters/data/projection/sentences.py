@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..alignment import ABBREVIATIONS as _ABBREVIATIONS
 from ..llm.languages import get_language
 from ..llm.validation import tokenize
 
@@ -67,13 +68,6 @@ class Sentence:
         return cls(" ".join(words), language, tuple(words), tuple(spans))
 
 
-# Tokens after which a period does not end a sentence (lower-cased, without the final period).
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr mt gen col lt sgt capt rev hon inc co corp ltd bros vs etc al fig no nos "
-    "vol pp ed eds approx ca cf e.g i.e u.s u.k u.n a.d b.c jan feb mar apr jun jul aug sep sept oct nov dec "
-    "z.b bzw nr dt sog usw vgl evtl ggf hl s.a u.a d.h sra sres srta núm pág aprox av "
-    "г гг т.е т.д др им св".split()
-)
 _ENDERS = ".!?。！？।؟"
 _CLOSERS = "\"'”’»)]」』）"
 _OPENERS = "\"'“‘«([「『（¿¡"
