@@ -3,7 +3,7 @@
 Sentences are split into *words*: on whitespace, with punctuation peeled off the edges of words
 (``"Australien."`` -> ``"Australien"``, ``"."``; abbreviations, initials and mid-sentence ordinals keep their
 period), except for Chinese and Japanese, which are split into characters (their corpora and BenchIE-zh gold
-are character-tokenised). Already tokenised text (CaRB, OIE2016) splits exactly as on whitespace. Scripts written without spaces
+are character-tokenised). Tokenised English (CaRB en test, BenchIE en) splits exactly as on whitespace. Scripts written without spaces
 (Chinese, Japanese, Thai, Lao, Khmer, Myanmar) are *tokenised* without spaces between their words
 (:func:`is_unspaced`, :func:`join_words`): sub-word tokenizers such as XLM-R's put a word-start marker
 ``"▁"`` on every pre-split word, which for single characters mostly becomes a lone ``"▁"`` piece. A text-only argument is
