@@ -125,6 +125,7 @@ DEFAULTS = {  # sized for about 2.5 h on 2 quiet CPU cores (see --estimate); the
     "seeds": [0, 1, 2],
     "tydiqa_per_language": 30,
     "mlqa_questions": 100,
+    "precision": "fp32",
 }
 GATE = {  # chosen on the dev fold (fold 11, never a test fold): zero-shot English, lr 1e-4, 150 steps scored dev
     # en F1 7.1 / 19.7 / 35.2 / 41.4 / 47.3 / 51.1 / 55.0 / 51.5 / 56.4 at steps 15..135 and 57.6 at 150
@@ -176,7 +177,10 @@ RUN_KEYS = (
     "tydiqa_per_language",
     "mlqa_questions",
     "xquad_per_fold",
+    "precision",
 )
+# keys added after runs were recorded, with the value those runs used
+LEGACY_SETTINGS = {"precision": "fp32"}
 
 
 # --------------------------------------------------------------------------------------------------- statistics
@@ -282,6 +286,7 @@ def train_arm(arm, model_dir, tokenizer, data, args, seed, callbacks=()):
         save_strategy="no",
         report_to=[],
         use_cpu=not torch.cuda.is_available(),
+        bf16=args.precision == "bf16",
         seed=seed,
         disable_tqdm=False,
     )
@@ -305,7 +310,7 @@ def score(model, tokenizer, examples, args, sources=None) -> dict[str, list[floa
         doc_stride=args.doc_stride,
         batch_size=args.eval_batch_size,
         max_query_length=args.max_query_length,
-        precision="fp32",  # the protocol's recorded runs were scored in float32
+        precision=args.precision,
     )
     preds = predict_answers(pipe, examples, sources)
     refs = {e.id: [a[0] for a in e.answers] for e in examples}
@@ -465,7 +470,7 @@ def load_runs(args, arms, folds, seeds) -> dict[str, list[dict]]:
                 if not path.is_file():
                     continue
                 run = json.loads(path.read_text(encoding="utf-8"))
-                if run["settings"] != want:
+                if _settings_of(run) != want:
                     continue
                 for name, _ in evals_of(arm):
                     out.setdefault(name, []).append(
@@ -557,6 +562,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         "--curve-questions", type=int, default=200, help="--dev: size of the learning-curve sample."
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=None,
+        help="Training (TrainingArguments(bf16=True)) and scoring precision; bf16 where the CPU has AMX/avx512_bf16.",
     )
     p.add_argument("--eval-batch-size", type=int, default=32)
     p.add_argument("--bootstrap", type=int, default=2000)
@@ -690,7 +701,12 @@ def _done(args, fold: int, seed: int, arm: str) -> bool:
     path = run_path(args, arm, fold, seed)
     if not path.is_file():
         return False
-    return json.loads(path.read_text(encoding="utf-8")).get("settings") == run_settings(args)
+    return _settings_of(json.loads(path.read_text(encoding="utf-8"))) == run_settings(args)
+
+
+def _settings_of(run: dict) -> dict:
+    """A run file's settings, keys added since it was written filled with the values it used."""
+    return {**LEGACY_SETTINGS, **run.get("settings", {})}
 
 
 def _machine(args) -> str:
