@@ -314,6 +314,25 @@ def test_runs_on_disk_resume_and_settings(tmp_path):
         bench.parse_args(["--folds", "11"])  # the dev fold is never a test fold
 
 
+def test_runs_written_before_precision_read_as_float32(tmp_path):
+    import json
+
+    bench = _bench()
+    fp32 = bench.parse_args(
+        ["--runs-dir", str(tmp_path), "--scale", "gate", "--steps", "150", "--precision", "fp32"]
+    )
+    legacy = {
+        k: v for k, v in bench.run_settings(fp32).items() if k != "precision"
+    }  # as the 150-step runs hold it
+    record = {"settings": legacy, "scores": {"zero_shot_en": {"xquad": {}}}}
+    bench.run_path(fp32, "zero_shot_en", 0, 0).write_text(json.dumps(record))
+    assert bench._done(fp32, 0, 0, "zero_shot_en")
+    gate = bench.parse_args(["--runs-dir", str(tmp_path), "--scale", "gate"])
+    assert (gate.steps, gate.lr, gate.precision) == (300, 1e-4, "bf16")  # the size chosen on dev
+    assert not bench._done(gate, 0, 0, "zero_shot_en")
+    assert bench.parse_args([]).precision == "fp32"
+
+
 def test_protocol_settings():
     bench = _bench()
     args = bench.parse_args([])
