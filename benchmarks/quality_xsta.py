@@ -497,21 +497,15 @@ def load_runs(args, arms, folds, seeds) -> dict[str, list[dict]]:
 def estimate(args, bench, n_rows_per_question: float = 1.05) -> dict:
     """Rough CPU seconds of the planned runs (see ``TRAIN_ROW_SECONDS`` / ``EVAL_ROW_SECONDS``)."""
     n_runs = len(args.arms) * len(args.folds) * len(args.seeds)
+    train_rate, eval_rate = TRAIN_ROW_SECONDS[args.precision], EVAL_ROW_SECONDS[args.precision]
     rows_per_step = 2 * args.batch_pairs * args.grad_accum
-    train = n_runs * args.steps * rows_per_step * TRAIN_ROW_SECONDS[args.precision]
+    train = n_runs * args.steps * rows_per_step * train_rate
     per_fold = len(bench["xquad"]["en"]) / args.n_folds if not args.xquad_per_fold else args.xquad_per_fold
     xquad_q = per_fold * len(bench["xquad"])
     units = sum(1 + (1 if a == "xsta" else 0) * 2 for a in args.arms)  # paired inference reads 2 rows
-    evals = (
-        len(args.folds)
-        * len(args.seeds)
-        * units
-        * xquad_q
-        * n_rows_per_question
-        * EVAL_ROW_SECONDS[args.precision]
-    )
+    evals = len(args.folds) * len(args.seeds) * units * xquad_q * n_rows_per_question * eval_rate
     extra_q = sum(len(v) for v in bench["tydiqa"].values()) * 1.4 + len(bench["mlqa_de"]) * 1.3
-    evals += len(args.arms) * len(args.seeds) * extra_q * EVAL_ROW_SECONDS[args.precision]
+    evals += len(args.arms) * len(args.seeds) * extra_q * eval_rate
     return {
         "runs": n_runs,
         "train_s": round(train),

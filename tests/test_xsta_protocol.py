@@ -321,9 +321,8 @@ def test_runs_written_before_precision_read_as_float32(tmp_path):
     fp32 = bench.parse_args(
         ["--runs-dir", str(tmp_path), "--scale", "gate", "--steps", "150", "--precision", "fp32"]
     )
-    legacy = {
-        k: v for k, v in bench.run_settings(fp32).items() if k != "precision"
-    }  # as the 150-step runs hold it
+    # the settings as the 150-step runs hold them: no `precision` key
+    legacy = {k: v for k, v in bench.run_settings(fp32).items() if k != "precision"}
     record = {"settings": legacy, "scores": {"zero_shot_en": {"xquad": {}}}}
     bench.run_path(fp32, "zero_shot_en", 0, 0).write_text(json.dumps(record))
     assert bench._done(fp32, 0, 0, "zero_shot_en")
