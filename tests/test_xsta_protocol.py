@@ -303,6 +303,17 @@ def test_runs_on_disk_resume_and_settings(tmp_path):
         record = {"settings": bench.run_settings(args), "scores": {"translate_train": run["scores"]}}
         bench.run_path(args, "translate_train", fold, seed).write_text(json.dumps(record))
     assert bench._done(args, 0, 0, "translate_train") and not bench._done(args, 1, 1, "translate_train")
+    # --estimate plans only the missing run (seed 1, fold 1): its training at the arm's rate, no TyDiQA / MLQA
+    tt = bench.parse_args(
+        ["--runs-dir", str(tmp_path), "--seeds", "0", "1", "--folds", "0", "1", "--arms", "translate_train"]
+    )
+    fake = {"xquad": {"en": range(1200), "de": range(1200)}, "tydiqa": {"en": range(7)}, "mlqa_de": range(5)}
+    plan = bench.estimate(tt, fake)
+    rows = tt.steps * 2 * tt.batch_pairs * tt.grad_accum
+    want = rows * bench.TRAIN_ROW_SECONDS[tt.precision] * bench.ARM_TRAIN_FACTOR["translate_train"]
+    assert (plan["runs"], plan["planned"], plan["train_s"]) == (1, 4, round(want))
+    per_fold = tt.xquad_per_fold or 1200 / tt.n_folds
+    assert plan["eval_s"] == round(per_fold * 2 * 1.05 * bench.EVAL_ROW_SECONDS[tt.precision]) > 0
     runs = bench.load_runs(args, ["translate_train"], [0, 1], [0, 1])
     assert sorted((r["seed"], r["fold"]) for r in runs["translate_train"]) == [(0, 0), (0, 1)]
     other = bench.parse_args(
