@@ -158,12 +158,12 @@ QUICK = {
     "mlqa_questions": 5,
     "xquad_per_fold": 6,
 }
-# seconds per encoder row (one window of about 180 real tokens) on 2 quiet cores, for --estimate only. Training:
-# the zero-shot dev run, 60 steps of 64 rows in 438.6 s (learning-curve scoring included); X-STA's paired rows
-# were not timed then. Evaluation: measured under load, scaled by 1/4. bf16: the 300-step
-# dev run's scoring 0.64x the float32 run's; training: the 300-step zero-shot run on fold 0, 19,200 rows in 1,912 s.
-# Per arm, training relative to zero-shot (fold 0, seed 0, 300 steps, bf16): translate-train 2,324 s (the machine
-# not quite quiet), X-STA 3,309 s (its pairs run a second encoder pass per row and the MGSA layer).
+# seconds per encoder row (one window of about 180 real tokens) on 2 quiet cores, for --estimate only.
+# fp32: training from the zero-shot dev run, 60 steps of 64 rows in 438.6 s (curve scoring included); evaluation
+# measured under load, scaled by 1/4. bf16: training from the 300-step zero-shot run on fold 0 (19,200 rows in
+# 1,912 s); evaluation 0.64x float32's (the 300-step dev run). Per arm, training relative to zero-shot (fold 0,
+# seed 0, 300 steps, bf16): translate-train 2,324 s (the machine not quite quiet), X-STA 3,309 s (its pairs run a
+# second encoder pass per row and the MGSA layer).
 TRAIN_ROW_SECONDS = {"fp32": 0.115, "bf16": 0.0996}
 ARM_TRAIN_FACTOR = {"zero_shot_en": 1.0, "translate_train": 1.22, "xsta": 1.73}
 EVAL_ROW_SECONDS = {"fp32": 0.15, "bf16": 0.096}
@@ -499,8 +499,8 @@ def load_runs(args, arms, folds, seeds) -> dict[str, list[dict]]:
 
 def estimate(args, bench, n_rows_per_question: float = 1.05) -> dict:
     """Rough CPU seconds of the planned runs still missing on disk (see ``TRAIN_ROW_SECONDS``)."""
-    jobs = [(f, s, a) for f in args.folds for s in args.seeds for a in args.arms]
-    todo = [] if args.aggregate_only else [j for j in jobs if not _done(args, *j)]
+    jobs, todo = planned_runs(args)
+    todo = [] if args.aggregate_only else todo
     n_runs = len(todo)
     train_rate, eval_rate = TRAIN_ROW_SECONDS[args.precision], EVAL_ROW_SECONDS[args.precision]
     rows_per_step = 2 * args.batch_pairs * args.grad_accum
@@ -641,8 +641,9 @@ def main(argv=None) -> int:
     plan = estimate(args, bench)
     print(
         f"plan: arms {args.arms}, folds {args.folds} of {args.n_folds}, seeds {args.seeds}, {args.steps} steps of "
-        f"{args.batch_pairs * args.grad_accum} pairs; {plan['runs']} of {plan['planned']} runs to do, estimated {plan['total_h']} h on 2 quiet "
-        f"CPU cores (training {plan['train_s']} s, evaluation {plan['eval_s']} s; rough)",
+        f"{args.batch_pairs * args.grad_accum} pairs; {plan['runs']} of {plan['planned']} runs to do, estimated "
+        f"{plan['total_h']} h on 2 quiet CPU cores (training {plan['train_s']} s, evaluation {plan['eval_s']} s; "
+        "rough)",
         flush=True,
     )
     if args.steps < GATE["steps"] and not args.quick:
@@ -668,8 +669,7 @@ def run_all(args, xquad, tydiqa_train, bench) -> None:
 
     model_dir = resolve_model_name_or_path(args.model)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    jobs = [(f, s, a) for f in args.folds for s in args.seeds for a in args.arms]
-    todo = [j for j in jobs if not _done(args, *j)]
+    jobs, todo = planned_runs(args)
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already on disk", flush=True)
     data_of: dict[int, dict] = {}
     for fold, seed, arm in tqdm(todo, desc="runs"):
@@ -709,6 +709,12 @@ def run_all(args, xquad, tydiqa_train, bench) -> None:
         }
         atomic_write_text(run_path(args, arm, fold, seed), json.dumps(record, separators=(",", ":")) + "\n")
         del model
+
+
+def planned_runs(args) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, str]]]:
+    """``(jobs, todo)``: every ``(fold, seed, arm)`` run in the order they run, and those not yet on disk."""
+    jobs = [(f, s, a) for f in args.folds for s in args.seeds for a in args.arms]
+    return jobs, [j for j in jobs if not _done(args, *j)]
 
 
 def _done(args, fold: int, seed: int, arm: str) -> bool:
