@@ -266,6 +266,11 @@ def test_summary_means_gate_and_contrasts():
     gate = bench.sanity_gate({"zero_shot_en": entry, "translate_train": tt_entry})
     assert gate["zero_shot_en_xquad_en_f1"] == 50.0 and gate["en_f1_ok"] and gate["translate_train_ok"]
     assert gate["passed"] is True
+    status = bench.findings_status(gate, {"zero_shot_en": entry, "translate_train": tt_entry})
+    assert status.startswith("NOT findings: progress only: translate_train, zero_shot_en")  # 2 seeds < 3
+    three = {n: {**e, "seeds": [0, 1, 2]} for n, e in (("zero_shot_en", entry), ("translate_train", tt_entry))}
+    assert bench.findings_status(gate, three) == "findings: the sanity gate passed"
+    assert bench.findings_status({**gate, "passed": False}, three).startswith("NOT findings: the sanity gate")
     diff = bench.contrast(tt, zero, paragraph, 500)
     assert diff["diff"] == 0.0 and diff["ci95"][0] < 0 < diff["ci95"][1]  # seeds disagree by +-50
     same = bench.contrast(tt, [_run(s, f, ids, 0.25, langs) for s in (0, 1) for f, ids in ((0, "ab"), (1, "c"))],
